@@ -1,0 +1,12 @@
+"""loopin: self-hosted human review of machine-learning predictions.
+
+The public surface is the SDK client and its errors; the server lives in
+``loopin.server`` and is started with ``loopin serve``.
+"""
+
+from loopin.client import Client
+from loopin.errors import LoopinError
+
+__all__ = ["Client", "LoopinError", "__version__"]
+
+__version__ = "0.1.0"

@@ -1,0 +1,84 @@
+"""Admin access keys: an id and a secret, shown once, stored encrypted, revocable.
+
+The secret is encrypted (Fernet, keyed from the server's secret key) rather than hashed
+because AWS SigV4 verification needs the secret itself to recompute signatures.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import secrets
+import string
+from dataclasses import dataclass
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from loopin.errors import AuthenticationError, NotFoundError, ValidationError
+from loopin.models import AccessKey
+from loopin.signing import derive_key
+
+_ID_ALPHABET = string.ascii_uppercase + string.digits
+
+
+@dataclass(frozen=True)
+class NewAccessKey:
+    access_key_id: str
+    secret_access_key: str
+    description: str
+    created_at: int
+
+
+def _fernet(secret_key: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(derive_key(secret_key, "loopin-access-keys")))
+
+
+def create_key(session: Session, *, secret_key: str, description: str, now_ms: int) -> NewAccessKey:
+    if len(description) > 256:
+        raise ValidationError("The description is longer than 256 characters.")
+    key_id = "LKIA" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
+    secret = secrets.token_urlsafe(30)[:40]
+    session.add(
+        AccessKey(
+            key_id=key_id,
+            secret_encrypted=_fernet(secret_key).encrypt(secret.encode()).decode(),
+            description=description,
+            created_at=now_ms,
+        )
+    )
+    return NewAccessKey(key_id, secret, description, now_ms)
+
+
+def list_keys(session: Session) -> list[AccessKey]:
+    return list(session.scalars(select(AccessKey).order_by(AccessKey.created_at)))
+
+
+def revoke_key(session: Session, key_id: str, *, now_ms: int) -> None:
+    key = session.get(AccessKey, key_id)
+    if key is None:
+        raise NotFoundError(f"No access key '{key_id}'.")
+    if key.revoked_at is None:
+        key.revoked_at = now_ms
+
+
+def secret_for(session: Session, key_id: str, *, secret_key: str) -> str:
+    """The secret of an active key (for signature checks); AuthenticationError if none."""
+    key = session.get(AccessKey, key_id)
+    if key is None or key.revoked_at is not None:
+        raise AuthenticationError("The access key id is unknown or revoked.")
+    try:
+        return _fernet(secret_key).decrypt(key.secret_encrypted.encode()).decode()
+    except InvalidToken as exc:
+        raise AuthenticationError(
+            "The access key cannot be read with this server's secret key."
+        ) from exc
+
+
+def authenticate(session: Session, key_id: str, secret: str, *, secret_key: str) -> str:
+    """Check an id/secret pair; returns the key id."""
+    expected = secret_for(session, key_id, secret_key=secret_key)
+    if not hmac.compare_digest(expected.encode(), secret.encode()):
+        raise AuthenticationError("The access key id or secret is wrong.")
+    return key_id

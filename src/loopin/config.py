@@ -1,0 +1,152 @@
+"""Every setting of loopin, declared once.
+
+Values come from (lowest to highest precedence) the defaults below, an optional TOML
+config file (``LOOPIN_CONFIG`` or ``--config``), and ``LOOPIN_<NAME>`` environment
+variables. Nothing here touches the disk at import; ``Settings.load`` reads, and
+``ensure_secret_key`` creates the secret on first start.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "LOOPIN_"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: Path = Field(
+        default=Path("./loopin-data"),
+        description="Folder for the SQLite database, the local object store and the secret key.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the database. Empty: a SQLite file in the data directory. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/dbname",
+    )
+    store_root: Path | None = Field(
+        default=None,
+        description="Folder of the local object store. Empty: <data_dir>/objects. Buckets are "
+        "sub-folders: s3://bucket/key is stored at <store_root>/bucket/key.",
+    )
+    s3_endpoint_url: str = Field(
+        default="",
+        description="Use an external S3-compatible store at this URL for s3:// locations instead "
+        "of the local folder. Empty with s3_use_aws=false: the local folder.",
+    )
+    s3_use_aws: bool = Field(
+        default=False,
+        description="Use AWS S3 itself (boto3's default endpoint) for s3:// locations.",
+    )
+    s3_region: str = Field(default="us-east-1", description="Region for the external S3 store.")
+    s3_access_key_id: str = Field(
+        default="", description="Access key for the external S3 store (empty: boto3's chain)."
+    )
+    s3_secret_access_key: str = Field(
+        default="", description="Secret key for the external S3 store (empty: boto3's chain)."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `loopin serve` listens on.")
+    port: int = Field(default=8321, ge=0, le=65535, description="Port `loopin serve` listens on.")
+    public_url: str = Field(
+        default="",
+        description="Base URL users reach the server at (links, signed URLs). "
+        "Empty: http://<host>:<port>.",
+    )
+    region: str = Field(default="us-east-1", description="Region used in ARNs.")
+    account_id: str = Field(
+        default="000000000000", description="12-digit account id used in ARNs."
+    )
+    secret_key: str = Field(
+        default="",
+        description="Key that signs sessions and URLs and encrypts access-key secrets. Empty: "
+        "generated on first start into <data_dir>/secret_key (mode 0600) and reused.",
+    )
+    job_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often each server process runs the periodic jobs (lease expiry, "
+        "availability expiry, output retries).",
+    )
+    signed_url_ttl_seconds: int = Field(
+        default=900, ge=1, description="Lifetime of signed read URLs for stored objects."
+    )
+    worker_token_ttl_seconds: int = Field(
+        default=12 * 3600, ge=60, description="Lifetime of a worker's sign-in token."
+    )
+    max_active_loops: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Human loops that may be InProgress at once; StartHumanLoop beyond it "
+        "answers ServiceQuotaExceededException.",
+    )
+    db_pool_size: int = Field(
+        default=20, ge=1, description="Database connections each server process may hold."
+    )
+
+    @field_validator("account_id")
+    @classmethod
+    def _twelve_digits(cls, value: str) -> str:
+        if len(value) != 12 or not value.isdigit():
+            raise ValueError("account_id must be exactly 12 digits")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'loopin.db').resolve()}"
+
+    @property
+    def resolved_store_root(self) -> Path:
+        return (self.store_root or self.data_dir / "objects").resolve()
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def uses_external_s3(self) -> bool:
+        return bool(self.s3_endpoint_url) or self.s3_use_aws
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        config_file: Path | None = None,
+        environ: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Defaults < config file < environment < explicit overrides."""
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        path = config_file or (Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else None)
+        if path is not None:
+            with open(path, "rb") as fh:
+                values.update(tomllib.load(fh))
+        for name in cls.model_fields:
+            key = ENV_PREFIX + name.upper()
+            if key in env:
+                values[name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def ensure_secret_key(self) -> Settings:
+        """Return settings with a secret key, creating ``<data_dir>/secret_key`` if needed."""
+        if self.secret_key:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "secret_key"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            key = path.read_text().strip()
+        else:
+            key = secrets.token_urlsafe(48)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key + "\n")
+        return self.model_copy(update={"secret_key": key})

@@ -1,0 +1,116 @@
+"""Flow definitions: which team answers which template, how many times, how fast, and
+where the output goes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from loopin.errors import NotFoundError, ResourceInUseError, ValidationError
+from loopin.models import FlowDefinition, HumanLoop
+from loopin.store import normalize_output_location
+from loopin.task_templates import get_task_ui
+from loopin.validation import check_name, check_text
+from loopin.workforce import get_team
+
+KEYWORD = re.compile(r"^[A-Za-z0-9]+( [A-Za-z0-9]+)*$")
+ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+DEFAULT_AVAILABILITY_S = 864_000  # 10 days
+MAX_AVAILABILITY_S = 864_000
+DEFAULT_TIME_LIMIT_S = 3_600
+MIN_TIME_LIMIT_S = 30
+MAX_TIME_LIMIT_S = 28_800  # Ground Truth's limit for custom tasks: 8 hours
+
+
+def create_flow(
+    session: Session,
+    *,
+    name: str,
+    team: str,
+    task_ui: str,
+    title: str,
+    description: str,
+    output_path: str,
+    task_count: int = 1,
+    keywords: Sequence[str] = (),
+    availability_lifetime_s: int = DEFAULT_AVAILABILITY_S,
+    time_limit_s: int = DEFAULT_TIME_LIMIT_S,
+    role_arn: str | None = None,
+    now_ms: int,
+) -> FlowDefinition:
+    check_name(name, what="Flow definition name")
+    check_text(title, what="Task title", max_len=128)
+    check_text(description, what="Task description", max_len=255)
+    _check_int(task_count, what="TaskCount", low=1, high=3)
+    _check_int(
+        availability_lifetime_s, what="Task availability lifetime", low=1, high=MAX_AVAILABILITY_S
+    )
+    _check_int(time_limit_s, what="Task time limit", low=MIN_TIME_LIMIT_S, high=MAX_TIME_LIMIT_S)
+    keywords = list(keywords)
+    if len(keywords) > 5 or any(
+        not isinstance(k, str) or not 1 <= len(k) <= 30 or not KEYWORD.match(k) for k in keywords
+    ):
+        raise ValidationError(
+            "Task keywords: at most 5, each 1 to 30 letters or digits (single spaces between words)."
+        )
+    if role_arn is not None and (len(role_arn) > 2048 or not ROLE_ARN.match(role_arn)):
+        raise ValidationError(f"'{role_arn}' is not an IAM role ARN.")
+    output = normalize_output_location(output_path)
+    if session.scalar(select(FlowDefinition.id).where(FlowDefinition.name == name)) is not None:
+        raise ResourceInUseError(f"A flow definition named '{name}' exists already.")
+    flow = FlowDefinition(
+        name=name,
+        team_id=get_team(session, team).id,
+        task_ui_id=get_task_ui(session, task_ui).id,
+        title=title,
+        description=description,
+        keywords=json.dumps(keywords),
+        task_count=task_count,
+        availability_lifetime_s=availability_lifetime_s,
+        time_limit_s=time_limit_s,
+        output_path=output,
+        role_arn=role_arn,
+        created_at=now_ms,
+    )
+    session.add(flow)
+    session.flush()
+    return flow
+
+
+def get_flow(session: Session, name: str) -> FlowDefinition:
+    flow = session.scalar(select(FlowDefinition).where(FlowDefinition.name == name))
+    if flow is None:
+        raise NotFoundError(f"No flow definition named '{name}'.")
+    return flow
+
+
+def list_flows(session: Session) -> list[FlowDefinition]:
+    return list(session.scalars(select(FlowDefinition).order_by(FlowDefinition.name)))
+
+
+def delete_flow(session: Session, name: str) -> None:
+    flow = get_flow(session, name)
+    active = session.scalar(
+        select(HumanLoop.name)
+        .where(HumanLoop.flow_id == flow.id, HumanLoop.status.in_(("InProgress", "Stopping")))
+        .limit(1)
+    )
+    if active is not None:
+        raise ResourceInUseError(
+            f"Flow definition '{name}' still has active human loops (for example '{active}'); "
+            "stop them first."
+        )
+    if session.scalar(select(HumanLoop.id).where(HumanLoop.flow_id == flow.id).limit(1)):
+        raise ResourceInUseError(
+            f"Flow definition '{name}' still has human loops; delete them first."
+        )
+    session.delete(flow)
+
+
+def _check_int(value: int, *, what: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(f"{what} must be a whole number from {low} to {high}.")

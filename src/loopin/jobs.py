@@ -1,0 +1,98 @@
+"""Periodic work, idempotent and safe when several server processes run it at once:
+lease expiry, availability expiry and (re)writing pending outputs."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Sequence
+
+from loopin.arns import arn
+from loopin.context import Services
+from loopin.errors import LoopinError
+from loopin.loops import (
+    build_output,
+    claim_pending_outputs,
+    complete_output,
+    output_failed,
+    output_uri_for,
+)
+from loopin.models import FlowDefinition
+from loopin.tasks import expire_leases, expire_loops
+
+log = logging.getLogger("loopin.jobs")
+# How long one process may spend writing an output before another process retries it.
+OUTPUT_CLAIM_MS = 60_000
+MAX_BACKOFF_MS = 300_000
+
+
+def write_pending_outputs(ctx: Services, *, loop_ids: Sequence[int] = (), limit: int = 100) -> int:
+    """Write the output.json of loops whose answers are all in; returns how many succeeded.
+
+    The file is written outside any transaction and the loop is marked afterwards, so a
+    crash in between only means the (identical) file is written once more later.
+    """
+    now = ctx.clock.now_ms()
+    with ctx.db.write() as session:
+        loops = claim_pending_outputs(
+            session, now_ms=now, retry_after_ms=OUTPUT_CLAIM_MS, limit=limit, loop_ids=loop_ids
+        )
+        work = []
+        for loop in loops:
+            flow = session.get_one(FlowDefinition, loop.flow_id)
+            flow_arn = arn(ctx.settings.region, ctx.settings.account_id, "flow-definition", flow.name)
+            body = build_output(session, loop, flow_arn=flow_arn, issuer=ctx.settings.resolved_public_url)
+            work.append((loop.id, loop.output_attempts, output_uri_for(flow, loop), body))
+    written = 0
+    for loop_id, attempts, uri, body in work:
+        try:
+            ctx.store.put(uri, body, content_type="application/json")
+        except LoopinError as exc:
+            log.warning("output %s not written (attempt %d): %s", uri, attempts, exc)
+            backoff = min(MAX_BACKOFF_MS, 1000 * 2 ** min(attempts, 16))
+            with ctx.db.write() as session:
+                output_failed(
+                    session,
+                    loop_id,
+                    error=str(exc),
+                    next_attempt_ms=ctx.clock.now_ms() + random.randint(backoff // 2, backoff),
+                )
+            continue
+        with ctx.db.write() as session:
+            complete_output(session, loop_id, uri=uri, now_ms=ctx.clock.now_ms())
+        written += 1
+    return written
+
+
+def run_once(ctx: Services) -> dict[str, int]:
+    with ctx.db.write() as session:
+        leases = expire_leases(session, now_ms=ctx.clock.now_ms())
+    with ctx.db.write() as session:
+        expired = expire_loops(session, now_ms=ctx.clock.now_ms())
+    outputs = write_pending_outputs(ctx)
+    return {"leases_expired": leases, "loops_expired": expired, "outputs_written": outputs}
+
+
+class JobRunner:
+    """Runs ``run_once`` every ``settings.job_interval_seconds`` in a daemon thread."""
+
+    def __init__(self, ctx: Services) -> None:
+        self._ctx = ctx
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="loopin-jobs", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        interval = self._ctx.settings.job_interval_seconds
+        while not self._stop.wait(interval * random.uniform(0.8, 1.2)):
+            try:
+                run_once(self._ctx)
+            except Exception:  # a job must never take the server down; log and go on
+                log.exception("periodic jobs failed; retrying next round")

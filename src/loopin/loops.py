@@ -1,0 +1,364 @@
+"""Human loops: start, describe, list, stop, delete, and the output document.
+
+Status moves InProgress -> Completed | Failed | Stopping -> Stopped. A loop whose answers
+are all in first gets ``output_state='pending'``; it takes its final status only once its
+``output.json`` exists (see ``jobs.write_pending_outputs``), so no loop is ever Completed
+without its file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from loopin.clock import iso_ms, utc_path
+from loopin.errors import ConflictError, NotFoundError, ValidationError
+from loopin.flows import get_flow
+from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Worker
+from loopin.store import join_uri
+from loopin.validation import LOOP_NAME, check_name
+
+MAX_INPUT_CHARS = 3_145_728
+MAX_PAGE_SIZE = 100
+CONTENT_CLASSIFIERS = {"FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"}
+ACTIVE = ("InProgress", "Stopping")
+
+
+@dataclass(frozen=True)
+class LoopPage:
+    loops: list[tuple[HumanLoop, str]]  # (loop, flow name)
+    next_token: str | None
+
+
+def parse_input(input_content: str) -> dict[str, Any]:
+    if not isinstance(input_content, str):
+        raise ValidationError("InputContent must be a string holding a JSON object.")
+    if len(input_content) > MAX_INPUT_CHARS:
+        raise ValidationError(
+            f"InputContent is {len(input_content):,} characters; the limit is {MAX_INPUT_CHARS:,}."
+        )
+    try:
+        value = json.loads(input_content)
+    except ValueError as exc:
+        raise ValidationError(f"InputContent is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValidationError("InputContent must be a JSON object ({...}).")
+    return value
+
+
+def start_loop(
+    session: Session,
+    *,
+    name: str,
+    flow_name: str,
+    input_content: str,
+    content_classifiers: Sequence[str] | None = None,
+    now_ms: int,
+) -> tuple[HumanLoop, bool]:
+    """Start a loop, or return the existing one when name, flow and input are the same.
+
+    Returns ``(loop, created)``. Same name with another input or flow: ConflictError.
+    """
+    check_name(name, what="Human loop name", pattern=LOOP_NAME)
+    parse_input(input_content)
+    if content_classifiers is not None:
+        unknown = set(content_classifiers) - CONTENT_CLASSIFIERS
+        if unknown or len(content_classifiers) > 256:
+            raise ValidationError(
+                "ContentClassifiers may hold only FreeOfPersonallyIdentifiableInformation and "
+                "FreeOfAdultContent."
+            )
+    flow = get_flow(session, flow_name)
+    digest = hashlib.sha256(input_content.encode()).hexdigest()
+    existing = session.scalar(select(HumanLoop).where(HumanLoop.name == name))
+    if existing is not None:
+        if existing.flow_id == flow.id and existing.input_sha256 == digest:
+            return existing, False
+        raise ConflictError(
+            f"A human loop named '{name}' exists already with a different input or flow "
+            "definition. Use a new name."
+        )
+    loop = HumanLoop(
+        name=name,
+        flow_id=flow.id,
+        status="InProgress",
+        input_content=input_content,
+        input_sha256=digest,
+        content_classifiers=json.dumps(list(content_classifiers))
+        if content_classifiers is not None
+        else None,
+        created_at=now_ms,
+        expires_at=now_ms + flow.availability_lifetime_s * 1000,
+        output_state="none",
+        output_attempts=0,
+    )
+    session.add(loop)
+    session.flush()
+    session.execute(
+        insert(TaskSlot),
+        [
+            {"loop_id": loop.id, "flow_id": flow.id, "slot_index": i, "status": "available"}
+            for i in range(flow.task_count)
+        ],
+    )
+    return loop, True
+
+
+def get_loop(session: Session, name: str, *, for_update: bool = False) -> HumanLoop:
+    query = select(HumanLoop).where(HumanLoop.name == name)
+    if for_update:
+        query = query.with_for_update()
+    loop = session.scalar(query)
+    if loop is None:
+        raise NotFoundError(f"No human loop named '{name}'.")
+    return loop
+
+
+def list_loops(
+    session: Session,
+    *,
+    flow_name: str | None = None,
+    created_after_ms: int | None = None,
+    created_before_ms: int | None = None,
+    sort_order: str = "Descending",
+    page_token: str | None = None,
+    max_results: int = MAX_PAGE_SIZE,
+) -> LoopPage:
+    """Keyset pagination over (created_at, id): stable under inserts, never OFFSET."""
+    if sort_order not in ("Ascending", "Descending"):
+        raise ValidationError("SortOrder must be 'Ascending' or 'Descending'.")
+    if isinstance(max_results, bool) or not 1 <= max_results <= MAX_PAGE_SIZE:
+        raise ValidationError(f"MaxResults must be from 1 to {MAX_PAGE_SIZE}.")
+    query = select(HumanLoop, FlowDefinition.name).join(
+        FlowDefinition, FlowDefinition.id == HumanLoop.flow_id
+    )
+    flow_id = None
+    if flow_name is not None:
+        flow_id = get_flow(session, flow_name).id
+        query = query.where(HumanLoop.flow_id == flow_id)
+    if created_after_ms is not None:
+        query = query.where(HumanLoop.created_at >= created_after_ms)
+    if created_before_ms is not None:
+        query = query.where(HumanLoop.created_at <= created_before_ms)
+    scope = {"f": flow_id, "a": created_after_ms, "b": created_before_ms, "s": sort_order}
+    descending = sort_order == "Descending"
+    if page_token:
+        created, last_id = _decode_token(page_token, scope)
+        if descending:
+            query = query.where(
+                or_(
+                    HumanLoop.created_at < created,
+                    and_(HumanLoop.created_at == created, HumanLoop.id < last_id),
+                )
+            )
+        else:
+            query = query.where(
+                or_(
+                    HumanLoop.created_at > created,
+                    and_(HumanLoop.created_at == created, HumanLoop.id > last_id),
+                )
+            )
+    if descending:
+        query = query.order_by(HumanLoop.created_at.desc(), HumanLoop.id.desc())
+    else:
+        query = query.order_by(HumanLoop.created_at, HumanLoop.id)
+    rows = [(loop, fname) for loop, fname in session.execute(query.limit(max_results + 1))]
+    next_token = None
+    if len(rows) > max_results:
+        rows = rows[:max_results]
+        last = rows[-1][0]
+        next_token = _encode_token(last.created_at, last.id, scope)
+    return LoopPage(rows, next_token)
+
+
+def stop_loop(session: Session, name: str, *, now_ms: int) -> HumanLoop:
+    """InProgress -> Stopped at once, or Stopping while a worker still holds a task."""
+    loop = get_loop(session, name, for_update=True)
+    if loop.status in ("Stopping", "Stopped"):
+        return loop
+    if loop.status != "InProgress" or loop.output_state != "none":
+        raise ValidationError(
+            f"Human loop '{name}' is {_describe_state(loop)}; only a loop in progress can be stopped."
+        )
+    _cancel_available_slots(session, loop.id)
+    loop.status = "Stopping"
+    settle_loop(session, loop, now_ms=now_ms)
+    return loop
+
+
+def delete_loop(session: Session, name: str) -> None:
+    """Remove a finished loop. Written outputs stay in the store."""
+    loop = get_loop(session, name, for_update=True)
+    if loop.status in ACTIVE or loop.output_state == "pending":
+        raise ValidationError(
+            f"Human loop '{name}' is {_describe_state(loop)}; stop it before deleting it."
+        )
+    session.delete(loop)
+
+
+def answers_received(session: Session, loop: HumanLoop) -> int:
+    return session.scalar(
+        select(func.count()).where(TaskSlot.loop_id == loop.id, TaskSlot.status == "submitted")
+    ) or 0
+
+
+def settle_loop(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
+    """Move a loop on after one of its slots changed. The caller holds the loop's row lock."""
+    if loop.output_state != "none" or loop.status not in ACTIVE:
+        return
+    counts = dict(
+        session.execute(
+            select(TaskSlot.status, func.count())
+            .where(TaskSlot.loop_id == loop.id)
+            .group_by(TaskSlot.status)
+        ).all()
+    )
+    submitted, held = counts.get("submitted", 0), counts.get("held", 0)
+    if loop.status == "InProgress":
+        flow_task_count = sum(counts.values()) - counts.get("cancelled", 0)
+        if submitted and submitted >= flow_task_count:
+            _mark_output_pending(loop, "Completed", now_ms=now_ms)
+    elif held == 0:  # Stopping, and nobody is working on it any more
+        if submitted:
+            # Answers given before or during the stop are kept and written out.
+            _mark_output_pending(loop, "Stopped", now_ms=now_ms)
+        else:
+            loop.status = "Stopped"
+            loop.ended_at = now_ms
+
+
+def fail_loop(session: Session, loop: HumanLoop, *, code: str, reason: str, now_ms: int) -> None:
+    _cancel_available_slots(session, loop.id)
+    loop.status = "Failed"
+    loop.failure_code = code
+    loop.failure_reason = reason[:1024]
+    loop.ended_at = now_ms
+
+
+def output_uri_for(flow: FlowDefinition, loop: HumanLoop) -> str:
+    """A2I's key layout: <output path>/<flow>/<YYYY/MM/DD/hh/mm/ss>/<loop>/output.json."""
+    return join_uri(flow.output_path, flow.name, utc_path(loop.created_at), loop.name, "output.json")
+
+
+def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: str) -> bytes:
+    """The output.json document, deterministic so that a retried write is identical."""
+    rows = session.execute(
+        select(TaskSlot, Worker)
+        .join(Worker, Worker.id == TaskSlot.worker_id)
+        .where(TaskSlot.loop_id == loop.id, TaskSlot.status == "submitted")
+        .order_by(TaskSlot.submitted_at, TaskSlot.slot_index)
+    ).all()
+    answers = [
+        {
+            "acceptanceTime": iso_ms(slot.accepted_at or slot.submitted_at or 0),
+            "answerContent": json.loads(slot.answer or "{}"),
+            "submissionTime": iso_ms(slot.submitted_at or 0),
+            "timeSpentInSeconds": round(((slot.submitted_at or 0) - (slot.accepted_at or 0)) / 1000, 3),
+            "workerId": worker.worker_id,
+            "workerMetadata": {
+                "identityData": {
+                    "identityProviderType": "Loopin",
+                    "issuer": issuer,
+                    "sub": worker.sub,
+                }
+            },
+        }
+        for slot, worker in rows
+    ]
+    document = {
+        "flowDefinitionArn": flow_arn,
+        "humanAnswers": answers,
+        "humanLoopName": loop.name,
+        "inputContent": json.loads(loop.input_content),
+    }
+    return json.dumps(document, sort_keys=True).encode()
+
+
+def claim_pending_outputs(
+    session: Session, *, now_ms: int, retry_after_ms: int, limit: int, loop_ids: Sequence[int] = ()
+) -> list[HumanLoop]:
+    """Take loops whose output is due, pushing their next attempt out so that another
+    process does not take them at the same time (a crashed attempt is retried later)."""
+    query = (
+        select(HumanLoop)
+        .where(HumanLoop.output_state == "pending", HumanLoop.output_next_attempt_at <= now_ms)
+        .order_by(HumanLoop.output_next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if loop_ids:
+        query = query.where(HumanLoop.id.in_(loop_ids))
+    loops = list(session.scalars(query))
+    for loop in loops:
+        loop.output_attempts += 1
+        loop.output_next_attempt_at = now_ms + retry_after_ms
+    return loops
+
+
+def complete_output(session: Session, loop_id: int, *, uri: str, now_ms: int) -> None:
+    session.execute(
+        update(HumanLoop)
+        .where(HumanLoop.id == loop_id, HumanLoop.output_state == "pending")
+        .values(
+            status=HumanLoop.output_final_status,
+            output_state="written",
+            output_uri=uri,
+            output_last_error=None,
+            ended_at=now_ms,
+        )
+    )
+
+
+def output_failed(session: Session, loop_id: int, *, error: str, next_attempt_ms: int) -> None:
+    session.execute(
+        update(HumanLoop)
+        .where(HumanLoop.id == loop_id, HumanLoop.output_state == "pending")
+        .values(output_last_error=error[:1024], output_next_attempt_at=next_attempt_ms)
+    )
+
+
+def _mark_output_pending(loop: HumanLoop, final_status: str, *, now_ms: int) -> None:
+    loop.output_state = "pending"
+    loop.output_final_status = final_status
+    loop.output_next_attempt_at = now_ms
+
+
+def _cancel_available_slots(session: Session, loop_id: int) -> None:
+    session.execute(
+        update(TaskSlot)
+        .where(TaskSlot.loop_id == loop_id, TaskSlot.status == "available")
+        .values(status="cancelled")
+    )
+
+
+def _describe_state(loop: HumanLoop) -> str:
+    if loop.output_state == "pending":
+        return "writing its output"
+    return loop.status
+
+
+def _encode_token(created_at: int, loop_id: int, scope: dict[str, Any]) -> str:
+    raw = json.dumps({"c": created_at, "i": loop_id, **scope}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str, scope: dict[str, Any]) -> tuple[int, int]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        created, loop_id = int(raw["c"]), int(raw["i"])
+        same_scope = all(raw.get(k) == v for k, v in scope.items())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValidationError("NextToken is not a token this server handed out.") from exc
+    if not same_scope:
+        raise ValidationError(
+            "NextToken belongs to a listing with other filters or sort order; "
+            "repeat the same query to continue it."
+        )
+    return created, loop_id

@@ -1,0 +1,199 @@
+"""Database tables. Times are integer milliseconds since the Unix epoch (UTC): exact,
+sortable and the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGSERIAL.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AccessKey(Base):
+    __tablename__ = "access_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Encrypted with the server's secret key: SigV4 needs the secret itself, not a hash.
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Workteam(Base):
+    __tablename__ = "workteams"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    description: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Worker(Base):
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    worker_id: Mapped[str] = mapped_column(String(16), unique=True)  # public, 16 hex like A2I's
+    sub: Mapped[str] = mapped_column(String(36), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))  # invited | active | disabled
+    invitation_hash: Mapped[str | None] = mapped_column(String(64))
+    invitation_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_seen_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("workteams.id", ondelete="CASCADE"), primary_key=True
+    )
+    worker_id: Mapped[int] = mapped_column(
+        ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class TaskUi(Base):
+    __tablename__ = "task_uis"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    content: Mapped[str] = mapped_column(Text)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class FlowDefinition(Base):
+    __tablename__ = "flow_definitions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("workteams.id"), index=True)
+    task_ui_id: Mapped[int] = mapped_column(ForeignKey("task_uis.id"), index=True)
+    title: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(String(255))
+    keywords: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    task_count: Mapped[int] = mapped_column(Integer)
+    availability_lifetime_s: Mapped[int] = mapped_column(Integer)
+    time_limit_s: Mapped[int] = mapped_column(Integer)
+    output_path: Mapped[str] = mapped_column(String(1024))
+    role_arn: Mapped[str | None] = mapped_column(String(2048))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class HumanLoop(Base):
+    __tablename__ = "human_loops"
+    __table_args__ = (
+        Index("ix_loops_flow_created", "flow_id", "created_at", "id"),
+        Index("ix_loops_created", "created_at", "id"),
+        Index(
+            "ix_loops_open_expiry",
+            "expires_at",
+            sqlite_where=text("status = 'InProgress'"),
+            postgresql_where=text("status = 'InProgress'"),
+        ),
+        Index(
+            "ix_loops_output_pending",
+            "output_next_attempt_at",
+            sqlite_where=text("output_state = 'pending'"),
+            postgresql_where=text("output_state = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flow_definitions.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    input_content: Mapped[str] = mapped_column(Text)
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    content_classifiers: Mapped[str | None] = mapped_column(Text)  # JSON list
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger)
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_reason: Mapped[str | None] = mapped_column(String(1024))
+    output_uri: Mapped[str | None] = mapped_column(String(2048))
+    # Output writing is durable: 'pending' survives a crash or a store outage and is
+    # retried by the jobs until the file exists; only then does the loop take
+    # ``output_final_status``.
+    output_state: Mapped[str] = mapped_column(String(16), default="none")
+    output_final_status: Mapped[str | None] = mapped_column(String(16))
+    output_next_attempt_at: Mapped[int | None] = mapped_column(BigInteger)
+    output_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    output_last_error: Mapped[str | None] = mapped_column(String(1024))
+
+
+class TaskSlot(Base):
+    """One of a loop's TaskCount assignments."""
+
+    __tablename__ = "task_slots"
+    __table_args__ = (
+        UniqueConstraint("loop_id", "slot_index"),
+        Index(
+            "ix_slots_available",
+            "flow_id",
+            "loop_id",
+            "slot_index",
+            sqlite_where=text("status = 'available'"),
+            postgresql_where=text("status = 'available'"),
+        ),
+        Index(
+            "ix_slots_held_lease",
+            "lease_expires_at",
+            sqlite_where=text("status = 'held'"),
+            postgresql_where=text("status = 'held'"),
+        ),
+        # Distinct workers: one worker never holds or answers two slots of one loop.
+        Index(
+            "ux_slots_loop_worker",
+            "loop_id",
+            "worker_id",
+            unique=True,
+            sqlite_where=text("worker_id IS NOT NULL"),
+            postgresql_where=text("worker_id IS NOT NULL"),
+        ),
+        Index("ix_slots_worker_status", "worker_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    loop_id: Mapped[int] = mapped_column(ForeignKey("human_loops.id", ondelete="CASCADE"))
+    flow_id: Mapped[int] = mapped_column(BigInteger)  # copied from the loop for the claim query
+    slot_index: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # available | held | submitted | cancelled
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id"))
+    accepted_at: Mapped[int | None] = mapped_column(BigInteger)
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    submitted_at: Mapped[int | None] = mapped_column(BigInteger)
+    answer: Mapped[str | None] = mapped_column(Text)  # JSON object
+
+
+class Decline(Base):
+    """A worker declined a loop and is never offered it again."""
+
+    __tablename__ = "declines"
+
+    loop_id: Mapped[int] = mapped_column(
+        ForeignKey("human_loops.id", ondelete="CASCADE"), primary_key=True
+    )
+    worker_id: Mapped[int] = mapped_column(
+        ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True
+    )
+    declined_at: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,221 @@
+"""Wire models of the native API (``/api/v1``), shared by the server and the SDK.
+
+Requests forbid unknown fields, so a typo is an error rather than a silently ignored
+setting. Timestamps are ISO-8601 strings in UTC with milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ErrorBody(Response):
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class ErrorResponse(Response):
+    error: ErrorBody
+
+
+# -- teams and workers ---------------------------------------------------------------
+
+class TeamCreate(Request):
+    name: str
+    description: str
+
+
+class TeamUpdate(Request):
+    description: str
+
+
+class Team(Response):
+    name: str
+    arn: str
+    description: str
+    members: list[str]
+    worker_console_url: str
+    created_at: str
+    updated_at: str
+
+
+class WorkerCreate(Request):
+    email: str
+    name: str = ""
+    teams: list[str] = []
+    password: str | None = Field(
+        default=None, description="Set a password now instead of sending an invitation."
+    )
+
+
+class WorkerUpdate(Request):
+    status: Literal["active", "disabled"]
+
+
+class Worker(Response):
+    worker_id: str
+    email: str
+    name: str
+    status: str
+    teams: list[str]
+    created_at: str
+    last_seen_at: str | None = None
+
+
+class Invitation(Response):
+    worker: Worker
+    invitation_token: str | None = None
+    invitation_url: str | None = None
+
+
+class MemberChange(Request):
+    email: str
+
+
+# -- templates and flows -------------------------------------------------------------
+
+class TaskUiCreate(Request):
+    name: str
+    template: str
+
+
+class TaskUi(Response):
+    name: str
+    arn: str
+    template: str
+    content_sha256: str
+    created_at: str
+
+
+class FlowCreate(Request):
+    name: str
+    team: str
+    task_ui: str
+    title: str
+    description: str
+    output_path: str
+    task_count: int = 1
+    keywords: list[str] = []
+    availability_lifetime_seconds: int = 864_000
+    time_limit_seconds: int = 3_600
+    role_arn: str | None = None
+
+
+class Flow(Response):
+    name: str
+    arn: str
+    status: str
+    team: str
+    task_ui: str
+    title: str
+    description: str
+    output_path: str
+    task_count: int
+    keywords: list[str]
+    availability_lifetime_seconds: int
+    time_limit_seconds: int
+    role_arn: str | None = None
+    created_at: str
+
+
+# -- human loops ---------------------------------------------------------------------
+
+class LoopStart(Request):
+    name: str
+    flow: str
+    input: dict[str, Any] | None = Field(default=None, description="The input as a JSON object.")
+    input_content: str | None = Field(
+        default=None, description="The input as a string holding a JSON object (A2I's form)."
+    )
+    content_classifiers: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> LoopStart:
+        if (self.input is None) == (self.input_content is None):
+            raise ValueError("give exactly one of 'input' (an object) or 'input_content' (a string)")
+        return self
+
+
+class LoopStarted(Response):
+    name: str
+    arn: str
+    created: bool
+
+
+class Loop(Response):
+    name: str
+    arn: str
+    flow: str
+    flow_arn: str
+    status: str
+    created_at: str
+    failure_code: str | None = None
+    failure_reason: str | None = None
+    output_uri: str | None = None
+
+
+class LoopDetail(Loop):
+    input: dict[str, Any]
+    answers_received: int
+    task_count: int
+
+
+class LoopPage(Response):
+    loops: list[Loop]
+    next_token: str | None = None
+
+
+# -- worker side ---------------------------------------------------------------------
+
+class SignIn(Request):
+    email: str
+    password: str
+
+
+class AcceptInvitation(Request):
+    token: str
+    password: str
+
+
+class WorkerSession(Response):
+    token: str
+    expires_at: str
+    worker: Worker
+
+
+class Job(Response):
+    flow: str
+    title: str
+    description: str
+    keywords: list[str]
+    tasks_waiting: int
+
+
+class NextTask(Request):
+    flow: str | None = None
+
+
+class Task(Response):
+    task_id: int
+    flow: str
+    title: str
+    description: str
+    input: dict[str, Any]
+    accepted_at: str
+    lease_expires_at: str
+    time_limit_seconds: int
+
+
+class TaskSubmit(Request):
+    answer: dict[str, Any]

@@ -1,0 +1,45 @@
+"""Signed, expiring tokens (worker sign-in) and key derivation from the secret key."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from loopin.errors import AuthenticationError
+
+
+def derive_key(secret_key: str, purpose: str) -> bytes:
+    """A separate key per purpose, so one leaked use cannot forge another."""
+    return hmac.new(secret_key.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+def sign_token(key: bytes, payload: dict[str, Any], *, expires_ms: int) -> str:
+    body = _b64(json.dumps({**payload, "exp": expires_ms}, separators=(",", ":")).encode())
+    sig = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    return f"{body}.{sig}"
+
+
+def verify_token(key: bytes, token: str, *, now_ms: int) -> dict[str, Any]:
+    """The payload of a valid, unexpired token; AuthenticationError otherwise."""
+    try:
+        body, sig = token.split(".", 1)
+        expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(sig, expected):
+            raise ValueError("bad signature")
+        payload: dict[str, Any] = json.loads(_unb64(body))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AuthenticationError("The sign-in token is not valid. Sign in again.") from exc
+    if not isinstance(payload.get("exp"), int) or payload["exp"] <= now_ms:
+        raise AuthenticationError("The sign-in token has expired. Sign in again.")
+    return payload

@@ -1,0 +1,77 @@
+"""Human task UIs: named Liquid templates, checked for syntax when created.
+
+Rendering them for workers (with A2I's variables and filters) belongs to the worker
+console; here a template only has to parse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from liquid import Environment
+from liquid.exceptions import LiquidError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from loopin.errors import NotFoundError, ResourceInUseError, ValidationError
+from loopin.models import FlowDefinition, TaskUi
+from loopin.validation import check_name
+
+MAX_TEMPLATE_CHARS = 128_000
+_parser = Environment()
+
+
+def check_template(content: str) -> None:
+    """Raise ValidationError naming the line of the first Liquid syntax error."""
+    if not isinstance(content, str) or not 1 <= len(content) <= MAX_TEMPLATE_CHARS:
+        raise ValidationError(f"The template must be 1 to {MAX_TEMPLATE_CHARS:,} characters long.")
+    try:
+        _parser.from_string(content)
+    except LiquidError as exc:
+        token = getattr(exc, "token", None)
+        index = getattr(token, "start_index", -1)
+        line = content.count("\n", 0, index) + 1 if index >= 0 else content.count("\n") + 1
+        message = getattr(exc, "message", str(exc))
+        raise ValidationError(
+            f"Template syntax error on line {line}: {message}",
+            details={"line": line, "error": message},
+        ) from exc
+
+
+def create_task_ui(session: Session, *, name: str, content: str, now_ms: int) -> TaskUi:
+    check_name(name, what="Task UI name")
+    check_template(content)
+    if session.scalar(select(TaskUi.id).where(TaskUi.name == name)) is not None:
+        raise ResourceInUseError(f"A task UI named '{name}' exists already.")
+    ui = TaskUi(
+        name=name,
+        content=content,
+        content_sha256=hashlib.sha256(content.encode()).hexdigest(),
+        created_at=now_ms,
+    )
+    session.add(ui)
+    session.flush()
+    return ui
+
+
+def get_task_ui(session: Session, name: str) -> TaskUi:
+    ui = session.scalar(select(TaskUi).where(TaskUi.name == name))
+    if ui is None:
+        raise NotFoundError(f"No task UI named '{name}'.")
+    return ui
+
+
+def list_task_uis(session: Session) -> list[TaskUi]:
+    return list(session.scalars(select(TaskUi).order_by(TaskUi.name)))
+
+
+def delete_task_ui(session: Session, name: str) -> None:
+    ui = get_task_ui(session, name)
+    used_by = session.scalars(
+        select(FlowDefinition.name).where(FlowDefinition.task_ui_id == ui.id).limit(3)
+    ).all()
+    if used_by:
+        raise ResourceInUseError(
+            f"Task UI '{name}' is used by flow definition(s) {', '.join(used_by)}; delete those first."
+        )
+    session.delete(ui)

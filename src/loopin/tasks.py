@@ -1,0 +1,310 @@
+"""Task slots: workers claim the next one, hold a lease for the time limit, and release,
+decline or submit it. Leases and availability lapse through ``expire_*`` (run by jobs).
+
+Locking: an action on a held slot locks the loop row first, then the slot; claiming locks
+only the candidate slot (``SKIP LOCKED``), so concurrent claimers never wait on each other
+and never take the same slot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session
+
+from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError, ValidationError
+from loopin.loops import fail_loop, settle_loop
+from loopin.models import Decline, FlowDefinition, HumanLoop, TaskSlot, TeamMember, Worker
+
+MAX_ANSWER_CHARS = 3_145_728
+
+
+@dataclass(frozen=True)
+class HeldTask:
+    slot: TaskSlot
+    loop: HumanLoop
+    flow: FlowDefinition
+
+
+@dataclass(frozen=True)
+class Job:
+    flow: FlowDefinition
+    tasks_waiting: int
+
+
+def worker_flow_ids(session: Session, worker: Worker) -> list[int]:
+    return list(
+        session.scalars(
+            select(FlowDefinition.id)
+            .join(TeamMember, TeamMember.team_id == FlowDefinition.team_id)
+            .where(TeamMember.worker_id == worker.id)
+        )
+    )
+
+
+def list_jobs(session: Session, worker: Worker) -> list[Job]:
+    """One entry per flow the worker may work on, with the tasks waiting for them."""
+    _require_active(worker)
+    flows = session.scalars(
+        select(FlowDefinition)
+        .join(TeamMember, TeamMember.team_id == FlowDefinition.team_id)
+        .where(TeamMember.worker_id == worker.id)
+        .order_by(FlowDefinition.name)
+    ).all()
+    jobs = []
+    for flow in flows:
+        waiting = session.scalar(
+            select(func.count(func.distinct(TaskSlot.loop_id))).where(
+                TaskSlot.flow_id == flow.id,
+                TaskSlot.status == "available",
+                ~_worker_touched(TaskSlot.loop_id, worker.id),
+            )
+        )
+        jobs.append(Job(flow, int(waiting or 0)))
+    return jobs
+
+
+def claim_next(
+    session: Session, worker: Worker, *, flow_name: str | None = None, now_ms: int
+) -> HeldTask | None:
+    """The worker's current task in the job if they hold one, else the next available
+    slot (oldest loop first, never a loop they hold, answered or declined). None if none."""
+    _require_active(worker)
+    flow_ids = worker_flow_ids(session, worker)
+    if flow_name is not None:
+        flow = session.scalar(select(FlowDefinition).where(FlowDefinition.name == flow_name))
+        if flow is None or flow.id not in flow_ids:
+            raise NotFoundError(f"You have no job named '{flow_name}'.")
+        flow_ids = [flow.id]
+    if not flow_ids:
+        return None
+    current = session.scalar(
+        select(TaskSlot)
+        .where(
+            TaskSlot.worker_id == worker.id,
+            TaskSlot.status == "held",
+            TaskSlot.flow_id.in_(flow_ids),
+            TaskSlot.lease_expires_at > now_ms,
+        )
+        .order_by(TaskSlot.accepted_at)
+        .limit(1)
+    )
+    if current is not None:
+        return _held(session, current)
+    for _ in range(8):  # a lost race on the conditional update: try the next candidate
+        slot = session.scalar(
+            select(TaskSlot)
+            .where(
+                TaskSlot.status == "available",
+                TaskSlot.flow_id.in_(flow_ids),
+                ~_worker_touched(TaskSlot.loop_id, worker.id),
+            )
+            .order_by(TaskSlot.loop_id, TaskSlot.slot_index)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if slot is None:
+            return None
+        flow = session.get_one(FlowDefinition, slot.flow_id)
+        taken = session.execute(
+            update(TaskSlot)
+            .where(TaskSlot.id == slot.id, TaskSlot.status == "available")
+            .values(
+                status="held",
+                worker_id=worker.id,
+                accepted_at=now_ms,
+                lease_expires_at=now_ms + flow.time_limit_s * 1000,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if taken == 1:
+            session.refresh(slot)
+            return _held(session, slot)
+    return None
+
+
+def get_held_task(session: Session, worker: Worker, slot_id: int, *, now_ms: int) -> HeldTask:
+    slot = _own_slot(session, worker, slot_id)
+    _require_live_lease(slot, now_ms=now_ms)
+    return _held(session, slot)
+
+
+def release(session: Session, worker: Worker, slot_id: int, *, now_ms: int) -> HumanLoop:
+    """Give the task back to the pool (the work is thrown away)."""
+    slot, loop = _lock_own_slot(session, worker, slot_id)
+    if slot.status != "held":
+        raise TaskStateError(f"Task {slot_id} was already {slot.status}; nothing to release.")
+    _free_slot(slot, loop)
+    settle_loop(session, loop, now_ms=now_ms)
+    return loop
+
+
+def decline(session: Session, worker: Worker, slot_id: int, *, now_ms: int) -> HumanLoop:
+    """Give the task back and never be offered this loop again."""
+    slot, loop = _lock_own_slot(session, worker, slot_id)
+    if slot.status != "held":
+        raise TaskStateError(f"Task {slot_id} was already {slot.status}; nothing to decline.")
+    _free_slot(slot, loop)
+    if session.get(Decline, (loop.id, worker.id)) is None:
+        session.add(Decline(loop_id=loop.id, worker_id=worker.id, declined_at=now_ms))
+    settle_loop(session, loop, now_ms=now_ms)
+    return loop
+
+
+def submit(
+    session: Session, worker: Worker, slot_id: int, answer: dict[str, Any], *, now_ms: int
+) -> HumanLoop:
+    """Record the worker's answer; the loop completes when all its answers are in."""
+    if not isinstance(answer, dict):
+        raise ValidationError("The answer must be a JSON object.")
+    encoded = json.dumps(answer, separators=(",", ":"), ensure_ascii=False)
+    if len(encoded) > MAX_ANSWER_CHARS:
+        raise ValidationError(f"The answer is larger than {MAX_ANSWER_CHARS:,} characters.")
+    slot, loop = _lock_own_slot(session, worker, slot_id)
+    if slot.status == "submitted":
+        raise TaskStateError(f"Task {slot_id} was submitted already; an answer counts once.")
+    if slot.status != "held":
+        raise TaskStateError(f"Task {slot_id} is no longer yours ({slot.status}).")
+    _require_live_lease(slot, now_ms=now_ms)
+    slot.status = "submitted"
+    slot.submitted_at = now_ms
+    slot.answer = encoded
+    settle_loop(session, loop, now_ms=now_ms)
+    return loop
+
+
+def release_all_for_worker(session: Session, worker_id: int) -> None:
+    """Free every slot a worker holds (they were disabled or removed)."""
+    slot_ids = session.scalars(
+        select(TaskSlot.id).where(TaskSlot.worker_id == worker_id, TaskSlot.status == "held")
+    ).all()
+    for slot_id in slot_ids:
+        slot = session.get_one(TaskSlot, slot_id)
+        loop = _lock_loop(session, slot.loop_id)
+        session.refresh(slot)
+        if slot.status == "held":
+            _free_slot(slot, loop)
+
+
+def expire_leases(session: Session, *, now_ms: int, limit: int = 500) -> int:
+    """Return slots whose time limit passed to the pool. Idempotent; safe in N processes."""
+    slots = session.scalars(
+        select(TaskSlot)
+        .where(TaskSlot.status == "held", TaskSlot.lease_expires_at <= now_ms)
+        .order_by(TaskSlot.lease_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    done = 0
+    for slot in slots:
+        loop = _lock_loop(session, slot.loop_id)
+        session.refresh(slot)
+        if slot.status == "held" and (slot.lease_expires_at or 0) <= now_ms:
+            _free_slot(slot, loop)
+            settle_loop(session, loop, now_ms=now_ms)
+            done += 1
+    return done
+
+
+def expire_loops(session: Session, *, now_ms: int, limit: int = 500) -> int:
+    """Fail loops nobody finished within the availability lifetime (FailureCode Expired).
+    A loop a worker is still working on waits for that worker's lease."""
+    loops = session.scalars(
+        select(HumanLoop)
+        .where(
+            HumanLoop.status == "InProgress",
+            HumanLoop.output_state == "none",
+            HumanLoop.expires_at <= now_ms,
+        )
+        .order_by(HumanLoop.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    done = 0
+    for loop in loops:
+        held = session.scalar(
+            select(func.count()).where(
+                TaskSlot.loop_id == loop.id,
+                TaskSlot.status == "held",
+                TaskSlot.lease_expires_at > now_ms,
+            )
+        )
+        if held:
+            continue
+        session.execute(
+            update(TaskSlot)
+            .where(TaskSlot.loop_id == loop.id, TaskSlot.status == "held")
+            .values(status="cancelled")
+        )
+        fail_loop(
+            session,
+            loop,
+            code="Expired",
+            reason="The task availability lifetime ran out before all answers were in.",
+            now_ms=now_ms,
+        )
+        done += 1
+    return done
+
+
+def _worker_touched(loop_id_col: Any, worker_id: int) -> Any:
+    other = TaskSlot.__table__.alias("other")
+    return exists().where(other.c.loop_id == loop_id_col, other.c.worker_id == worker_id) | exists(
+    ).where(Decline.loop_id == loop_id_col, Decline.worker_id == worker_id)
+
+
+def _held(session: Session, slot: TaskSlot) -> HeldTask:
+    loop = session.get_one(HumanLoop, slot.loop_id)
+    flow = session.get_one(FlowDefinition, slot.flow_id)
+    return HeldTask(slot, loop, flow)
+
+
+def _own_slot(session: Session, worker: Worker, slot_id: int) -> TaskSlot:
+    _require_active(worker)
+    slot = session.get(TaskSlot, slot_id)
+    if slot is None or slot.worker_id != worker.id:
+        # The same answer for "no such task" and "someone else's task": nothing leaks.
+        raise NotFoundError(
+            f"You do not hold task {slot_id}: it is not yours, or it was released or its "
+            "time limit passed and it went back to the pool."
+        )
+    return slot
+
+
+def _lock_own_slot(session: Session, worker: Worker, slot_id: int) -> tuple[TaskSlot, HumanLoop]:
+    slot = _own_slot(session, worker, slot_id)
+    loop = _lock_loop(session, slot.loop_id)
+    session.refresh(slot, with_for_update=True)
+    if slot.worker_id != worker.id:
+        raise NotFoundError(f"You hold no task {slot_id}.")
+    return slot, loop
+
+
+def _lock_loop(session: Session, loop_id: int) -> HumanLoop:
+    loop = session.scalar(select(HumanLoop).where(HumanLoop.id == loop_id).with_for_update())
+    if loop is None:
+        raise NotFoundError("The human loop of this task was deleted.")
+    session.refresh(loop)
+    return loop
+
+
+def _free_slot(slot: TaskSlot, loop: HumanLoop) -> None:
+    slot.status = "available" if loop.status == "InProgress" and loop.output_state == "none" else "cancelled"
+    slot.worker_id = None
+    slot.accepted_at = None
+    slot.lease_expires_at = None
+
+
+def _require_live_lease(slot: TaskSlot, *, now_ms: int) -> None:
+    if slot.status == "held" and (slot.lease_expires_at or 0) <= now_ms:
+        raise TaskStateError(
+            "The time limit for this task has passed; the task went back to the pool."
+        )
+
+
+def _require_active(worker: Worker) -> None:
+    if worker.status != "active":
+        raise AccessDeniedError("This worker account is not active.")

@@ -1,0 +1,106 @@
+"""Shared fixtures. Every database test runs twice: on a SQLite file and on a fresh
+PostgreSQL database (127.0.0.1:5432, created and dropped per test module)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from loopin.access_keys import create_key
+from loopin.clock import ManualClock
+from loopin.config import Settings
+from loopin.context import Services
+from loopin.server import build_services, create_app
+
+PG_ADMIN_DSN = os.environ.get("LOOPIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_available() -> bool:
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_ok() -> bool:
+    ok = _pg_available()
+    if not ok and os.environ.get("CI"):
+        pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432; .ci/run must start it")
+    return ok
+
+
+@pytest.fixture
+def pg_database(pg_ok: bool) -> Iterator[str]:
+    """A fresh PostgreSQL database; yields its SQLAlchemy URL and drops it afterwards."""
+    if not pg_ok:
+        pytest.skip("PostgreSQL not available")
+    name = f"loopin_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'loopin.db'}"
+    return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        public_url="http://testserver",
+        secret_key="test-secret-" + uuid.uuid4().hex,
+    )
+
+
+@pytest.fixture
+def services(settings: Settings, clock: ManualClock) -> Iterator[Services]:
+    ctx = build_services(settings, clock=clock)
+    yield ctx
+    ctx.db.dispose()
+
+
+@pytest.fixture
+def app_client(services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(services=services, run_jobs=False)) as client:
+        yield client
+
+
+@pytest.fixture
+def access_key(services: Services) -> tuple[str, str]:
+    with services.db.write() as session:
+        key = create_key(
+            session, secret_key=services.settings.secret_key, description="tests", now_ms=0
+        )
+    return key.access_key_id, key.secret_access_key
+
+
+def basic_auth(key_id: str, secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key_id}:{secret}".encode()).decode()}
+
+
+@pytest.fixture
+def admin_headers(access_key: tuple[str, str]) -> dict[str, str]:
+    return basic_auth(*access_key)
