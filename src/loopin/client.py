@@ -1,1 +1,311 @@
-class Client: ...
+"""The Python SDK: ``loopin.Client`` for admin work (access key), ``loopin.WorkerClient``
+for a reviewer (sign-in token). Imports nothing of the server.
+
+    client = Client("http://127.0.0.1:8321", access_key_id="LKIA...", secret_access_key="...")
+    client.start_loop("loop-1", flow="review-flow", input={"taskObject": "s3://bucket/a.jpg"})
+    client.wait_for_loop("loop-1")
+
+Errors come back as the ``loopin.errors`` exceptions, with the server's stable ``code``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from loopin import schemas
+from loopin.errors import LoopinError, ValidationError, error_from_code
+
+M = TypeVar("M", bound=BaseModel)
+DEFAULT_URL = "http://127.0.0.1:8321"
+FINAL_STATUSES = ("Completed", "Failed", "Stopped")
+
+
+class _Http:
+    def __init__(self, url: str, *, auth: httpx.Auth | None, headers: dict[str, str], http_client: httpx.Client | None, timeout: float) -> None:
+        self._prefix = "/api/v1" if http_client is not None else url.rstrip("/") + "/api/v1"
+        self._client = http_client or httpx.Client(timeout=timeout)
+        self._auth = auth
+        self._headers = headers
+
+    def call(self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None) -> httpx.Response:
+        try:
+            response = self._client.request(
+                method,
+                self._prefix + path,
+                json=json_body,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+                headers=self._headers,
+            )
+        except httpx.TransportError as exc:
+            raise LoopinError(f"Cannot reach the loopin server: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def model(self, cls: type[M], method: str, path: str, **kw: Any) -> M:
+        return cls.model_validate(self.call(method, path, **kw).json())
+
+    def models(self, cls: type[M], method: str, path: str, **kw: Any) -> list[M]:
+        return [cls.model_validate(item) for item in self.call(method, path, **kw).json()]
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _error(response: httpx.Response) -> LoopinError:
+    try:
+        body = response.json()["error"]
+        return error_from_code(body["code"], body["message"], body.get("details"))
+    except (ValueError, KeyError, TypeError):
+        err = LoopinError(f"HTTP {response.status_code}: {response.text[:500]}")
+        return err
+
+
+def _q(name: str) -> str:
+    return quote(name, safe="")
+
+
+class Client:
+    """Admin client. Credentials default to ``LOOPIN_URL``, ``LOOPIN_ACCESS_KEY_ID`` and
+    ``LOOPIN_SECRET_ACCESS_KEY``."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        http_client: httpx.Client | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        key_id = access_key_id or os.environ.get("LOOPIN_ACCESS_KEY_ID", "")
+        secret = secret_access_key or os.environ.get("LOOPIN_SECRET_ACCESS_KEY", "")
+        self.url = url or os.environ.get("LOOPIN_URL", DEFAULT_URL)
+        self._http = _Http(
+            self.url,
+            auth=httpx.BasicAuth(key_id, secret) if key_id else None,
+            headers={},
+            http_client=http_client,
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- teams -------------------------------------------------------------------------
+    def create_team(self, name: str, *, description: str) -> schemas.Team:
+        body = schemas.TeamCreate(name=name, description=description)
+        return self._http.model(schemas.Team, "POST", "/teams", json_body=body.model_dump())
+
+    def list_teams(self) -> list[schemas.Team]:
+        return self._http.models(schemas.Team, "GET", "/teams")
+
+    def get_team(self, name: str) -> schemas.Team:
+        return self._http.model(schemas.Team, "GET", f"/teams/{_q(name)}")
+
+    def update_team(self, name: str, *, description: str) -> schemas.Team:
+        return self._http.model(schemas.Team, "PATCH", f"/teams/{_q(name)}", json_body={"description": description})
+
+    def delete_team(self, name: str) -> None:
+        self._http.call("DELETE", f"/teams/{_q(name)}")
+
+    def add_team_member(self, team: str, email: str) -> schemas.Team:
+        return self._http.model(schemas.Team, "POST", f"/teams/{_q(team)}/members", json_body={"email": email})
+
+    def remove_team_member(self, team: str, email: str) -> schemas.Team:
+        return self._http.model(schemas.Team, "DELETE", f"/teams/{_q(team)}/members/{_q(email)}")
+
+    # -- workers -----------------------------------------------------------------------
+    def create_worker(self, email: str, *, name: str = "", teams: Sequence[str] = (), password: str | None = None) -> schemas.Invitation:
+        body = schemas.WorkerCreate(email=email, name=name, teams=list(teams), password=password)
+        return self._http.model(schemas.Invitation, "POST", "/workers", json_body=body.model_dump())
+
+    def list_workers(self, *, team: str | None = None) -> list[schemas.Worker]:
+        return self._http.models(schemas.Worker, "GET", "/workers", params={"team": team})
+
+    def get_worker(self, email: str) -> schemas.Worker:
+        return self._http.model(schemas.Worker, "GET", f"/workers/{_q(email)}")
+
+    def set_worker_status(self, email: str, status: str) -> schemas.Worker:
+        return self._http.model(schemas.Worker, "PATCH", f"/workers/{_q(email)}", json_body={"status": status})
+
+    def reinvite_worker(self, email: str) -> schemas.Invitation:
+        return self._http.model(schemas.Invitation, "POST", f"/workers/{_q(email)}/invitation")
+
+    def remove_worker(self, email: str) -> None:
+        self._http.call("DELETE", f"/workers/{_q(email)}")
+
+    # -- task UIs and flows ------------------------------------------------------------
+    def create_task_ui(self, name: str, *, template: str) -> schemas.TaskUi:
+        return self._http.model(schemas.TaskUi, "POST", "/task-uis", json_body={"name": name, "template": template})
+
+    def list_task_uis(self) -> list[schemas.TaskUi]:
+        return self._http.models(schemas.TaskUi, "GET", "/task-uis")
+
+    def get_task_ui(self, name: str) -> schemas.TaskUi:
+        return self._http.model(schemas.TaskUi, "GET", f"/task-uis/{_q(name)}")
+
+    def delete_task_ui(self, name: str) -> None:
+        self._http.call("DELETE", f"/task-uis/{_q(name)}")
+
+    def create_flow(
+        self,
+        name: str,
+        *,
+        team: str,
+        task_ui: str,
+        title: str,
+        description: str,
+        output_path: str,
+        task_count: int = 1,
+        keywords: Sequence[str] = (),
+        availability_lifetime_seconds: int = 864_000,
+        time_limit_seconds: int = 3_600,
+        role_arn: str | None = None,
+    ) -> schemas.Flow:
+        body = schemas.FlowCreate(
+            name=name,
+            team=team,
+            task_ui=task_ui,
+            title=title,
+            description=description,
+            output_path=output_path,
+            task_count=task_count,
+            keywords=list(keywords),
+            availability_lifetime_seconds=availability_lifetime_seconds,
+            time_limit_seconds=time_limit_seconds,
+            role_arn=role_arn,
+        )
+        return self._http.model(schemas.Flow, "POST", "/flows", json_body=body.model_dump())
+
+    def list_flows(self) -> list[schemas.Flow]:
+        return self._http.models(schemas.Flow, "GET", "/flows")
+
+    def get_flow(self, name: str) -> schemas.Flow:
+        return self._http.model(schemas.Flow, "GET", f"/flows/{_q(name)}")
+
+    def delete_flow(self, name: str) -> None:
+        self._http.call("DELETE", f"/flows/{_q(name)}")
+
+    # -- human loops -------------------------------------------------------------------
+    def start_loop(self, name: str, *, flow: str, input: dict[str, Any] | str, content_classifiers: Sequence[str] | None = None) -> schemas.LoopStarted:
+        """Start a human loop. ``input`` is a JSON object, or a string holding one."""
+        body: dict[str, Any] = {"name": name, "flow": flow}
+        body["input_content" if isinstance(input, str) else "input"] = input
+        if content_classifiers is not None:
+            body["content_classifiers"] = list(content_classifiers)
+        return self._http.model(schemas.LoopStarted, "POST", "/loops", json_body=body)
+
+    def describe_loop(self, name: str) -> schemas.LoopDetail:
+        return self._http.model(schemas.LoopDetail, "GET", f"/loops/{_q(name)}")
+
+    def list_loops(
+        self,
+        *,
+        flow: str | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+        sort_order: str = "Descending",
+        next_token: str | None = None,
+        max_results: int = 100,
+    ) -> schemas.LoopPage:
+        params = {
+            "flow": flow,
+            "created_after": created_after,
+            "created_before": created_before,
+            "sort_order": sort_order,
+            "next_token": next_token,
+            "max_results": max_results,
+        }
+        return self._http.model(schemas.LoopPage, "GET", "/loops", params=params)
+
+    def iter_loops(self, **filters: Any) -> Iterator[schemas.Loop]:
+        """Every loop matching the filters of ``list_loops``, page after page."""
+        token = None
+        while True:
+            page = self.list_loops(next_token=token, **filters)
+            yield from page.loops
+            if not page.next_token:
+                return
+            token = page.next_token
+
+    def stop_loop(self, name: str) -> schemas.Loop:
+        return self._http.model(schemas.Loop, "POST", f"/loops/{_q(name)}/stop")
+
+    def delete_loop(self, name: str) -> None:
+        self._http.call("DELETE", f"/loops/{_q(name)}")
+
+    def wait_for_loop(self, name: str, *, timeout: float = 3600.0, poll_interval: float = 1.0) -> schemas.LoopDetail:
+        """Poll until the loop is Completed, Failed or Stopped; TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            loop = self.describe_loop(name)
+            if loop.status in FINAL_STATUSES:
+                return loop
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"Human loop '{name}' is still {loop.status} after {timeout:g} s.")
+            time.sleep(poll_interval)
+
+
+class WorkerClient:
+    """A reviewer's client: take tasks, answer them. Create it with ``sign_in``."""
+
+    def __init__(self, url: str, *, token: str, http_client: httpx.Client | None = None, timeout: float = 30.0) -> None:
+        self.url = url
+        self._http = _Http(url, auth=None, headers={"Authorization": f"Bearer {token}"}, http_client=http_client, timeout=timeout)
+
+    @classmethod
+    def sign_in(cls, url: str, email: str, password: str, *, http_client: httpx.Client | None = None) -> WorkerClient:
+        session = _Http(url, auth=None, headers={}, http_client=http_client, timeout=30.0).model(
+            schemas.WorkerSession, "POST", "/worker/sign-in", json_body={"email": email, "password": password}
+        )
+        return cls(url, token=session.token, http_client=http_client)
+
+    @classmethod
+    def accept_invitation(cls, url: str, token: str, password: str, *, http_client: httpx.Client | None = None) -> WorkerClient:
+        session = _Http(url, auth=None, headers={}, http_client=http_client, timeout=30.0).model(
+            schemas.WorkerSession, "POST", "/worker/accept-invitation", json_body={"token": token, "password": password}
+        )
+        return cls(url, token=session.token, http_client=http_client)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def jobs(self) -> list[schemas.Job]:
+        return self._http.models(schemas.Job, "GET", "/worker/jobs")
+
+    def next_task(self, flow: str | None = None) -> schemas.Task | None:
+        """The task you hold in that job, or the next waiting one; None when none waits."""
+        response = self._http.call("POST", "/worker/tasks/next", json_body={"flow": flow})
+        if response.status_code == 204:
+            return None
+        return schemas.Task.model_validate(response.json())
+
+    def get_task(self, task_id: int) -> schemas.Task:
+        return self._http.model(schemas.Task, "GET", f"/worker/tasks/{task_id}")
+
+    def release(self, task_id: int) -> None:
+        self._http.call("POST", f"/worker/tasks/{task_id}/release")
+
+    def decline(self, task_id: int) -> None:
+        self._http.call("POST", f"/worker/tasks/{task_id}/decline")
+
+    def submit(self, task_id: int, answer: dict[str, Any]) -> None:
+        if not isinstance(answer, dict):
+            raise ValidationError("The answer must be a JSON object.")
+        self._http.call("POST", f"/worker/tasks/{task_id}/submit", json_body={"answer": answer})
+

@@ -1,0 +1,567 @@
+"""The ``loopin`` command.
+
+``serve``, ``db`` and ``keys`` act on the local server's data directory directly; every
+other command is a client of a running server (``LOOPIN_URL``, ``LOOPIN_ACCESS_KEY_ID``,
+``LOOPIN_SECRET_ACCESS_KEY``), so it works from any machine that can reach it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from loopin.client import Client, WorkerClient
+from loopin.errors import LoopinError, ValidationError
+
+T = TypeVar("T")
+
+app = typer.Typer(help="loopin: human review of machine-learning predictions.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+keys_app = typer.Typer(help="Admin access keys (run on the server machine).", no_args_is_help=True)
+teams_app = typer.Typer(help="Work teams.", no_args_is_help=True)
+workers_app = typer.Typer(help="Workers: invite, list, enable, disable, remove.", no_args_is_help=True)
+templates_app = typer.Typer(help="Task UI templates (Liquid + crowd-* elements).", no_args_is_help=True)
+flows_app = typer.Typer(help="Flow definitions.", no_args_is_help=True)
+loops_app = typer.Typer(help="Human loops.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Work as a reviewer: take, answer, release or decline tasks.", no_args_is_help=True)
+for sub, name in [
+    (db_app, "db"),
+    (keys_app, "keys"),
+    (teams_app, "teams"),
+    (workers_app, "workers"),
+    (templates_app, "templates"),
+    (flows_app, "flows"),
+    (loops_app, "loops"),
+    (tasks_app, "tasks"),
+]:
+    app.add_typer(sub, name=name)
+
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UrlOption = Annotated[str | None, typer.Option("--url", envvar="LOOPIN_URL", help="Server URL.")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", envvar="LOOPIN_CONFIG", help="TOML config file.")]
+
+
+def main() -> None:
+    try:
+        app()
+    except LoopinError as exc:
+        err.print(f"[red]error[/red] [bold]{exc.code}[/bold]: {exc.message}", highlight=False)
+        sys.exit(1)
+
+
+# -- output helpers ------------------------------------------------------------------
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    return value
+
+
+def _emit(value: Any, as_json: bool, columns: list[str] | None = None) -> None:
+    data = _dump(value)
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    rows = data if isinstance(data, list) else [data]
+    if not rows:
+        out.print("(none)")
+        return
+    if isinstance(data, dict) and columns is None:
+        table = Table(show_header=False, box=None)
+        for key, val in data.items():
+            table.add_row(f"[bold]{key}[/bold]", _cell(val))
+        out.print(table)
+        return
+    cols = columns or list(rows[0].keys())
+    table = Table(*cols)
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in cols))
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        return json.dumps(value) if not (isinstance(value, list) and all(isinstance(v, str) for v in value)) else ", ".join(value)
+    return str(value)
+
+
+def _client(url: str | None) -> Client:
+    return Client(url)
+
+
+def _read_arg(value: str) -> str:
+    """``@path`` reads a file, ``-`` reads standard input, anything else is the value."""
+    if value == "-":
+        return sys.stdin.read()
+    if value.startswith("@"):
+        return Path(value[1:]).read_text()
+    return value
+
+
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValidationError(f"The {what} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValidationError(f"The {what} must be a JSON object ({{...}}).")
+    return value
+
+
+def _with_progress(items: list[T], label: str, fn: Callable[[T], Any]) -> list[Any]:
+    results = []
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task(label, total=len(items))
+        for item in items:
+            results.append(fn(item))
+            progress.advance(task)
+    return results
+
+
+# -- serve, db, keys -----------------------------------------------------------------
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int, typer.Option(help="Server processes (they share the database).")] = 1,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+) -> None:
+    """Run the server (migrates the database first)."""
+    import uvicorn
+
+    from loopin.config import Settings
+    from loopin.server import build_services
+
+    overrides = {"host": host, "port": port, "data_dir": data_dir}
+    settings = Settings.load(config_file=config, **overrides).ensure_secret_key()
+    ctx = build_services(settings)  # migrate once, before any worker process starts
+    ctx.db.dispose()
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"LOOPIN_{name.upper()}"] = str(value)
+    if config is not None:
+        os.environ["LOOPIN_CONFIG"] = str(config)
+    err.print(f"loopin serving on {settings.resolved_public_url} (API at /api/v1, data in {settings.data_dir})")
+    uvicorn.run(
+        "loopin.server:app_factory",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Apply the database migrations."""
+    from loopin.config import Settings
+    from loopin.db import Database
+
+    settings = Settings.load(config_file=config)
+    Database(settings.resolved_database_url).upgrade()
+    out.print("database is up to date")
+
+
+def _local_db(config: Path | None) -> tuple[Any, Any]:
+    from loopin.config import Settings
+    from loopin.db import Database
+
+    settings = Settings.load(config_file=config).ensure_secret_key()
+    db = Database(settings.resolved_database_url, pool_size=1)
+    db.upgrade()
+    return settings, db
+
+
+@keys_app.command("create")
+def keys_create(
+    description: Annotated[str, typer.Option(help="What the key is for.")] = "",
+    config: ConfigOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an access key; the secret is shown this once."""
+    from loopin.access_keys import create_key
+    from loopin.clock import SystemClock
+
+    settings, db = _local_db(config)
+    with db.write() as session:
+        key = create_key(session, secret_key=settings.secret_key, description=description, now_ms=SystemClock().now_ms())
+    data = {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key, "description": key.description}
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    _emit(data, False)
+    err.print("Keep the secret now: it is not shown again. For the CLI and SDK:")
+    out.print(f"export LOOPIN_ACCESS_KEY_ID={key.access_key_id} LOOPIN_SECRET_ACCESS_KEY={key.secret_access_key}", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(config: ConfigOption = None, as_json: JsonFlag = False) -> None:
+    """List access keys (never their secrets)."""
+    from loopin.access_keys import list_keys
+    from loopin.clock import iso_ms
+
+    _, db = _local_db(config)
+    with db.read() as session:
+        rows = [
+            {
+                "access_key_id": k.key_id,
+                "description": k.description,
+                "created_at": iso_ms(k.created_at),
+                "revoked_at": iso_ms(k.revoked_at) if k.revoked_at else None,
+            }
+            for k in list_keys(session)
+        ]
+    _emit(rows, as_json, ["access_key_id", "description", "created_at", "revoked_at"])
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
+    """Revoke an access key at once."""
+    from loopin.access_keys import revoke_key
+    from loopin.clock import SystemClock
+
+    _, db = _local_db(config)
+    with db.write() as session:
+        revoke_key(session, key_id, now_ms=SystemClock().now_ms())
+    out.print(f"revoked {key_id}")
+
+
+# -- teams and workers ---------------------------------------------------------------
+
+@teams_app.command("create")
+def teams_create(name: str, description: Annotated[str, typer.Option(help="1-200 characters.")], url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    """Create a work team."""
+    _emit(_client(url).create_team(name, description=description), as_json)
+
+
+@teams_app.command("list")
+def teams_list(url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).list_teams(), as_json, ["name", "description", "members", "created_at"])
+
+
+@teams_app.command("describe")
+def teams_describe(name: str, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).get_team(name), as_json)
+
+
+@teams_app.command("delete")
+def teams_delete(name: str, url: UrlOption = None) -> None:
+    _client(url).delete_team(name)
+    out.print(f"deleted team {name}")
+
+
+@teams_app.command("add-member")
+def teams_add_member(team: str, email: str, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).add_team_member(team, email), as_json)
+
+
+@teams_app.command("remove-member")
+def teams_remove_member(team: str, email: str, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).remove_team_member(team, email), as_json)
+
+
+def _emails(values: Iterable[str]) -> list[str]:
+    return [e.strip() for v in values for e in v.split(",") if e.strip()]
+
+
+@workers_app.command("invite")
+def workers_invite(
+    emails: Annotated[list[str], typer.Argument(help="E-mail addresses, space- or comma-separated (up to 50).")],
+    team: Annotated[list[str], typer.Option("--team", help="Team to join (repeatable).")],
+    name: Annotated[str, typer.Option(help="Display name (one address only).")] = "",
+    password_stdin: Annotated[bool, typer.Option(help="Read a password from standard input instead of inviting.")] = False,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add workers to teams; prints each one's invitation link to hand over."""
+    addresses = _emails(emails)
+    if not 1 <= len(addresses) <= 50:
+        raise ValidationError("Give 1 to 50 e-mail addresses.")
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    client = _client(url)
+    results = _with_progress(
+        addresses, "inviting", lambda e: client.create_worker(e, name=name, teams=team, password=password)
+    )
+    rows = [{"email": r.worker.email, "status": r.worker.status, "invitation_url": r.invitation_url} for r in results]
+    _emit(rows if as_json else rows, as_json, ["email", "status", "invitation_url"])
+
+
+@workers_app.command("list")
+def workers_list(team: Annotated[str | None, typer.Option(help="Only this team.")] = None, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).list_workers(team=team), as_json, ["email", "name", "status", "teams", "last_seen_at"])
+
+
+@workers_app.command("describe")
+def workers_describe(email: str, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).get_worker(email), as_json)
+
+
+@workers_app.command("disable")
+def workers_disable(email: str, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    """Disable a worker; the tasks they hold go back to the pool."""
+    _emit(_client(url).set_worker_status(email, "disabled"), as_json)
+
+
+@workers_app.command("enable")
+def workers_enable(email: str, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).set_worker_status(email, "active"), as_json)
+
+
+@workers_app.command("reinvite")
+def workers_reinvite(email: str, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    """Issue a new invitation link (the old one stops working)."""
+    _emit(_client(url).reinvite_worker(email), as_json)
+
+
+@workers_app.command("remove")
+def workers_remove(email: str, url: UrlOption = None) -> None:
+    """Disable a worker and remove them from every team (their answers are kept)."""
+    _client(url).remove_worker(email)
+    out.print(f"removed {email}")
+
+
+# -- templates and flows -------------------------------------------------------------
+
+@templates_app.command("create")
+def templates_create(
+    name: str,
+    file: Annotated[Path, typer.Option("--file", exists=True, dir_okay=False, help="The Liquid/HTML template.")],
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    ui = _client(url).create_task_ui(name, template=file.read_text())
+    _emit({"name": ui.name, "arn": ui.arn, "content_sha256": ui.content_sha256} if not as_json else ui, as_json)
+
+
+@templates_app.command("list")
+def templates_list(url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).list_task_uis(), as_json, ["name", "arn", "created_at"])
+
+
+@templates_app.command("show")
+def templates_show(name: str, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    ui = _client(url).get_task_ui(name)
+    if as_json:
+        _emit(ui, True)
+    else:
+        out.print(ui.template, markup=False, highlight=False)
+
+
+@templates_app.command("delete")
+def templates_delete(name: str, url: UrlOption = None) -> None:
+    _client(url).delete_task_ui(name)
+    out.print(f"deleted template {name}")
+
+
+@flows_app.command("create")
+def flows_create(
+    name: str,
+    team: Annotated[str, typer.Option(help="The work team that answers.")],
+    template: Annotated[str, typer.Option(help="The task UI's name.")],
+    title: Annotated[str, typer.Option(help="Task title shown to workers.")],
+    description: Annotated[str, typer.Option(help="Task description shown to workers.")],
+    output: Annotated[str, typer.Option(help="Output location, s3://bucket/prefix.")],
+    task_count: Annotated[int, typer.Option(help="Distinct workers per loop (1-3).")] = 1,
+    keyword: Annotated[list[str] | None, typer.Option("--keyword", help="Keyword (repeatable, up to 5).")] = None,
+    availability: Annotated[int, typer.Option(help="Seconds a task may wait for a worker.")] = 864_000,
+    time_limit: Annotated[int, typer.Option(help="Seconds a worker has for a task.")] = 3_600,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a flow definition."""
+    flow = _client(url).create_flow(
+        name,
+        team=team,
+        task_ui=template,
+        title=title,
+        description=description,
+        output_path=output,
+        task_count=task_count,
+        keywords=keyword or [],
+        availability_lifetime_seconds=availability,
+        time_limit_seconds=time_limit,
+    )
+    _emit(flow, as_json)
+
+
+@flows_app.command("list")
+def flows_list(url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).list_flows(), as_json, ["name", "team", "task_ui", "task_count", "output_path"])
+
+
+@flows_app.command("describe")
+def flows_describe(name: str, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).get_flow(name), as_json)
+
+
+@flows_app.command("delete")
+def flows_delete(name: str, url: UrlOption = None) -> None:
+    _client(url).delete_flow(name)
+    out.print(f"deleted flow {name}")
+
+
+# -- loops ---------------------------------------------------------------------------
+
+@loops_app.command("start")
+def loops_start(
+    name: Annotated[str, typer.Argument(help="Loop name (1-63 letters, digits, hyphens).")],
+    flow: Annotated[str, typer.Option(help="Flow definition.")],
+    input: Annotated[str, typer.Option("--input", help="Input JSON object, @file, or - for stdin.")],
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Start one human loop."""
+    _emit(_client(url).start_loop(name, flow=flow, input=_read_arg(input)), as_json)
+
+
+@loops_app.command("start-batch")
+def loops_start_batch(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON Lines: one input object per line.")],
+    flow: Annotated[str, typer.Option(help="Flow definition.")],
+    prefix: Annotated[str, typer.Option(help="Name prefix; a line may give its own 'loopName'.")] = "loop",
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Start one loop per line of a JSON Lines file (with a progress bar)."""
+    inputs = [_json_object(line, f"line {i + 1}") for i, line in enumerate(file.read_text().splitlines()) if line.strip()]
+    client = _client(url)
+
+    def start(item: dict[str, Any]) -> Any:
+        name = item.pop("loopName", None) or f"{prefix}-{uuid.uuid4().hex[:20]}"
+        return client.start_loop(name, flow=flow, input=item)
+
+    started = _with_progress(inputs, "starting loops", start)
+    if as_json:
+        _emit(started, True)
+    else:
+        out.print(f"started {sum(1 for s in started if s.created)} loops ({len(started)} lines)")
+
+
+@loops_app.command("describe")
+def loops_describe(name: str, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).describe_loop(name), as_json)
+
+
+@loops_app.command("list")
+def loops_list(
+    flow: Annotated[str | None, typer.Option(help="Only this flow definition.")] = None,
+    created_after: Annotated[str | None, typer.Option(help="ISO time, inclusive.")] = None,
+    created_before: Annotated[str | None, typer.Option(help="ISO time, inclusive.")] = None,
+    sort: Annotated[str, typer.Option(help="Ascending or Descending.")] = "Descending",
+    limit: Annotated[int, typer.Option(help="At most this many loops (pages are fetched as needed).")] = 100,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    loops = []
+    for loop in _client(url).iter_loops(flow=flow, created_after=created_after, created_before=created_before, sort_order=sort, max_results=min(100, max(1, limit))):
+        loops.append(loop)
+        if len(loops) >= limit:
+            break
+    _emit(loops, as_json, ["name", "flow", "status", "created_at", "output_uri"])
+
+
+@loops_app.command("stop")
+def loops_stop(name: str, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).stop_loop(name), as_json)
+
+
+@loops_app.command("delete")
+def loops_delete(name: str, url: UrlOption = None) -> None:
+    _client(url).delete_loop(name)
+    out.print(f"deleted loop {name}")
+
+
+@loops_app.command("wait")
+def loops_wait(
+    name: str,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 3600,
+    interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 1.0,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Wait until a loop is Completed, Failed or Stopped. Exit code 2 on timeout."""
+    try:
+        loop = _client(url).wait_for_loop(name, timeout=timeout, poll_interval=interval)
+    except TimeoutError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from exc
+    _emit(loop, as_json)
+
+
+# -- worker side ---------------------------------------------------------------------
+
+def _worker(url: str | None) -> WorkerClient:
+    base = url or os.environ.get("LOOPIN_URL", "http://127.0.0.1:8321")
+    token = os.environ.get("LOOPIN_WORKER_TOKEN")
+    if token:
+        return WorkerClient(base, token=token)
+    email = os.environ.get("LOOPIN_WORKER_EMAIL")
+    password = os.environ.get("LOOPIN_WORKER_PASSWORD")
+    if not email or not password:
+        raise ValidationError(
+            "Set LOOPIN_WORKER_EMAIL and LOOPIN_WORKER_PASSWORD (or LOOPIN_WORKER_TOKEN) to act as a worker."
+        )
+    return WorkerClient.sign_in(base, email, password)
+
+
+@tasks_app.command("jobs")
+def tasks_jobs(url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    """The jobs you may work on, with the tasks waiting."""
+    _emit(_worker(url).jobs(), as_json, ["flow", "title", "tasks_waiting"])
+
+
+@tasks_app.command("next")
+def tasks_next(flow: Annotated[str | None, typer.Option(help="Only this job (flow).")] = None, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    """Take the next task (or show the one you hold). Exit code 3 when none waits."""
+    task = _worker(url).next_task(flow)
+    if task is None:
+        err.print("no task is waiting")
+        raise typer.Exit(3)
+    _emit(task, as_json)
+
+
+@tasks_app.command("submit")
+def tasks_submit(
+    task_id: int,
+    answer: Annotated[str, typer.Option(help="Answer JSON object, @file, or - for stdin.")],
+    url: UrlOption = None,
+) -> None:
+    """Submit your answer to a task you hold."""
+    _worker(url).submit(task_id, _json_object(_read_arg(answer), "answer"))
+    out.print(f"submitted task {task_id}")
+
+
+@tasks_app.command("release")
+def tasks_release(task_id: int, url: UrlOption = None) -> None:
+    """Give a task back to the pool."""
+    _worker(url).release(task_id)
+    out.print(f"released task {task_id}")
+
+
+@tasks_app.command("decline")
+def tasks_decline(task_id: int, url: UrlOption = None) -> None:
+    """Give a task back and never see that loop again."""
+    _worker(url).decline(task_id)
+    out.print(f"declined task {task_id}")

@@ -1,0 +1,58 @@
+"""Serves ``LocalStore`` objects at the signed URLs that ``LocalStore.signed_url`` makes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from loopin.clock import Clock
+from loopin.errors import AccessDeniedError, LoopinError, NotFoundError, ValidationError
+from loopin.store import LocalStore
+
+_CHUNK = 64 * 1024
+# Stored objects come from users: never let one run script on this origin. PDFs are left
+# out of the sandbox because browsers refuse to show them in a sandboxed document.
+_CSP = "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"
+
+
+def _error(status: int, err: LoopinError) -> JSONResponse:
+    return JSONResponse({"error": {"code": err.code, "message": err.message}}, status_code=status)
+
+
+def _chunks(fh: BinaryIO) -> Iterator[bytes]:
+    with fh:
+        while chunk := fh.read(_CHUNK):
+            yield chunk
+
+
+def store_router(store: LocalStore, clock: Clock) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/store/{bucket}/{key:path}")
+    def read_object(bucket: str, key: str, expires: str = "", signature: str = "") -> Response:
+        now_ms = clock.now_ms()
+        try:
+            store.verify_signature(bucket, key, expires, signature, now_ms=now_ms)
+            fh, info = store.open_read(f"s3://{bucket}/{key}")
+        except NotFoundError as err:
+            return _error(404, err)
+        except ValidationError as err:
+            return _error(400, err)
+        except AccessDeniedError as err:
+            return _error(403, err)
+        content_type = info.content_type or "application/octet-stream"
+        sandbox = "" if content_type.split(";")[0].strip() == "application/pdf" else "; sandbox"
+        max_age = max(0, (int(expires) * 1000 - now_ms) // 1000)
+        headers = {
+            "Content-Length": str(info.size),
+            "ETag": f'"{info.etag}"',
+            "Cache-Control": f"private, max-age={max_age}",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": _CSP + sandbox,
+        }
+        return StreamingResponse(_chunks(fh), media_type=content_type, headers=headers)
+
+    return router
