@@ -750,7 +750,7 @@ class _CallablePredictor:
 
 
 def _read_package_file(name: str) -> bytes:
-    return importlib.resources.files("loopin").joinpath("models", name).read_bytes()
+    return importlib.resources.files("loopin").joinpath("weights", name).read_bytes()
 
 
 COCO_CLASSES: tuple[str, ...] = tuple(json.loads(_read_package_file("coco_labels.json")))
@@ -765,7 +765,7 @@ class BuiltinModel:
     version: str
     input_size: tuple[int, int]  # (width, height)
     classes: tuple[str, ...]
-    filename: str  # in loopin/models/
+    filename: str  # in loopin/weights/
     sha256: str
     spec: ModelSpec
 

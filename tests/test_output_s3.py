@@ -1,0 +1,103 @@
+"""Outputs written to an external S3 store (moto's stand-alone server over HTTP),
+including an outage in the middle of a run."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from loopin.access_keys import create_key
+from loopin.clock import ManualClock
+from loopin.config import Settings
+from loopin.context import Services
+from loopin.jobs import run_once
+from loopin.server import build_services, create_app
+from loopin.store import S3Store
+from tests.conftest import _free_port, make_bucket
+from tests.helpers import admin_client, setup_flow, worker_client
+
+
+def _s3_app(tmp_path: Path, database_url: str, endpoint: str, clock: ManualClock) -> tuple[Services, TestClient, object]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        s3_endpoint_url=endpoint,
+        s3_access_key_id="testing",
+        s3_secret_access_key="testing",
+        secret_key="s3-test-" + uuid.uuid4().hex,
+    )
+    services = build_services(settings, clock=clock)
+    with services.db.write() as session:
+        key = create_key(session, secret_key=services.settings.secret_key, description="", now_ms=0)
+    client = TestClient(create_app(services=services, run_jobs=False))
+    return services, client, admin_client(client, (key.access_key_id, key.secret_access_key))
+
+
+@pytest.fixture
+def s3_app(tmp_path: Path, database_url: str, moto_endpoint: str, clock: ManualClock) -> Iterator[tuple[Services, TestClient, object, str]]:
+    bucket = f"out-{uuid.uuid4().hex[:10]}"
+    make_bucket(moto_endpoint, bucket)
+    services, client, admin = _s3_app(tmp_path, database_url, moto_endpoint, clock)
+    yield services, client, admin, bucket
+    services.db.dispose()
+
+
+def test_fifty_loops_complete_with_outputs_on_s3(s3_app, clock: ManualClock) -> None:
+    services, http, admin, bucket = s3_app
+    assert isinstance(services.store, S3Store)
+    emails = setup_flow(admin, task_count=2, output=f"s3://{bucket}/results/")
+    for i in range(50):
+        clock.advance(1)
+        admin.start_loop(f"s3-loop-{i}", flow="review", input={"i": i})
+    for email in emails[:2]:
+        reviewer = worker_client(http, email)
+        while (task := reviewer.next_task()) is not None:
+            reviewer.submit(task.task_id, {"by": email, "i": task.input["i"]})
+    for i in range(50):
+        loop = admin.describe_loop(f"s3-loop-{i}")
+        assert loop.status == "Completed"
+        assert loop.output_uri.startswith(f"s3://{bucket}/results/review/2026/01/01/00/00/")
+        doc = json.loads(services.store.get(loop.output_uri))
+        assert doc["inputContent"] == {"i": i}
+        assert sorted(a["answerContent"]["by"] for a in doc["humanAnswers"]) == sorted(emails[:2])
+    assert len(services.store.list(f"s3://{bucket}/results/")) == 50
+
+
+def test_store_outage_keeps_the_answer_and_writes_after_recovery(tmp_path: Path, database_url: str, clock: ManualClock) -> None:
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    bucket = f"outage-{uuid.uuid4().hex[:8]}"
+    make_bucket(endpoint, bucket)
+    services, http, admin = _s3_app(tmp_path, database_url, endpoint, clock)
+    try:
+        emails = setup_flow(admin, output=f"s3://{bucket}/out")
+        admin.start_loop("during-outage", flow="review", input={"x": 1})
+        worker = worker_client(http, emails[0])
+        task = worker.next_task()
+        moto.stop()
+        worker.submit(task.task_id, {"kept": True})  # acknowledged although the store is down
+        loop = admin.describe_loop("during-outage")
+        assert loop.status == "InProgress" and loop.output_uri is None
+        clock.advance(120)
+        assert run_once(services)["outputs_written"] == 0
+        assert admin.describe_loop("during-outage").status == "InProgress"
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        moto.start()
+        clock.advance(600)  # past the retry back-off
+        assert run_once(services)["outputs_written"] == 1
+        loop = admin.describe_loop("during-outage")
+        assert loop.status == "Completed"
+        doc = json.loads(services.store.get(loop.output_uri))
+        assert doc["humanAnswers"][0]["answerContent"] == {"kept": True}
+    finally:
+        moto.stop()
+        services.db.dispose()
