@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from loopin.access_keys import create_key
 from loopin.clock import ManualClock
 from loopin.config import Settings
 from loopin.context import Services
+from loopin.db import Database
 from loopin.server import build_services, create_app
 
 PG_ADMIN_DSN = os.environ.get("LOOPIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -38,14 +40,37 @@ def pg_ok() -> bool:
     return ok
 
 
-@pytest.fixture
-def pg_database(pg_ok: bool) -> Iterator[str]:
-    """A fresh PostgreSQL database; yields its SQLAlchemy URL and drops it afterwards."""
+@pytest.fixture(scope="session")
+def pg_template(pg_ok: bool) -> Iterator[str]:
+    """A migrated PostgreSQL database that each test's database is copied from."""
     if not pg_ok:
         pytest.skip("PostgreSQL not available")
-    name = f"loopin_test_{uuid.uuid4().hex[:12]}"
+    name = f"loopin_tpl_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    db = Database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", pool_size=1)
+    db.upgrade()
+    db.dispose()
+    yield name
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "loopin.db"
+    db = Database(f"sqlite:///{path}", pool_size=1)
+    db.upgrade()
+    db.dispose()
+    return path
+
+
+@pytest.fixture
+def pg_database(pg_template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database; yields its URL and drops it afterwards."""
+    name = f"loopin_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
@@ -56,8 +81,10 @@ def pg_database(pg_ok: bool) -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'loopin.db'}"
-    return request.getfixturevalue("pg_database")
+        path = tmp_path / "loopin.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    return str(request.getfixturevalue("pg_database"))
 
 
 @pytest.fixture

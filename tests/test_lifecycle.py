@@ -303,3 +303,19 @@ def test_invitation_sets_the_password_once(admin, app_client):
     assert info.value.code == "UnauthorizedException"
     assert admin.get_worker("new@example.com").status == "active"
 
+
+
+def test_disabling_the_last_holder_settles_a_stopping_loop(admin, app_client):
+    emails = setup_flow(admin)
+    admin.start_loop("stop-then-disable", flow="review", input=INPUT)
+    worker_client(app_client, emails[0]).next_task()
+    assert admin.stop_loop("stop-then-disable").status == "Stopping"
+    admin.remove_worker(emails[0])
+    assert admin.describe_loop("stop-then-disable").status == "Stopped"
+    admin.delete_loop("stop-then-disable")
+
+
+def test_start_with_the_same_object_in_another_key_order_is_the_same_input(admin):
+    setup_flow(admin)
+    admin.start_loop("ordered", flow="review", input={"a": 1, "b": 2})
+    assert not admin.start_loop("ordered", flow="review", input={"b": 2, "a": 1}).created

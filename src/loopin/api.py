@@ -5,15 +5,14 @@ shape, ``{"error": {"code", "message", "details"}}``, rendered in ``_error_respo
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -58,29 +57,27 @@ def services(request: Request) -> Services:
 Ctx = Annotated[Services, Depends(services)]
 
 
-def admin(request: Request, ctx: Ctx) -> str:
+_basic = HTTPBasic(auto_error=False, description="An access key: its id as user, its secret as password.")
+_bearer = HTTPBearer(auto_error=False, description="A worker's token from /worker/sign-in.")
+
+
+def admin(ctx: Ctx, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> str:
     """The access key id of an admin caller (HTTP Basic with key id and secret)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic" or not value:
+    if credentials is None:
         raise AuthenticationError(
             "This call needs an access key: HTTP Basic auth with the key id and secret "
             "(create one with `loopin keys create`)."
         )
-    try:
-        key_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise AuthenticationError("The Authorization header is not valid Basic auth.") from exc
     with ctx.db.read() as session:
-        return access_keys.authenticate(session, key_id, secret, secret_key=ctx.settings.secret_key)
+        return access_keys.authenticate(
+            session, credentials.username, credentials.password, secret_key=ctx.settings.secret_key
+        )
 
 
-def signed_in_worker(request: Request, ctx: Ctx) -> Worker:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+def signed_in_worker(ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Worker:
+    if credentials is None:
         raise AuthenticationError("Sign in first: this call needs a worker token (Bearer).")
-    payload = verify_token(_worker_key(ctx), token, now_ms=ctx.clock.now_ms())
+    payload = verify_token(_worker_key(ctx), credentials.credentials, now_ms=ctx.clock.now_ms())
     with ctx.db.read() as session:
         worker = session.get(Worker, payload.get("wid"))
     if worker is None or worker.status != "active" or worker.sub != payload.get("sub"):
@@ -102,6 +99,15 @@ def create_api() -> FastAPI:
         version="1",
         description="Human review of machine-learning predictions: teams, task UIs, flow "
         "definitions, human loops and worker tasks.",
+        responses={
+            status: {"model": schemas.ErrorResponse, "description": description}
+            for status, description in [
+                (400, "Invalid request (ValidationException)"),
+                (401, "Missing or wrong credentials (UnauthorizedException)"),
+                (404, "No such resource (ResourceNotFound)"),
+                (409, "Conflict with the current state"),
+            ]
+        },
     )
 
     @api.exception_handler(LoopinError)
@@ -119,8 +125,12 @@ def create_api() -> FastAPI:
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "ResourceNotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HttpError")
-        message = "No such API path." if exc.status_code == 404 else str(exc.detail)
+        code = {401: "UnauthorizedException", 404: "ResourceNotFound", 405: "MethodNotAllowed"}.get(
+            exc.status_code, "HttpError"
+        )
+        message = {404: "No such API path.", 401: "The Authorization header is not valid."}.get(
+            exc.status_code, str(exc.detail)
+        )
         return _error_response(exc.status_code, code, message)
 
     @api.exception_handler(Exception)
@@ -314,7 +324,7 @@ def _worker_admin_routes(api: FastAPI) -> None:
         def run(s: Session) -> schemas.Worker:
             worker = workforce.set_worker_status(s, email, body.status)
             if worker.status == "disabled":
-                tasks.release_all_for_worker(s, worker.id)
+                tasks.release_all_for_worker(s, worker.id, now_ms=ctx.clock.now_ms())
             return _worker(s, worker)
 
         return ctx.write(run)
@@ -329,7 +339,11 @@ def _worker_admin_routes(api: FastAPI) -> None:
 
     @api.delete("/workers/{email}", status_code=204, tags=["workers"])
     def remove_worker(email: str, ctx: Ctx, _: Admin) -> None:
-        ctx.write(lambda s: tasks.release_all_for_worker(s, workforce.remove_worker(s, email).id))
+        def run(s: Session) -> None:
+            worker = workforce.remove_worker(s, email)
+            tasks.release_all_for_worker(s, worker.id, now_ms=ctx.clock.now_ms())
+
+        ctx.write(run)
 
 
 def _template_and_flow_routes(api: FastAPI) -> None:
@@ -396,7 +410,9 @@ def _template_and_flow_routes(api: FastAPI) -> None:
 def _loop_routes(api: FastAPI) -> None:
     @api.post("/loops", response_model=schemas.LoopStarted, tags=["human loops"])
     def start_loop(body: schemas.LoopStart, ctx: Ctx, _: Admin) -> schemas.LoopStarted:
-        content = body.input_content if body.input is None else json.dumps(body.input)
+        # The object form is serialised canonically, so a retry with the keys in another
+        # order is still the same input.
+        content = body.input_content if body.input is None else json.dumps(body.input, sort_keys=True, separators=(",", ":"))
         assert content is not None  # the schema guarantees exactly one of the two
 
         def run(s: Session) -> schemas.LoopStarted:
@@ -521,10 +537,11 @@ def _worker_routes(api: FastAPI) -> None:
         responses={204: {"description": "No task is waiting."}},
         tags=["worker"],
     )
-    def next_task(body: schemas.NextTask, ctx: Ctx, worker: SignedInWorker) -> Any:
-        held = ctx.write(lambda s: _claimed(s, ctx, worker, body.flow))
+    def next_task(ctx: Ctx, worker: SignedInWorker, body: schemas.NextTask | None = None) -> Any:
+        flow = body.flow if body is not None else None
+        held = ctx.write(lambda s: _claimed(s, ctx, worker, flow))
         if held is None:
-            return JSONResponse(None, status_code=204)
+            return Response(status_code=204)
         return held
 
     @api.get("/worker/tasks/{task_id}", response_model=schemas.Task, tags=["worker"])

@@ -7,16 +7,17 @@ other command is a client of a running server (``LOOPIN_URL``, ``LOOPIN_ACCESS_K
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -61,6 +62,10 @@ def main() -> None:
     except LoopinError as exc:
         err.print(f"[red]error[/red] [bold]{exc.code}[/bold]: {exc.message}", highlight=False)
         sys.exit(1)
+    except PydanticValidationError as exc:  # a bad setting in the environment or config file
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        err.print(f"[red]error[/red] invalid setting: {problems}", highlight=False)
+        sys.exit(1)
 
 
 # -- output helpers ------------------------------------------------------------------
@@ -103,8 +108,17 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _server_url(url: str | None) -> str:
+    """--url, else LOOPIN_URL, else the URL the local settings say the server listens on."""
+    if url:
+        return url
+    from loopin.config import Settings
+
+    return Settings.load().resolved_public_url
+
+
 def _client(url: str | None) -> Client:
-    return Client(url)
+    return Client(_server_url(url))
 
 
 def _read_arg(value: str) -> str:
@@ -266,6 +280,12 @@ def teams_describe(name: str, url: UrlOption = None, as_json: JsonFlag = False) 
     _emit(_client(url).get_team(name), as_json)
 
 
+@teams_app.command("update")
+def teams_update(name: str, description: Annotated[str, typer.Option(help="1-200 characters.")], url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    """Change a team's description."""
+    _emit(_client(url).update_team(name, description=description), as_json)
+
+
 @teams_app.command("delete")
 def teams_delete(name: str, url: UrlOption = None) -> None:
     _client(url).delete_team(name)
@@ -289,7 +309,7 @@ def _emails(values: Iterable[str]) -> list[str]:
 @workers_app.command("invite")
 def workers_invite(
     emails: Annotated[list[str], typer.Argument(help="E-mail addresses, space- or comma-separated (up to 50).")],
-    team: Annotated[list[str], typer.Option("--team", help="Team to join (repeatable).")],
+    team: Annotated[list[str] | None, typer.Option("--team", help="Team to join (repeatable).")] = None,
     name: Annotated[str, typer.Option(help="Display name (one address only).")] = "",
     password_stdin: Annotated[bool, typer.Option(help="Read a password from standard input instead of inviting.")] = False,
     url: UrlOption = None,
@@ -302,7 +322,7 @@ def workers_invite(
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     client = _client(url)
     results = _with_progress(
-        addresses, "inviting", lambda e: client.create_worker(e, name=name, teams=team, password=password)
+        addresses, "inviting", lambda e: client.create_worker(e, name=name, teams=team or [], password=password)
     )
     rows = [{"email": r.worker.email, "status": r.worker.status, "invitation_url": r.invitation_url} for r in results]
     _emit(rows if as_json else rows, as_json, ["email", "status", "invitation_url"])
@@ -387,6 +407,7 @@ def flows_create(
     keyword: Annotated[list[str] | None, typer.Option("--keyword", help="Keyword (repeatable, up to 5).")] = None,
     availability: Annotated[int, typer.Option(help="Seconds a task may wait for a worker.")] = 864_000,
     time_limit: Annotated[int, typer.Option(help="Seconds a worker has for a task.")] = 3_600,
+    role_arn: Annotated[str | None, typer.Option(help="IAM role ARN (kept for A2I parity).")] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -402,6 +423,7 @@ def flows_create(
         keywords=keyword or [],
         availability_lifetime_seconds=availability,
         time_limit_seconds=time_limit,
+        role_arn=role_arn,
     )
     _emit(flow, as_json)
 
@@ -444,12 +466,16 @@ def loops_start_batch(
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Start one loop per line of a JSON Lines file (with a progress bar)."""
+    """Start one loop per line of a JSON Lines file (with a progress bar).
+
+    A line without 'loopName' is named after a hash of its content, so running the same
+    file again starts nothing twice."""
     inputs = [_json_object(line, f"line {i + 1}") for i, line in enumerate(file.read_text().splitlines()) if line.strip()]
     client = _client(url)
 
     def start(item: dict[str, Any]) -> Any:
-        name = item.pop("loopName", None) or f"{prefix}-{uuid.uuid4().hex[:20]}"
+        canonical = json.dumps(item, sort_keys=True, separators=(",", ":"))
+        name = item.pop("loopName", None) or f"{prefix}-{hashlib.sha256(canonical.encode()).hexdigest()[:24]}"
         return client.start_loop(name, flow=flow, input=item)
 
     started = _with_progress(inputs, "starting loops", start)
@@ -513,7 +539,7 @@ def loops_wait(
 # -- worker side ---------------------------------------------------------------------
 
 def _worker(url: str | None) -> WorkerClient:
-    base = url or os.environ.get("LOOPIN_URL", "http://127.0.0.1:8321")
+    base = _server_url(url)
     token = os.environ.get("LOOPIN_WORKER_TOKEN")
     if token:
         return WorkerClient(base, token=token)
@@ -565,3 +591,7 @@ def tasks_decline(task_id: int, url: UrlOption = None) -> None:
     """Give a task back and never see that loop again."""
     _worker(url).decline(task_id)
     out.print(f"declined task {task_id}")
+
+
+if __name__ == "__main__":
+    main()

@@ -74,17 +74,8 @@ class Settings(BaseModel):
         description="How often each server process runs the periodic jobs (lease expiry, "
         "availability expiry, output retries).",
     )
-    signed_url_ttl_seconds: int = Field(
-        default=900, ge=1, description="Lifetime of signed read URLs for stored objects."
-    )
     worker_token_ttl_seconds: int = Field(
         default=12 * 3600, ge=60, description="Lifetime of a worker's sign-in token."
-    )
-    max_active_loops: int = Field(
-        default=1_000_000,
-        ge=1,
-        description="Human loops that may be InProgress at once; StartHumanLoop beyond it "
-        "answers ServiceQuotaExceededException.",
     )
     db_pool_size: int = Field(
         default=20, ge=1, description="Database connections each server process may hold."

@@ -176,7 +176,7 @@ def submit(
     return loop
 
 
-def release_all_for_worker(session: Session, worker_id: int) -> None:
+def release_all_for_worker(session: Session, worker_id: int, *, now_ms: int) -> None:
     """Free every slot a worker holds (they were disabled or removed)."""
     slot_ids = session.scalars(
         select(TaskSlot.id).where(TaskSlot.worker_id == worker_id, TaskSlot.status == "held")
@@ -187,6 +187,7 @@ def release_all_for_worker(session: Session, worker_id: int) -> None:
         session.refresh(slot)
         if slot.status == "held":
             _free_slot(slot, loop)
+            settle_loop(session, loop, now_ms=now_ms)
 
 
 def expire_leases(session: Session, *, now_ms: int, limit: int = 500) -> int:

@@ -24,7 +24,9 @@ from loopin.validation import TEAM_NAME, check_email, check_name, check_text
 
 INVITATION_TTL_MS = 7 * 24 * 3600 * 1000
 MIN_PASSWORD_LENGTH = 10
-_hasher = PasswordHasher()
+# OWASP's recommended argon2id baseline (19 MiB, 2 passes, 1 lane): strong, yet cheap
+# enough that sign-in does not become a denial-of-service lever on a small server.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 # Verifying against this keeps sign-in time the same for unknown e-mail addresses.
 _DUMMY_HASH = _hasher.hash("loopin-timing-equaliser")
 
