@@ -118,9 +118,7 @@ def app_client(services: Services) -> Iterator[TestClient]:
 @pytest.fixture
 def access_key(services: Services) -> tuple[str, str]:
     with services.db.write() as session:
-        key = create_key(
-            session, secret_key=services.settings.secret_key, description="tests", now_ms=0
-        )
+        key = create_key(session, secret_key=services.settings.secret_key, description="tests", now_ms=0)
     return key.access_key_id, key.secret_access_key
 
 

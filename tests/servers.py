@@ -24,7 +24,9 @@ def loopin_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, str
     return env
 
 
-def run_cli(env: dict[str, str], *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    env: dict[str, str], *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([*LOOPIN, *args], env=env, input=input, capture_output=True, text=True, timeout=120)
     if check and result.returncode != 0:
         raise AssertionError(f"loopin {' '.join(args)} failed ({result.returncode}): {result.stderr}")
@@ -42,13 +44,13 @@ def serve(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = Path(env["LOOPIN_DATA_DIR"]).parent / f"serve-{port}.log"
-    log = open(log_path, "w")  # a file, not a pipe: a full pipe would block the server
-    proc = subprocess.Popen(
-        [*LOOPIN, "serve", "--port", str(port), "--workers", str(workers)],
-        env={**env, "LOOPIN_PUBLIC_URL": url},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would block the server
+        proc = subprocess.Popen(
+            [*LOOPIN, "serve", "--port", str(port), "--workers", str(workers)],
+            env={**env, "LOOPIN_PUBLIC_URL": url},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -67,4 +69,3 @@ def serve(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()

@@ -46,15 +46,33 @@ BAD_ADMIN_REQUESTS = [
     ("DELETE", "/teams/MyTeam", None, 409, "ResourceInUse"),
     ("POST", "/teams/MyTeam/members", {"email": "nobody@example.com"}, 404, "ResourceNotFound"),
     ("POST", "/teams/nope/members", {"email": "worker0@myteam.example"}, 404, "ResourceNotFound"),
-    ("POST", "/workers", {"email": "not-an-email", "teams": ["MyTeam"]}, 400, "ValidationException"),
+    (
+        "POST",
+        "/workers",
+        {"email": "not-an-email", "teams": ["MyTeam"]},
+        400,
+        "ValidationException",
+    ),
     ("POST", "/workers", {"email": "w@example.com", "teams": ["nope"]}, 404, "ResourceNotFound"),
-    ("POST", "/workers", {"email": "w@example.com", "password": "short"}, 400, "ValidationException"),
+    (
+        "POST",
+        "/workers",
+        {"email": "w@example.com", "password": "short"},
+        400,
+        "ValidationException",
+    ),
     ("POST", "/workers", {"email": "worker0@myteam.example"}, 409, "ResourceInUse"),
     ("POST", "/workers", {"email": "w@example.com", "name": LONG}, 400, "ValidationException"),
     ("PATCH", "/workers/worker0@myteam.example", {"status": "boss"}, 400, "ValidationException"),
     ("PATCH", "/workers/nobody@example.com", {"status": "disabled"}, 404, "ResourceNotFound"),
     ("POST", "/workers/worker0@myteam.example/invitation", None, 400, "ValidationException"),
-    ("POST", "/task-uis", {"name": "t", "template": "{% if x %}never closed"}, 400, "ValidationException"),
+    (
+        "POST",
+        "/task-uis",
+        {"name": "t", "template": "{% if x %}never closed"},
+        400,
+        "ValidationException",
+    ),
     ("POST", "/task-uis", {"name": "t", "template": ""}, 400, "ValidationException"),
     ("POST", "/task-uis", {"name": "t", "template": "x" * 128_001}, 400, "ValidationException"),
     ("POST", "/task-uis", {"name": "Upper", "template": "x"}, 400, "ValidationException"),
@@ -62,25 +80,182 @@ BAD_ADMIN_REQUESTS = [
     ("DELETE", "/task-uis/boxes", None, 409, "ResourceInUse"),
     ("GET", "/task-uis/nope", None, 404, "ResourceNotFound"),
     ("POST", "/flows", {"name": "f"}, 400, "ValidationException"),
-    ("POST", "/flows", {"name": "f", "team": "MyTeam", "task_ui": "boxes", "title": "t", "description": "d", "output_path": "s3://bucket/o", "task_count": 4}, 400, "ValidationException"),
-    ("POST", "/flows", {"name": "f", "team": "MyTeam", "task_ui": "boxes", "title": "t", "description": "d", "output_path": "s3://bucket/o", "time_limit_seconds": 10}, 400, "ValidationException"),
-    ("POST", "/flows", {"name": "f", "team": "MyTeam", "task_ui": "boxes", "title": "t", "description": "d", "output_path": "s3://bucket/../../etc"}, 400, "ValidationException"),
-    ("POST", "/flows", {"name": "f", "team": "MyTeam", "task_ui": "boxes", "title": "t", "description": "d", "output_path": "file:///etc"}, 400, "ValidationException"),
-    ("POST", "/flows", {"name": "f", "team": "MyTeam", "task_ui": "boxes", "title": "t", "description": "d", "output_path": "s3://bucket/o", "keywords": ["ok", "not-ok!"]}, 400, "ValidationException"),
-    ("POST", "/flows", {"name": "f", "team": "nope", "task_ui": "boxes", "title": "t", "description": "d", "output_path": "s3://bucket/o"}, 404, "ResourceNotFound"),
-    ("POST", "/flows", {"name": "f", "team": "MyTeam", "task_ui": "nope", "title": "t", "description": "d", "output_path": "s3://bucket/o"}, 404, "ResourceNotFound"),
-    ("POST", "/flows", {"name": "review", "team": "MyTeam", "task_ui": "boxes", "title": "t", "description": "d", "output_path": "s3://bucket/o"}, 409, "ResourceInUse"),
-    ("POST", "/flows", {"name": "f", "team": "MyTeam", "task_ui": "boxes", "title": "t", "description": "d", "output_path": "s3://bucket/o", "role_arn": "not-an-arn"}, 400, "ValidationException"),
+    (
+        "POST",
+        "/flows",
+        {
+            "name": "f",
+            "team": "MyTeam",
+            "task_ui": "boxes",
+            "title": "t",
+            "description": "d",
+            "output_path": "s3://bucket/o",
+            "task_count": 4,
+        },
+        400,
+        "ValidationException",
+    ),
+    (
+        "POST",
+        "/flows",
+        {
+            "name": "f",
+            "team": "MyTeam",
+            "task_ui": "boxes",
+            "title": "t",
+            "description": "d",
+            "output_path": "s3://bucket/o",
+            "time_limit_seconds": 10,
+        },
+        400,
+        "ValidationException",
+    ),
+    (
+        "POST",
+        "/flows",
+        {
+            "name": "f",
+            "team": "MyTeam",
+            "task_ui": "boxes",
+            "title": "t",
+            "description": "d",
+            "output_path": "s3://bucket/../../etc",
+        },
+        400,
+        "ValidationException",
+    ),
+    (
+        "POST",
+        "/flows",
+        {
+            "name": "f",
+            "team": "MyTeam",
+            "task_ui": "boxes",
+            "title": "t",
+            "description": "d",
+            "output_path": "file:///etc",
+        },
+        400,
+        "ValidationException",
+    ),
+    (
+        "POST",
+        "/flows",
+        {
+            "name": "f",
+            "team": "MyTeam",
+            "task_ui": "boxes",
+            "title": "t",
+            "description": "d",
+            "output_path": "s3://bucket/o",
+            "keywords": ["ok", "not-ok!"],
+        },
+        400,
+        "ValidationException",
+    ),
+    (
+        "POST",
+        "/flows",
+        {
+            "name": "f",
+            "team": "nope",
+            "task_ui": "boxes",
+            "title": "t",
+            "description": "d",
+            "output_path": "s3://bucket/o",
+        },
+        404,
+        "ResourceNotFound",
+    ),
+    (
+        "POST",
+        "/flows",
+        {
+            "name": "f",
+            "team": "MyTeam",
+            "task_ui": "nope",
+            "title": "t",
+            "description": "d",
+            "output_path": "s3://bucket/o",
+        },
+        404,
+        "ResourceNotFound",
+    ),
+    (
+        "POST",
+        "/flows",
+        {
+            "name": "review",
+            "team": "MyTeam",
+            "task_ui": "boxes",
+            "title": "t",
+            "description": "d",
+            "output_path": "s3://bucket/o",
+        },
+        409,
+        "ResourceInUse",
+    ),
+    (
+        "POST",
+        "/flows",
+        {
+            "name": "f",
+            "team": "MyTeam",
+            "task_ui": "boxes",
+            "title": "t",
+            "description": "d",
+            "output_path": "s3://bucket/o",
+            "role_arn": "not-an-arn",
+        },
+        400,
+        "ValidationException",
+    ),
     ("DELETE", "/flows/review", None, 409, "ResourceInUse"),
     ("GET", "/flows/nope", None, 404, "ResourceNotFound"),
     ("POST", "/loops", {"name": "l", "flow": "review"}, 400, "ValidationException"),
-    ("POST", "/loops", {"name": "l", "flow": "review", "input": {"a": 1}, "input_content": "{}"}, 400, "ValidationException"),
-    ("POST", "/loops", {"name": "l", "flow": "review", "input": [1, 2]}, 400, "ValidationException"),
-    ("POST", "/loops", {"name": "l", "flow": "review", "input_content": "[1]"}, 400, "ValidationException"),
-    ("POST", "/loops", {"name": "l" * 64, "flow": "review", "input": {}}, 400, "ValidationException"),
+    (
+        "POST",
+        "/loops",
+        {"name": "l", "flow": "review", "input": {"a": 1}, "input_content": "{}"},
+        400,
+        "ValidationException",
+    ),
+    (
+        "POST",
+        "/loops",
+        {"name": "l", "flow": "review", "input": [1, 2]},
+        400,
+        "ValidationException",
+    ),
+    (
+        "POST",
+        "/loops",
+        {"name": "l", "flow": "review", "input_content": "[1]"},
+        400,
+        "ValidationException",
+    ),
+    (
+        "POST",
+        "/loops",
+        {"name": "l" * 64, "flow": "review", "input": {}},
+        400,
+        "ValidationException",
+    ),
     ("POST", "/loops", {"name": "l", "flow": "nope", "input": {}}, 404, "ResourceNotFound"),
-    ("POST", "/loops", {"name": "existing", "flow": "review", "input": {"a": 2}}, 409, "ConflictException"),
-    ("POST", "/loops", {"name": "l", "flow": "review", "input": {}, "content_classifiers": ["Nope"]}, 400, "ValidationException"),
+    (
+        "POST",
+        "/loops",
+        {"name": "existing", "flow": "review", "input": {"a": 2}},
+        409,
+        "ConflictException",
+    ),
+    (
+        "POST",
+        "/loops",
+        {"name": "l", "flow": "review", "input": {}, "content_classifiers": ["Nope"]},
+        400,
+        "ValidationException",
+    ),
     ("GET", "/loops?sort_order=Sideways", None, 400, "ValidationException"),
     ("GET", "/loops?max_results=0", None, 400, "ValidationException"),
     ("GET", "/loops?max_results=101", None, 400, "ValidationException"),
@@ -98,9 +273,15 @@ BAD_ADMIN_REQUESTS = [
 
 
 @pytest.mark.parametrize("method,path,body,status,code", BAD_ADMIN_REQUESTS)
-def test_bad_admin_requests_are_refused_and_change_nothing(world, app_client, admin_headers, services, method, path, body, status, code):
+def test_bad_admin_requests_are_refused_and_change_nothing(
+    world, app_client, admin_headers, services, method, path, body, status, code
+):
     before = _snapshot(services)
-    kwargs = {"content": body, "headers": {**admin_headers, "content-type": "application/json"}} if isinstance(body, bytes) else {"json": body, "headers": admin_headers}
+    kwargs = (
+        {"content": body, "headers": {**admin_headers, "content-type": "application/json"}}
+        if isinstance(body, bytes)
+        else {"json": body, "headers": admin_headers}
+    )
     response = app_client.request(method, "/api/v1" + path, **kwargs)
     assert response.status_code == status, response.text
     error = response.json()["error"]
@@ -111,7 +292,9 @@ def test_bad_admin_requests_are_refused_and_change_nothing(world, app_client, ad
 
 @pytest.fixture
 def worker_headers(world, app_client):
-    token = app_client.post("/api/v1/worker/sign-in", json={"email": "worker0@myteam.example", "password": PASSWORD}).json()["token"]
+    token = app_client.post(
+        "/api/v1/worker/sign-in", json={"email": "worker0@myteam.example", "password": PASSWORD}
+    ).json()["token"]
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -130,9 +313,15 @@ BAD_WORKER_REQUESTS = [
 
 
 @pytest.mark.parametrize("method,path,body,status,code", BAD_WORKER_REQUESTS)
-def test_bad_worker_requests_are_refused_and_change_nothing(app_client, worker_headers, services, method, path, body, status, code):
+def test_bad_worker_requests_are_refused_and_change_nothing(
+    app_client, worker_headers, services, method, path, body, status, code
+):
     before = _snapshot(services)
-    kwargs = {"content": body, "headers": {**worker_headers, "content-type": "application/json"}} if isinstance(body, bytes) else {"json": body, "headers": worker_headers}
+    kwargs = (
+        {"content": body, "headers": {**worker_headers, "content-type": "application/json"}}
+        if isinstance(body, bytes)
+        else {"json": body, "headers": worker_headers}
+    )
     response = app_client.request(method, "/api/v1" + path, **kwargs)
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
@@ -142,7 +331,13 @@ def test_bad_worker_requests_are_refused_and_change_nothing(app_client, worker_h
 def test_admin_calls_need_a_valid_unrevoked_key(world, app_client, access_key, services):
     from loopin.access_keys import revoke_key
 
-    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic !!!"}, basic_auth(access_key[0], "wrong"), basic_auth("LKIAUNKNOWN", access_key[1])):
+    for headers in (
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Basic !!!"},
+        basic_auth(access_key[0], "wrong"),
+        basic_auth("LKIAUNKNOWN", access_key[1]),
+    ):
         response = app_client.get("/api/v1/teams", headers=headers)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "UnauthorizedException"
@@ -168,7 +363,10 @@ def test_worker_token_expires(app_client, worker_headers, clock):
 
 def test_sign_in_errors_do_not_tell_which_part_was_wrong(world, app_client):
     unknown = app_client.post("/api/v1/worker/sign-in", json={"email": "nobody@example.com", "password": PASSWORD})
-    wrong = app_client.post("/api/v1/worker/sign-in", json={"email": "worker0@myteam.example", "password": "wrong-password"})
+    wrong = app_client.post(
+        "/api/v1/worker/sign-in",
+        json={"email": "worker0@myteam.example", "password": "wrong-password"},
+    )
     assert unknown.status_code == wrong.status_code == 401
     assert unknown.json()["error"]["message"] == wrong.json()["error"]["message"]
 

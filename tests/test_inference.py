@@ -88,9 +88,7 @@ def test_builtin_catalogue_and_package_data() -> None:
     assert len(info.classes) == 80
     assert info.classes[:4] == ("person", "bicycle", "car", "motorcycle")
     assert (info.classes[15], info.classes[41], info.classes[79]) == ("cat", "cup", "toothbrush")
-    labels = json.loads(
-        (Path(__file__).parents[1] / "src/loopin/weights/coco_labels.json").read_text()
-    )
+    labels = json.loads((Path(__file__).parents[1] / "src/loopin/weights/coco_labels.json").read_text())
     assert tuple(labels) == info.classes
     assert info.spec.class_names == info.classes
     assert "Apache-2.0" in info.licence and "MIT" in info.licence
@@ -167,9 +165,7 @@ def test_concurrent_calls_match_sequential(nanodet: Detector) -> None:
         (8, Image.Transpose.ROTATE_270, "WEBP"),
     ],
 )
-def test_exif_orientation(
-    nanodet: Detector, orientation: int, stored_transpose: Image.Transpose, fmt: str
-) -> None:
+def test_exif_orientation(nanodet: Detector, orientation: int, stored_transpose: Image.Transpose, fmt: str) -> None:
     upright = decode_image(photo("motorcycle_left.jpg"))
     stored = upright.transpose(stored_transpose)
     exif = Image.Exif()
@@ -390,17 +386,13 @@ def test_onnx_spec_mismatch_is_rejected_at_load() -> None:
             name="x",
         )
     with pytest.raises(ValidationError, match="input has shape"):
-        Detector.from_onnx(
-            constant_model({"o": YOLO_ROWS.T[np.newaxis]}, [1, 3, 32, 32]), yolo_spec(), name="x"
-        )
+        Detector.from_onnx(constant_model({"o": YOLO_ROWS.T[np.newaxis]}, [1, 3, 32, 32]), yolo_spec(), name="x")
     with pytest.raises(ValidationError, match="not a loadable ONNX model"):
         Detector.from_onnx(b"definitely not protobuf", yolo_spec(), name="x")
 
 
 def test_model_spec_validation() -> None:
-    spec = ModelSpec.from_dict(
-        {"head": "yolov8", "class_names": ["cat", "dog"], "input_size": [640, 640]}
-    )
+    spec = ModelSpec.from_dict({"head": "yolov8", "class_names": ["cat", "dog"], "input_size": [640, 640]})
     assert (spec.score_floor, spec.iou_threshold, spec.max_detections) == (0.05, 0.6, 100)
     assert (spec.layout, spec.channel_order, spec.resize) == ("NCHW", "RGB", "letterbox")
     bad: list[dict[str, Any]] = [
@@ -517,9 +509,7 @@ def test_callable_sorts_clips_floors_and_caps(callable_models: None) -> None:
     ]
     assert [d.class_index for d in result.detections] == [0, 1]
     capped = Detector.from_callable("callable_model:fixed_boxes", name="f", max_detections=1)
-    assert [d.label for d in capped.detect(png_bytes(Image.new("RGB", (100, 50)))).detections] == [
-        "a"
-    ]
+    assert [d.label for d in capped.detect(png_bytes(Image.new("RGB", (100, 50)))).detections] == ["a"]
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,14 @@ def test_fifty_loops_two_reviewers_each_complete_with_output(admin, app_client, 
         assert {a["answerContent"]["index"] for a in doc["humanAnswers"]} == {inputs[name]["index"]}
         assert len({a["workerId"] for a in doc["humanAnswers"]}) == 2
         for answer in doc["humanAnswers"]:
-            assert set(answer) == {"acceptanceTime", "answerContent", "submissionTime", "timeSpentInSeconds", "workerId", "workerMetadata"}
+            assert set(answer) == {
+                "acceptanceTime",
+                "answerContent",
+                "submissionTime",
+                "timeSpentInSeconds",
+                "workerId",
+                "workerMetadata",
+            }
             assert answer["timeSpentInSeconds"] == 2.0
             assert answer["submissionTime"].endswith("Z") and len(answer["submissionTime"]) == 24
     # The third worker finds nothing: every loop had its two distinct answers.
@@ -266,7 +273,11 @@ def test_list_pages_with_keyset_tokens_and_filters(admin, clock):
     assert seen == [f"p-{i:02d}" for i in range(25) if i % 5]
     desc = [loop.name for loop in admin.iter_loops(max_results=4)]
     assert desc == [f"p-{i:02d}" for i in reversed(range(25))]
-    middle = admin.list_loops(created_after="2026-01-01T00:00:05Z", created_before="2026-01-01T00:00:07Z", sort_order="Ascending")
+    middle = admin.list_loops(
+        created_after="2026-01-01T00:00:05Z",
+        created_before="2026-01-01T00:00:07Z",
+        sort_order="Ascending",
+    )
     assert [loop.name for loop in middle.loops] == ["p-04", "p-05", "p-06"]
     with pytest.raises(ValidationError, match="other filters"):
         admin.list_loops(flow="second", next_token=admin.list_loops(flow="review", max_results=2).next_token)
@@ -296,13 +307,19 @@ def test_invitation_sets_the_password_once(admin, app_client):
     admin.create_team("T", description="d")
     invitation = admin.create_worker("new@example.com", teams=["T"])
     assert invitation.worker.status == "invited" and invitation.invitation_url.endswith(invitation.invitation_token)
-    worker = WorkerClient.accept_invitation("http://testserver", invitation.invitation_token, "a-long-password", http_client=app_client)
+    worker = WorkerClient.accept_invitation(
+        "http://testserver", invitation.invitation_token, "a-long-password", http_client=app_client
+    )
     assert worker.jobs() == []
     with pytest.raises(Exception) as info:
-        WorkerClient.accept_invitation("http://testserver", invitation.invitation_token, "another-password", http_client=app_client)
+        WorkerClient.accept_invitation(
+            "http://testserver",
+            invitation.invitation_token,
+            "another-password",
+            http_client=app_client,
+        )
     assert info.value.code == "UnauthorizedException"
     assert admin.get_worker("new@example.com").status == "active"
-
 
 
 def test_disabling_the_last_holder_settles_a_stopping_loop(admin, app_client):

@@ -22,7 +22,9 @@ from tests.conftest import _free_port, make_bucket
 from tests.helpers import admin_client, setup_flow, worker_client
 
 
-def _s3_app(tmp_path: Path, database_url: str, endpoint: str, clock: ManualClock) -> tuple[Services, TestClient, object]:
+def _s3_app(
+    tmp_path: Path, database_url: str, endpoint: str, clock: ManualClock
+) -> tuple[Services, TestClient, object]:
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
@@ -39,7 +41,9 @@ def _s3_app(tmp_path: Path, database_url: str, endpoint: str, clock: ManualClock
 
 
 @pytest.fixture
-def s3_app(tmp_path: Path, database_url: str, moto_endpoint: str, clock: ManualClock) -> Iterator[tuple[Services, TestClient, object, str]]:
+def s3_app(
+    tmp_path: Path, database_url: str, moto_endpoint: str, clock: ManualClock
+) -> Iterator[tuple[Services, TestClient, object, str]]:
     bucket = f"out-{uuid.uuid4().hex[:10]}"
     make_bucket(moto_endpoint, bucket)
     services, client, admin = _s3_app(tmp_path, database_url, moto_endpoint, clock)
@@ -68,7 +72,9 @@ def test_fifty_loops_complete_with_outputs_on_s3(s3_app, clock: ManualClock) -> 
     assert len(services.store.list(f"s3://{bucket}/results/")) == 50
 
 
-def test_store_outage_keeps_the_answer_and_writes_after_recovery(tmp_path: Path, database_url: str, clock: ManualClock) -> None:
+def test_store_outage_keeps_the_answer_and_writes_after_recovery(
+    tmp_path: Path, database_url: str, clock: ManualClock
+) -> None:
     from moto.server import ThreadedMotoServer
 
     port = _free_port()

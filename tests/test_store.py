@@ -237,9 +237,7 @@ BAD_URIS = [
 
 
 @pytest.mark.parametrize("template", BAD_URIS)
-def test_bad_keys_are_rejected(
-    store: ObjectStore, bucket: str, tmp_path: Path, template: str
-) -> None:
+def test_bad_keys_are_rejected(store: ObjectStore, bucket: str, tmp_path: Path, template: str) -> None:
     uri = template.format(b=bucket)
     with pytest.raises(ValidationError):
         store.put(uri, b"evil")
@@ -363,9 +361,7 @@ def _path_and_query(url: str) -> tuple[str, str]:
     return parts.path, parts.query
 
 
-def test_signed_url_opens_the_object(
-    local_store: LocalStore, client: TestClient, clock: ManualClock
-) -> None:
+def test_signed_url_opens_the_object(local_store: LocalStore, client: TestClient, clock: ManualClock) -> None:
     uri = "s3://bkt/docs/report 1 ä.txt"
     local_store.put(uri, b"report", content_type="text/plain")
     url = local_store.signed_url(uri, ttl_seconds=60, now_ms=clock.now_ms())
@@ -392,9 +388,7 @@ def _assert_denied(response: httpx.Response, text: str = "") -> None:
     assert text in error["message"]
 
 
-def test_signed_url_opens_only_its_object(
-    local_store: LocalStore, client: TestClient, clock: ManualClock
-) -> None:
+def test_signed_url_opens_only_its_object(local_store: LocalStore, client: TestClient, clock: ManualClock) -> None:
     local_store.put("s3://bkt/mine", b"mine")
     local_store.put("s3://bkt/other", b"other")
     local_store.put("s3://bkt2/mine", b"other bucket")
@@ -416,9 +410,7 @@ def test_signed_url_opens_only_its_object(
     _assert_denied(client.get(other_url), "signature")
 
 
-def test_signed_url_expires(
-    local_store: LocalStore, client: TestClient, clock: ManualClock
-) -> None:
+def test_signed_url_expires(local_store: LocalStore, client: TestClient, clock: ManualClock) -> None:
     local_store.put("s3://bkt/x", b"x")
     url = local_store.signed_url("s3://bkt/x", ttl_seconds=60, now_ms=clock.now_ms())
     clock.advance(59.999)
@@ -429,23 +421,17 @@ def test_signed_url_expires(
     path, query = _path_and_query(url)
     params = dict(item.split("=") for item in query.split("&"))
     with pytest.raises(AccessDeniedError):
-        local_store.verify_signature(
-            "bkt", "x", params["expires"], params["signature"], now_ms=clock.now_ms() + 10**9
-        )
+        local_store.verify_signature("bkt", "x", params["expires"], params["signature"], now_ms=clock.now_ms() + 10**9)
 
 
-def test_signed_url_of_missing_object(
-    local_store: LocalStore, client: TestClient, clock: ManualClock
-) -> None:
+def test_signed_url_of_missing_object(local_store: LocalStore, client: TestClient, clock: ManualClock) -> None:
     url = local_store.signed_url("s3://bkt/gone", ttl_seconds=60, now_ms=clock.now_ms())
     response = client.get(url)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "ResourceNotFound"
 
 
-def test_html_objects_are_sandboxed(
-    local_store: LocalStore, client: TestClient, clock: ManualClock
-) -> None:
+def test_html_objects_are_sandboxed(local_store: LocalStore, client: TestClient, clock: ManualClock) -> None:
     local_store.put("s3://bkt/page.html", b"<script>alert(1)</script>", content_type="text/html")
     url = local_store.signed_url("s3://bkt/page.html", ttl_seconds=60, now_ms=clock.now_ms())
     csp = client.get(url).headers["content-security-policy"]

@@ -71,9 +71,7 @@ def secret_for(session: Session, key_id: str, *, secret_key: str) -> str:
     try:
         return _fernet(secret_key).decrypt(key.secret_encrypted.encode()).decode()
     except InvalidToken as exc:
-        raise AuthenticationError(
-            "The access key cannot be read with this server's secret key."
-        ) from exc
+        raise AuthenticationError("The access key cannot be read with this server's secret key.") from exc
 
 
 def authenticate(session: Session, key_id: str, secret: str, *, secret_key: str) -> str:

@@ -10,9 +10,14 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -117,8 +122,7 @@ def create_api() -> FastAPI:
     @api.exception_handler(RequestValidationError)
     async def _request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
-            {"field": ".".join(str(p) for p in err["loc"][1:]) or "body", "problem": err["msg"]}
-            for err in exc.errors()
+            {"field": ".".join(str(p) for p in err["loc"][1:]) or "body", "problem": err["msg"]} for err in exc.errors()
         ]
         message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
         return _error_response(400, "ValidationException", f"Invalid request: {message}", {"problems": problems})
@@ -147,6 +151,7 @@ def create_api() -> FastAPI:
 
 
 # -- conversions ---------------------------------------------------------------------
+
 
 def _team(session: Session, ctx: Services, team: Workteam) -> schemas.Team:
     return schemas.Team(
@@ -244,6 +249,7 @@ def _time(value: str | None, what: str) -> int | None:
 
 
 # -- routes --------------------------------------------------------------------------
+
 
 def _team_routes(api: FastAPI) -> None:
     @api.post("/teams", status_code=201, response_model=schemas.Team, tags=["teams"])
@@ -412,7 +418,9 @@ def _loop_routes(api: FastAPI) -> None:
     def start_loop(body: schemas.LoopStart, ctx: Ctx, _: Admin) -> schemas.LoopStarted:
         # The object form is serialised canonically, so a retry with the keys in another
         # order is still the same input.
-        content = body.input_content if body.input is None else json.dumps(body.input, sort_keys=True, separators=(",", ":"))
+        content = (
+            body.input_content if body.input is None else json.dumps(body.input, sort_keys=True, separators=(",", ":"))
+        )
         assert content is not None  # the schema guarantees exactly one of the two
 
         def run(s: Session) -> schemas.LoopStarted:
@@ -426,7 +434,9 @@ def _loop_routes(api: FastAPI) -> None:
             )
             s_ = ctx.settings
             return schemas.LoopStarted(
-                name=loop.name, arn=arn(s_.region, s_.account_id, "human-loop", loop.name), created=created
+                name=loop.name,
+                arn=arn(s_.region, s_.account_id, "human-loop", loop.name),
+                created=created,
             )
 
         return ctx.write(run)
@@ -453,7 +463,8 @@ def _loop_routes(api: FastAPI) -> None:
                 max_results=max_results,
             )
             return schemas.LoopPage(
-                loops=[_loop(ctx, loop, fname) for loop, fname in page.loops], next_token=page.next_token
+                loops=[_loop(ctx, loop, fname) for loop, fname in page.loops],
+                next_token=page.next_token,
             )
 
     @api.get("/loops/{name}", response_model=schemas.LoopDetail, tags=["human loops"])
@@ -551,23 +562,17 @@ def _worker_routes(api: FastAPI) -> None:
 
     @api.post("/worker/tasks/{task_id}/release", status_code=204, tags=["worker"])
     def release(task_id: int, ctx: Ctx, worker: SignedInWorker) -> None:
-        name = ctx.write(
-            lambda s: _pending(tasks.release(s, worker, task_id, now_ms=ctx.clock.now_ms()))
-        )
+        name = ctx.write(lambda s: _pending(tasks.release(s, worker, task_id, now_ms=ctx.clock.now_ms())))
         _finish_if_pending(ctx, name)
 
     @api.post("/worker/tasks/{task_id}/decline", status_code=204, tags=["worker"])
     def decline(task_id: int, ctx: Ctx, worker: SignedInWorker) -> None:
-        name = ctx.write(
-            lambda s: _pending(tasks.decline(s, worker, task_id, now_ms=ctx.clock.now_ms()))
-        )
+        name = ctx.write(lambda s: _pending(tasks.decline(s, worker, task_id, now_ms=ctx.clock.now_ms())))
         _finish_if_pending(ctx, name)
 
     @api.post("/worker/tasks/{task_id}/submit", status_code=204, tags=["worker"])
     def submit(task_id: int, body: schemas.TaskSubmit, ctx: Ctx, worker: SignedInWorker) -> None:
-        name = ctx.write(
-            lambda s: _pending(tasks.submit(s, worker, task_id, body.answer, now_ms=ctx.clock.now_ms()))
-        )
+        name = ctx.write(lambda s: _pending(tasks.submit(s, worker, task_id, body.answer, now_ms=ctx.clock.now_ms())))
         _finish_if_pending(ctx, name)
 
 

@@ -70,6 +70,7 @@ def main() -> None:
 
 # -- output helpers ------------------------------------------------------------------
 
+
 def _dump(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
@@ -104,7 +105,11 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, list | dict):
-        return json.dumps(value) if not (isinstance(value, list) and all(isinstance(v, str) for v in value)) else ", ".join(value)
+        return (
+            json.dumps(value)
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value))
+            else ", ".join(value)
+        )
     return str(value)
 
 
@@ -152,6 +157,7 @@ def _with_progress(items: list[T], label: str, fn: Callable[[T], Any]) -> list[A
 
 # -- serve, db, keys -----------------------------------------------------------------
 
+
 @app.command()
 def serve(
     config: ConfigOption = None,
@@ -166,7 +172,7 @@ def serve(
     from loopin.config import Settings
     from loopin.server import build_services
 
-    overrides = {"host": host, "port": port, "data_dir": data_dir}
+    overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
     settings = Settings.load(config_file=config, **overrides).ensure_secret_key()
     ctx = build_services(settings)  # migrate once, before any worker process starts
     ctx.db.dispose()
@@ -220,14 +226,26 @@ def keys_create(
 
     settings, db = _local_db(config)
     with db.write() as session:
-        key = create_key(session, secret_key=settings.secret_key, description=description, now_ms=SystemClock().now_ms())
-    data = {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key, "description": key.description}
+        key = create_key(
+            session,
+            secret_key=settings.secret_key,
+            description=description,
+            now_ms=SystemClock().now_ms(),
+        )
+    data = {
+        "access_key_id": key.access_key_id,
+        "secret_access_key": key.secret_access_key,
+        "description": key.description,
+    }
     if as_json:
         out.print_json(json.dumps(data))
         return
     _emit(data, False)
     err.print("Keep the secret now: it is not shown again. For the CLI and SDK:")
-    out.print(f"export LOOPIN_ACCESS_KEY_ID={key.access_key_id} LOOPIN_SECRET_ACCESS_KEY={key.secret_access_key}", highlight=False)
+    out.print(
+        f"export LOOPIN_ACCESS_KEY_ID={key.access_key_id} LOOPIN_SECRET_ACCESS_KEY={key.secret_access_key}",
+        highlight=False,
+    )
 
 
 @keys_app.command("list")
@@ -264,8 +282,14 @@ def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
 
 # -- teams and workers ---------------------------------------------------------------
 
+
 @teams_app.command("create")
-def teams_create(name: str, description: Annotated[str, typer.Option(help="1-200 characters.")], url: UrlOption = None, as_json: JsonFlag = False) -> None:
+def teams_create(
+    name: str,
+    description: Annotated[str, typer.Option(help="1-200 characters.")],
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Create a work team."""
     _emit(_client(url).create_team(name, description=description), as_json)
 
@@ -281,7 +305,12 @@ def teams_describe(name: str, url: UrlOption = None, as_json: JsonFlag = False) 
 
 
 @teams_app.command("update")
-def teams_update(name: str, description: Annotated[str, typer.Option(help="1-200 characters.")], url: UrlOption = None, as_json: JsonFlag = False) -> None:
+def teams_update(
+    name: str,
+    description: Annotated[str, typer.Option(help="1-200 characters.")],
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Change a team's description."""
     _emit(_client(url).update_team(name, description=description), as_json)
 
@@ -311,7 +340,9 @@ def workers_invite(
     emails: Annotated[list[str], typer.Argument(help="E-mail addresses, space- or comma-separated (up to 50).")],
     team: Annotated[list[str] | None, typer.Option("--team", help="Team to join (repeatable).")] = None,
     name: Annotated[str, typer.Option(help="Display name (one address only).")] = "",
-    password_stdin: Annotated[bool, typer.Option(help="Read a password from standard input instead of inviting.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read a password from standard input instead of inviting.")
+    ] = False,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -322,15 +353,25 @@ def workers_invite(
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     client = _client(url)
     results = _with_progress(
-        addresses, "inviting", lambda e: client.create_worker(e, name=name, teams=team or [], password=password)
+        addresses,
+        "inviting",
+        lambda e: client.create_worker(e, name=name, teams=team or [], password=password),
     )
     rows = [{"email": r.worker.email, "status": r.worker.status, "invitation_url": r.invitation_url} for r in results]
     _emit(rows if as_json else rows, as_json, ["email", "status", "invitation_url"])
 
 
 @workers_app.command("list")
-def workers_list(team: Annotated[str | None, typer.Option(help="Only this team.")] = None, url: UrlOption = None, as_json: JsonFlag = False) -> None:
-    _emit(_client(url).list_workers(team=team), as_json, ["email", "name", "status", "teams", "last_seen_at"])
+def workers_list(
+    team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    _emit(
+        _client(url).list_workers(team=team),
+        as_json,
+        ["email", "name", "status", "teams", "last_seen_at"],
+    )
 
 
 @workers_app.command("describe")
@@ -364,6 +405,7 @@ def workers_remove(email: str, url: UrlOption = None) -> None:
 
 # -- templates and flows -------------------------------------------------------------
 
+
 @templates_app.command("create")
 def templates_create(
     name: str,
@@ -372,7 +414,10 @@ def templates_create(
     as_json: JsonFlag = False,
 ) -> None:
     ui = _client(url).create_task_ui(name, template=file.read_text())
-    _emit({"name": ui.name, "arn": ui.arn, "content_sha256": ui.content_sha256} if not as_json else ui, as_json)
+    _emit(
+        {"name": ui.name, "arn": ui.arn, "content_sha256": ui.content_sha256} if not as_json else ui,
+        as_json,
+    )
 
 
 @templates_app.command("list")
@@ -446,6 +491,7 @@ def flows_delete(name: str, url: UrlOption = None) -> None:
 
 # -- loops ---------------------------------------------------------------------------
 
+
 @loops_app.command("start")
 def loops_start(
     name: Annotated[str, typer.Argument(help="Loop name (1-63 letters, digits, hyphens).")],
@@ -460,7 +506,10 @@ def loops_start(
 
 @loops_app.command("start-batch")
 def loops_start_batch(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON Lines: one input object per line.")],
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="JSON Lines: one input object per line."),
+    ],
     flow: Annotated[str, typer.Option(help="Flow definition.")],
     prefix: Annotated[str, typer.Option(help="Name prefix; a line may give its own 'loopName'.")] = "loop",
     url: UrlOption = None,
@@ -470,7 +519,9 @@ def loops_start_batch(
 
     A line without 'loopName' is named after a hash of its content, so running the same
     file again starts nothing twice."""
-    inputs = [_json_object(line, f"line {i + 1}") for i, line in enumerate(file.read_text().splitlines()) if line.strip()]
+    inputs = [
+        _json_object(line, f"line {i + 1}") for i, line in enumerate(file.read_text().splitlines()) if line.strip()
+    ]
     client = _client(url)
 
     def start(item: dict[str, Any]) -> Any:
@@ -501,7 +552,13 @@ def loops_list(
     as_json: JsonFlag = False,
 ) -> None:
     loops = []
-    for loop in _client(url).iter_loops(flow=flow, created_after=created_after, created_before=created_before, sort_order=sort, max_results=min(100, max(1, limit))):
+    for loop in _client(url).iter_loops(
+        flow=flow,
+        created_after=created_after,
+        created_before=created_before,
+        sort_order=sort,
+        max_results=min(100, max(1, limit)),
+    ):
         loops.append(loop)
         if len(loops) >= limit:
             break
@@ -538,6 +595,7 @@ def loops_wait(
 
 # -- worker side ---------------------------------------------------------------------
 
+
 def _worker(url: str | None) -> WorkerClient:
     base = _server_url(url)
     token = os.environ.get("LOOPIN_WORKER_TOKEN")
@@ -559,7 +617,11 @@ def tasks_jobs(url: UrlOption = None, as_json: JsonFlag = False) -> None:
 
 
 @tasks_app.command("next")
-def tasks_next(flow: Annotated[str | None, typer.Option(help="Only this job (flow).")] = None, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+def tasks_next(
+    flow: Annotated[str | None, typer.Option(help="Only this job (flow).")] = None,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Take the next task (or show the one you hold). Exit code 3 when none waits."""
     task = _worker(url).next_task(flow)
     if task is None:

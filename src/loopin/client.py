@@ -28,13 +28,23 @@ FINAL_STATUSES = ("Completed", "Failed", "Stopped")
 
 
 class _Http:
-    def __init__(self, url: str, *, auth: httpx.Auth | None, headers: dict[str, str], http_client: httpx.Client | None, timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        auth: httpx.Auth | None,
+        headers: dict[str, str],
+        http_client: httpx.Client | None,
+        timeout: float,
+    ) -> None:
         self._prefix = "/api/v1" if http_client is not None else url.rstrip("/") + "/api/v1"
         self._client = http_client or httpx.Client(timeout=timeout)
         self._auth = auth
         self._headers = headers
 
-    def call(self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None) -> httpx.Response:
+    def call(
+        self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
+    ) -> httpx.Response:
         try:
             response = self._client.request(
                 method,
@@ -130,7 +140,9 @@ class Client:
         return self._http.model(schemas.Team, "DELETE", f"/teams/{_q(team)}/members/{_q(email)}")
 
     # -- workers -----------------------------------------------------------------------
-    def create_worker(self, email: str, *, name: str = "", teams: Sequence[str] = (), password: str | None = None) -> schemas.Invitation:
+    def create_worker(
+        self, email: str, *, name: str = "", teams: Sequence[str] = (), password: str | None = None
+    ) -> schemas.Invitation:
         body = schemas.WorkerCreate(email=email, name=name, teams=list(teams), password=password)
         return self._http.model(schemas.Invitation, "POST", "/workers", json_body=body.model_dump())
 
@@ -202,7 +214,14 @@ class Client:
         self._http.call("DELETE", f"/flows/{_q(name)}")
 
     # -- human loops -------------------------------------------------------------------
-    def start_loop(self, name: str, *, flow: str, input: dict[str, Any] | str, content_classifiers: Sequence[str] | None = None) -> schemas.LoopStarted:
+    def start_loop(
+        self,
+        name: str,
+        *,
+        flow: str,
+        input: dict[str, Any] | str,
+        content_classifiers: Sequence[str] | None = None,
+    ) -> schemas.LoopStarted:
         """Start a human loop. ``input`` is a JSON object, or a string holding one."""
         body: dict[str, Any] = {"name": name, "flow": flow}
         body["input_content" if isinstance(input, str) else "input"] = input
@@ -264,21 +283,42 @@ class Client:
 class WorkerClient:
     """A reviewer's client: take tasks, answer them. Create it with ``sign_in``."""
 
-    def __init__(self, url: str, *, token: str, http_client: httpx.Client | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str,
+        http_client: httpx.Client | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         self.url = url
-        self._http = _Http(url, auth=None, headers={"Authorization": f"Bearer {token}"}, http_client=http_client, timeout=timeout)
+        self._http = _Http(
+            url,
+            auth=None,
+            headers={"Authorization": f"Bearer {token}"},
+            http_client=http_client,
+            timeout=timeout,
+        )
 
     @classmethod
     def sign_in(cls, url: str, email: str, password: str, *, http_client: httpx.Client | None = None) -> WorkerClient:
         session = _Http(url, auth=None, headers={}, http_client=http_client, timeout=30.0).model(
-            schemas.WorkerSession, "POST", "/worker/sign-in", json_body={"email": email, "password": password}
+            schemas.WorkerSession,
+            "POST",
+            "/worker/sign-in",
+            json_body={"email": email, "password": password},
         )
         return cls(url, token=session.token, http_client=http_client)
 
     @classmethod
-    def accept_invitation(cls, url: str, token: str, password: str, *, http_client: httpx.Client | None = None) -> WorkerClient:
+    def accept_invitation(
+        cls, url: str, token: str, password: str, *, http_client: httpx.Client | None = None
+    ) -> WorkerClient:
         session = _Http(url, auth=None, headers={}, http_client=http_client, timeout=30.0).model(
-            schemas.WorkerSession, "POST", "/worker/accept-invitation", json_body={"token": token, "password": password}
+            schemas.WorkerSession,
+            "POST",
+            "/worker/accept-invitation",
+            json_body={"token": token, "password": password},
         )
         return cls(url, token=session.token, http_client=http_client)
 
@@ -308,4 +348,3 @@ class WorkerClient:
         if not isinstance(answer, dict):
             raise ValidationError("The answer must be a JSON object.")
         self._http.call("POST", f"/worker/tasks/{task_id}/submit", json_body={"answer": answer})
-

@@ -56,13 +56,10 @@ class Settings(BaseModel):
     port: int = Field(default=8321, ge=0, le=65535, description="Port `loopin serve` listens on.")
     public_url: str = Field(
         default="",
-        description="Base URL users reach the server at (links, signed URLs). "
-        "Empty: http://<host>:<port>.",
+        description="Base URL users reach the server at (links, signed URLs). Empty: http://<host>:<port>.",
     )
     region: str = Field(default="us-east-1", description="Region used in ARNs.")
-    account_id: str = Field(
-        default="000000000000", description="12-digit account id used in ARNs."
-    )
+    account_id: str = Field(default="000000000000", description="12-digit account id used in ARNs.")
     secret_key: str = Field(
         default="",
         description="Key that signs sessions and URLs and encrypts access-key secrets. Empty: "
@@ -74,12 +71,8 @@ class Settings(BaseModel):
         description="How often each server process runs the periodic jobs (lease expiry, "
         "availability expiry, output retries).",
     )
-    worker_token_ttl_seconds: int = Field(
-        default=12 * 3600, ge=60, description="Lifetime of a worker's sign-in token."
-    )
-    db_pool_size: int = Field(
-        default=20, ge=1, description="Database connections each server process may hold."
-    )
+    worker_token_ttl_seconds: int = Field(default=12 * 3600, ge=60, description="Lifetime of a worker's sign-in token.")
+    db_pool_size: int = Field(default=20, ge=1, description="Database connections each server process may hold.")
 
     @field_validator("account_id")
     @classmethod

@@ -36,9 +36,7 @@ class Services:
                     return fn(session)
             except IntegrityError as exc:
                 if attempt == attempts - 1:
-                    raise ConflictError(
-                        "The request conflicted with a concurrent change; try again."
-                    ) from exc
+                    raise ConflictError("The request conflicted with a concurrent change; try again.") from exc
             except DBAPIError as exc:
                 if not _is_retryable(exc) or attempt == attempts - 1:
                     raise

@@ -31,11 +31,7 @@ class Database:
         self.dialect = make_url(url).get_backend_name()
         self.engine = _make_engine(url, pool_size=pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._write_engine = (
-            self.engine.execution_options(sqlite_begin="IMMEDIATE")
-            if self.is_sqlite
-            else self.engine
-        )
+        self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @property
@@ -84,9 +80,7 @@ def _make_engine(url: str, *, pool_size: int) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 def _configure_sqlite(engine: Engine) -> None:

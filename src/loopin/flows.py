@@ -46,17 +46,13 @@ def create_flow(
     check_text(title, what="Task title", max_len=128)
     check_text(description, what="Task description", max_len=255)
     _check_int(task_count, what="TaskCount", low=1, high=3)
-    _check_int(
-        availability_lifetime_s, what="Task availability lifetime", low=1, high=MAX_AVAILABILITY_S
-    )
+    _check_int(availability_lifetime_s, what="Task availability lifetime", low=1, high=MAX_AVAILABILITY_S)
     _check_int(time_limit_s, what="Task time limit", low=MIN_TIME_LIMIT_S, high=MAX_TIME_LIMIT_S)
     keywords = list(keywords)
     if len(keywords) > 5 or any(
         not isinstance(k, str) or not 1 <= len(k) <= 30 or not KEYWORD.match(k) for k in keywords
     ):
-        raise ValidationError(
-            "Task keywords: at most 5, each 1 to 30 letters or digits (single spaces between words)."
-        )
+        raise ValidationError("Task keywords: at most 5, each 1 to 30 letters or digits (single spaces between words).")
     if role_arn is not None and (len(role_arn) > 2048 or not ROLE_ARN.match(role_arn)):
         raise ValidationError(f"'{role_arn}' is not an IAM role ARN.")
     output = normalize_output_location(output_path)
@@ -101,13 +97,10 @@ def delete_flow(session: Session, name: str) -> None:
     )
     if active is not None:
         raise ResourceInUseError(
-            f"Flow definition '{name}' still has active human loops (for example '{active}'); "
-            "stop them first."
+            f"Flow definition '{name}' still has active human loops (for example '{active}'); stop them first."
         )
     if session.scalar(select(HumanLoop.id).where(HumanLoop.flow_id == flow.id).limit(1)):
-        raise ResourceInUseError(
-            f"Flow definition '{name}' still has human loops; delete them first."
-        )
+        raise ResourceInUseError(f"Flow definition '{name}' still has human loops; delete them first.")
     session.delete(flow)
 
 

@@ -154,8 +154,7 @@ def _sniff_other_format(data: bytes) -> str | None:
 
 def _too_many_pixels(width: int, height: int, max_pixels: int) -> ValidationError:
     return ValidationError(
-        f"The image is {width}x{height} = {width * height} pixels; "
-        f"the limit is {max_pixels} pixels.",
+        f"The image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} pixels.",
         details={"width": width, "height": height, "max_pixels": max_pixels},
     )
 
@@ -275,8 +274,7 @@ class ModelSpec(BaseModel):
             return cls.model_validate(data)
         except PydanticValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(part) for part in err['loc']) or 'spec'}: {err['msg']}"
-                for err in exc.errors()
+                f"{'.'.join(str(part) for part in err['loc']) or 'spec'}: {err['msg']}" for err in exc.errors()
             )
             raise ValidationError(f"Invalid model spec: {problems}") from exc
 
@@ -376,9 +374,7 @@ def _preprocess(image: Image.Image, spec: ModelSpec) -> tuple[FloatArray, _Place
 
 
 @functools.lru_cache(maxsize=32)
-def _normalisation_table(
-    scale: float, mean: tuple[float, float, float], std: tuple[float, float, float]
-) -> FloatArray:
+def _normalisation_table(scale: float, mean: tuple[float, float, float], std: tuple[float, float, float]) -> FloatArray:
     """``(value * scale - mean) / std`` for every 8-bit value and channel: a [3, 256] lookup,
     several times faster than the arithmetic on a whole image."""
     values = np.arange(256, dtype=np.float32)[np.newaxis, :] * np.float32(scale)
@@ -413,9 +409,7 @@ class _NanoDetHead:
         for stride in spec.strides:
             grid_w, grid_h = math.ceil(in_w / stride), math.ceil(in_h / stride)
             ys, xs = np.divmod(np.arange(grid_w * grid_h), grid_w)  # row-major cells
-            centres.append(
-                np.stack([(xs + spec.grid_offset) * stride, (ys + spec.grid_offset) * stride], 1)
-            )
+            centres.append(np.stack([(xs + spec.grid_offset) * stride, (ys + spec.grid_offset) * stride], 1))
             strides.append(np.full(grid_w * grid_h, stride, dtype=np.float64))
             self.level_sizes.append(grid_w * grid_h)
         self.centres = np.concatenate(centres).astype(np.float64)  # [N, 2]
@@ -464,9 +458,7 @@ class _NanoDetHead:
         # Expected bin (0..reg_max) per side, in strides: left, top, right, bottom distances.
         dist_px = (prob @ self.project) * self.strides[:, np.newaxis]
         cx, cy = self.centres[:, 0], self.centres[:, 1]
-        boxes = np.stack(
-            [cx - dist_px[:, 0], cy - dist_px[:, 1], cx + dist_px[:, 2], cy + dist_px[:, 3]], 1
-        )
+        boxes = np.stack([cx - dist_px[:, 0], cy - dist_px[:, 1], cx + dist_px[:, 2], cy + dist_px[:, 3]], 1)
         return boxes, scores
 
 
@@ -541,9 +533,7 @@ def _postprocess(
         raise ModelOutputError(f"{len(boxes)} boxes but {len(scores)} score rows")
     scores = np.asarray(scores, dtype=np.float64)
     if scores.size and not (np.nanmin(scores) >= -1e-6 and np.nanmax(scores) <= 1 + 1e-6):
-        raise ModelOutputError(
-            "class scores must be probabilities in 0..1 (the graph must apply the sigmoid)"
-        )
+        raise ModelOutputError("class scores must be probabilities in 0..1 (the graph must apply the sigmoid)")
     # Every (box, class) pair above the floor is a candidate, as in NanoDet's multiclass NMS:
     # a reviewer then sees "person 0.59" and "cat 0.40" for the same ambiguous object.
     box_idx, cls_idx = np.nonzero(scores >= spec.score_floor)
@@ -598,9 +588,7 @@ def _session_options(intra_op_num_threads: int) -> ort.SessionOptions:
     return options
 
 
-def _load_session(
-    model: str | os.PathLike[str] | bytes, intra_op_num_threads: int
-) -> ort.InferenceSession:
+def _load_session(model: str | os.PathLike[str] | bytes, intra_op_num_threads: int) -> ort.InferenceSession:
     options = _session_options(intra_op_num_threads)
     providers = ["CPUExecutionProvider"]
     try:
@@ -629,9 +617,7 @@ class _OnnxPredictor:
     def __init__(self, session: ort.InferenceSession, spec: ModelSpec) -> None:
         self.session = session
         self.spec = spec
-        self.head: _NanoDetHead | _YoloV8Head = (
-            _NanoDetHead(spec) if spec.head == "nanodet" else _YoloV8Head(spec)
-        )
+        self.head: _NanoDetHead | _YoloV8Head = _NanoDetHead(spec) if spec.head == "nanodet" else _YoloV8Head(spec)
         inputs = session.get_inputs()
         if len(inputs) != 1:
             names = [i.name for i in inputs]
@@ -650,8 +636,7 @@ class _OnnxPredictor:
             isinstance(dim, int) and dim != want for dim, want in zip(shape, expected, strict=True)
         ):
             raise ValidationError(
-                f"The model input has shape {shape}; the spec ({self.spec.layout}, "
-                f"{in_w}x{in_h}) needs {expected}."
+                f"The model input has shape {shape}; the spec ({self.spec.layout}, {in_w}x{in_h}) needs {expected}."
             )
 
     def __call__(self, image: Image.Image) -> list[Detection]:
@@ -691,9 +676,7 @@ class _CallablePredictor:
         except Exception as exc:
             raise ModelOutputError(f"The model raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(returned, list | tuple):
-            raise ModelOutputError(
-                f"The model must return a list of detections, not {type(returned).__name__}."
-            )
+            raise ModelOutputError(f"The model must return a list of detections, not {type(returned).__name__}.")
         width, height = image.size
         found: list[Detection] = []
         for n, item in enumerate(returned):
@@ -704,9 +687,7 @@ class _CallablePredictor:
             top, bottom = min(max(det.top, 0.0), height), min(max(det.bottom, 0.0), height)
             if right - left <= 0 or bottom - top <= 0:
                 continue  # entirely outside the image
-            found.append(
-                _detection(det.class_index, det.label, det.score, (left, top, right, bottom))
-            )
+            found.append(_detection(det.class_index, det.label, det.score, (left, top, right, bottom)))
         found.sort(key=lambda d: -d.score)  # stable: ties keep the model's order
         return found[: self.max_detections]
 
@@ -887,9 +868,7 @@ class Detector:
         """Load a model shipped inside the package (see ``BUILTIN_MODELS``)."""
         info = BUILTIN_MODELS.get(name)
         if info is None:
-            raise NotFoundError(
-                f"No built-in model {name!r}; available: {', '.join(sorted(BUILTIN_MODELS))}."
-            )
+            raise NotFoundError(f"No built-in model {name!r}; available: {', '.join(sorted(BUILTIN_MODELS))}.")
         data = _read_package_file(info.filename)
         digest = hashlib.sha256(data).hexdigest()
         if digest != info.sha256:
@@ -947,9 +926,7 @@ class Detector:
             raise ValidationError("score_floor must be between 0 and 1.")
         if not 1 <= max_detections <= 10_000:
             raise ValidationError("max_detections must be 1 to 10000.")
-        predictor = _CallablePredictor(
-            fn, class_names=names, score_floor=score_floor, max_detections=max_detections
-        )
+        predictor = _CallablePredictor(fn, class_names=names, score_floor=score_floor, max_detections=max_detections)
         return cls(predictor, name=name, version=version, class_names=names, max_pixels=max_pixels)
 
     # ---- inference

@@ -41,9 +41,7 @@ def parse_input(input_content: str) -> dict[str, Any]:
     if not isinstance(input_content, str):
         raise ValidationError("InputContent must be a string holding a JSON object.")
     if len(input_content) > MAX_INPUT_CHARS:
-        raise ValidationError(
-            f"InputContent is {len(input_content):,} characters; the limit is {MAX_INPUT_CHARS:,}."
-        )
+        raise ValidationError(f"InputContent is {len(input_content):,} characters; the limit is {MAX_INPUT_CHARS:,}.")
     try:
         value = json.loads(input_content)
     except ValueError as exc:
@@ -72,8 +70,7 @@ def start_loop(
         unknown = set(content_classifiers) - CONTENT_CLASSIFIERS
         if unknown or len(content_classifiers) > 256:
             raise ValidationError(
-                "ContentClassifiers may hold only FreeOfPersonallyIdentifiableInformation and "
-                "FreeOfAdultContent."
+                "ContentClassifiers may hold only FreeOfPersonallyIdentifiableInformation and FreeOfAdultContent."
             )
     flow = get_flow(session, flow_name)
     digest = hashlib.sha256(input_content.encode()).hexdigest()
@@ -82,8 +79,7 @@ def start_loop(
         if existing.flow_id == flow.id and existing.input_sha256 == digest:
             return existing, False
         raise ConflictError(
-            f"A human loop named '{name}' exists already with a different input or flow "
-            "definition. Use a new name."
+            f"A human loop named '{name}' exists already with a different input or flow definition. Use a new name."
         )
     loop = HumanLoop(
         name=name,
@@ -91,9 +87,7 @@ def start_loop(
         status="InProgress",
         input_content=input_content,
         input_sha256=digest,
-        content_classifiers=json.dumps(list(content_classifiers))
-        if content_classifiers is not None
-        else None,
+        content_classifiers=json.dumps(list(content_classifiers)) if content_classifiers is not None else None,
         created_at=now_ms,
         expires_at=now_ms + flow.availability_lifetime_s * 1000,
         output_state="none",
@@ -136,9 +130,7 @@ def list_loops(
         raise ValidationError("SortOrder must be 'Ascending' or 'Descending'.")
     if isinstance(max_results, bool) or not 1 <= max_results <= MAX_PAGE_SIZE:
         raise ValidationError(f"MaxResults must be from 1 to {MAX_PAGE_SIZE}.")
-    query = select(HumanLoop, FlowDefinition.name).join(
-        FlowDefinition, FlowDefinition.id == HumanLoop.flow_id
-    )
+    query = select(HumanLoop, FlowDefinition.name).join(FlowDefinition, FlowDefinition.id == HumanLoop.flow_id)
     flow_id = None
     if flow_name is not None:
         flow_id = get_flow(session, flow_name).id
@@ -197,16 +189,12 @@ def delete_loop(session: Session, name: str) -> None:
     """Remove a finished loop. Written outputs stay in the store."""
     loop = get_loop(session, name, for_update=True)
     if loop.status in ACTIVE or loop.output_state == "pending":
-        raise ValidationError(
-            f"Human loop '{name}' is {_describe_state(loop)}; stop it before deleting it."
-        )
+        raise ValidationError(f"Human loop '{name}' is {_describe_state(loop)}; stop it before deleting it.")
     session.delete(loop)
 
 
 def answers_received(session: Session, loop: HumanLoop) -> int:
-    return session.scalar(
-        select(func.count()).where(TaskSlot.loop_id == loop.id, TaskSlot.status == "submitted")
-    ) or 0
+    return session.scalar(select(func.count()).where(TaskSlot.loop_id == loop.id, TaskSlot.status == "submitted")) or 0
 
 
 def settle_loop(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
@@ -215,9 +203,7 @@ def settle_loop(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
         return
     counts = dict(
         session.execute(
-            select(TaskSlot.status, func.count())
-            .where(TaskSlot.loop_id == loop.id)
-            .group_by(TaskSlot.status)
+            select(TaskSlot.status, func.count()).where(TaskSlot.loop_id == loop.id).group_by(TaskSlot.status)
         ).all()
     )
     submitted, held = counts.get("submitted", 0), counts.get("held", 0)
@@ -332,9 +318,7 @@ def _mark_output_pending(loop: HumanLoop, final_status: str, *, now_ms: int) -> 
 
 def _cancel_available_slots(session: Session, loop_id: int) -> None:
     session.execute(
-        update(TaskSlot)
-        .where(TaskSlot.loop_id == loop_id, TaskSlot.status == "available")
-        .values(status="cancelled")
+        update(TaskSlot).where(TaskSlot.loop_id == loop_id, TaskSlot.status == "available").values(status="cancelled")
     )
 
 
@@ -358,7 +342,6 @@ def _decode_token(token: str, scope: dict[str, Any]) -> tuple[int, int]:
         raise ValidationError("NextToken is not a token this server handed out.") from exc
     if not same_scope:
         raise ValidationError(
-            "NextToken belongs to a listing with other filters or sort order; "
-            "repeat the same query to continue it."
+            "NextToken belongs to a listing with other filters or sort order; repeat the same query to continue it."
         )
     return created, loop_id

@@ -63,12 +63,8 @@ class Worker(Base):
 class TeamMember(Base):
     __tablename__ = "team_members"
 
-    team_id: Mapped[int] = mapped_column(
-        ForeignKey("workteams.id", ondelete="CASCADE"), primary_key=True
-    )
-    worker_id: Mapped[int] = mapped_column(
-        ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    team_id: Mapped[int] = mapped_column(ForeignKey("workteams.id", ondelete="CASCADE"), primary_key=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class TaskUi(Base):
@@ -190,10 +186,6 @@ class Decline(Base):
 
     __tablename__ = "declines"
 
-    loop_id: Mapped[int] = mapped_column(
-        ForeignKey("human_loops.id", ondelete="CASCADE"), primary_key=True
-    )
-    worker_id: Mapped[int] = mapped_column(
-        ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True
-    )
+    loop_id: Mapped[int] = mapped_column(ForeignKey("human_loops.id", ondelete="CASCADE"), primary_key=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True)
     declined_at: Mapped[int] = mapped_column(BigInteger)

@@ -31,6 +31,7 @@ class ErrorResponse(Response):
 
 # -- teams and workers ---------------------------------------------------------------
 
+
 class TeamCreate(Request):
     name: str
     description: str
@@ -54,9 +55,7 @@ class WorkerCreate(Request):
     email: str
     name: str = ""
     teams: list[str] = []
-    password: str | None = Field(
-        default=None, description="Set a password now instead of sending an invitation."
-    )
+    password: str | None = Field(default=None, description="Set a password now instead of sending an invitation.")
 
 
 class WorkerUpdate(Request):
@@ -84,6 +83,7 @@ class MemberChange(Request):
 
 
 # -- templates and flows -------------------------------------------------------------
+
 
 class TaskUiCreate(Request):
     name: str
@@ -131,6 +131,7 @@ class Flow(Response):
 
 # -- human loops ---------------------------------------------------------------------
 
+
 class LoopStart(Request):
     name: str
     flow: str
@@ -177,6 +178,7 @@ class LoopPage(Response):
 
 
 # -- worker side ---------------------------------------------------------------------
+
 
 class SignIn(Request):
     email: str

@@ -133,9 +133,7 @@ def _split_uri(uri: str) -> tuple[str, str]:
         )
     match = _AWS_HOST_RE.fullmatch(parts.hostname or "")
     if parts.scheme not in ("http", "https") or match is None:
-        raise ValidationError(
-            f"{uri!r} is not an S3 location (s3://bucket/key or https://s3.amazonaws.com/bucket/key)"
-        )
+        raise ValidationError(f"{uri!r} is not an S3 location (s3://bucket/key or https://s3.amazonaws.com/bucket/key)")
     if parts.query or parts.fragment:
         raise ValidationError(f"{uri!r}: S3 locations take no query or fragment")
     path = parts.path[1:]
@@ -320,8 +318,7 @@ class LocalStore(ObjectStore):
             _atomic_write(meta_path, json.dumps(meta).encode())
         except (FileExistsError, NotADirectoryError, IsADirectoryError):
             raise ConflictError(
-                f"{uri} conflicts with an existing object: the local store cannot hold both "
-                "'a' and 'a/b'"
+                f"{uri} conflicts with an existing object: the local store cannot hold both 'a' and 'a/b'"
             ) from None
         except OSError as exc:
             if exc.errno == errno.ENAMETOOLONG:
@@ -356,14 +353,9 @@ class LocalStore(ObjectStore):
         bucket, key = parse_object_uri(uri)
         expires = str(now_ms // 1000 + ttl_seconds)
         signature = self._signature(bucket, key, expires)
-        return (
-            f"{self.public_url}/store/{bucket}/{quote(key, safe='/')}"
-            f"?expires={expires}&signature={signature}"
-        )
+        return f"{self.public_url}/store/{bucket}/{quote(key, safe='/')}?expires={expires}&signature={signature}"
 
-    def verify_signature(
-        self, bucket: str, key: str, expires: str, signature: str, *, now_ms: int
-    ) -> None:
+    def verify_signature(self, bucket: str, key: str, expires: str, signature: str, *, now_ms: int) -> None:
         if not (expires.isascii() and expires.isdigit() and len(expires) <= 12):
             raise AccessDeniedError("the signed URL is malformed")
         expected = self._signature(bucket, key, expires)
@@ -500,9 +492,7 @@ class S3Store(ObjectStore):
         bucket, prefix = _parse_prefix_uri(prefix_uri)
         found = []
         try:
-            for page in self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix
-            ):
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     found.append(
                         ObjectInfo(

@@ -67,9 +67,7 @@ def list_task_uis(session: Session) -> list[TaskUi]:
 
 def delete_task_ui(session: Session, name: str) -> None:
     ui = get_task_ui(session, name)
-    used_by = session.scalars(
-        select(FlowDefinition.name).where(FlowDefinition.task_ui_id == ui.id).limit(3)
-    ).all()
+    used_by = session.scalars(select(FlowDefinition.name).where(FlowDefinition.task_ui_id == ui.id).limit(3)).all()
     if used_by:
         raise ResourceInUseError(
             f"Task UI '{name}' is used by flow definition(s) {', '.join(used_by)}; delete those first."

@@ -67,9 +67,7 @@ def list_jobs(session: Session, worker: Worker) -> list[Job]:
     return jobs
 
 
-def claim_next(
-    session: Session, worker: Worker, *, flow_name: str | None = None, now_ms: int
-) -> HeldTask | None:
+def claim_next(session: Session, worker: Worker, *, flow_name: str | None = None, now_ms: int) -> HeldTask | None:
     """The worker's current task in the job if they hold one, else the next available
     slot (oldest loop first, never a loop they hold, answered or declined). None if none."""
     _require_active(worker)
@@ -109,7 +107,7 @@ def claim_next(
         if slot is None:
             return None
         flow = session.get_one(FlowDefinition, slot.flow_id)
-        taken = session.execute(
+        taken = session.execute(  # type: ignore[attr-defined]
             update(TaskSlot)
             .where(TaskSlot.id == slot.id, TaskSlot.status == "available")
             .values(
@@ -154,9 +152,7 @@ def decline(session: Session, worker: Worker, slot_id: int, *, now_ms: int) -> H
     return loop
 
 
-def submit(
-    session: Session, worker: Worker, slot_id: int, answer: dict[str, Any], *, now_ms: int
-) -> HumanLoop:
+def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any], *, now_ms: int) -> HumanLoop:
     """Record the worker's answer; the loop completes when all its answers are in."""
     if not isinstance(answer, dict):
         raise ValidationError("The answer must be a JSON object.")
@@ -236,9 +232,7 @@ def expire_loops(session: Session, *, now_ms: int, limit: int = 500) -> int:
         if held:
             continue
         session.execute(
-            update(TaskSlot)
-            .where(TaskSlot.loop_id == loop.id, TaskSlot.status == "held")
-            .values(status="cancelled")
+            update(TaskSlot).where(TaskSlot.loop_id == loop.id, TaskSlot.status == "held").values(status="cancelled")
         )
         fail_loop(
             session,
@@ -253,8 +247,9 @@ def expire_loops(session: Session, *, now_ms: int, limit: int = 500) -> int:
 
 def _worker_touched(loop_id_col: Any, worker_id: int) -> Any:
     other = TaskSlot.__table__.alias("other")
-    return exists().where(other.c.loop_id == loop_id_col, other.c.worker_id == worker_id) | exists(
-    ).where(Decline.loop_id == loop_id_col, Decline.worker_id == worker_id)
+    return exists().where(other.c.loop_id == loop_id_col, other.c.worker_id == worker_id) | exists().where(
+        Decline.loop_id == loop_id_col, Decline.worker_id == worker_id
+    )
 
 
 def _held(session: Session, slot: TaskSlot) -> HeldTask:
@@ -301,9 +296,7 @@ def _free_slot(slot: TaskSlot, loop: HumanLoop) -> None:
 
 def _require_live_lease(slot: TaskSlot, *, now_ms: int) -> None:
     if slot.status == "held" and (slot.lease_expires_at or 0) <= now_ms:
-        raise TaskStateError(
-            "The time limit for this task has passed; the task went back to the pool."
-        )
+        raise TaskStateError("The time limit for this task has passed; the task went back to the pool.")
 
 
 def _require_active(worker: Worker) -> None:

@@ -16,14 +16,9 @@ EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
 def check_name(value: str, *, what: str, pattern: re.Pattern[str] = RESOURCE_NAME) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 63 or not pattern.match(value):
-        hint = (
-            "lowercase letters, digits and hyphens"
-            if pattern is RESOURCE_NAME
-            else "letters, digits and hyphens"
-        )
+        hint = "lowercase letters, digits and hyphens" if pattern is RESOURCE_NAME else "letters, digits and hyphens"
         raise ValidationError(
-            f"{what} '{value}' is not valid: use 1 to 63 {hint}, "
-            "starting and ending with a letter or digit."
+            f"{what} '{value}' is not valid: use 1 to 63 {hint}, starting and ending with a letter or digit."
         )
     return value
 

@@ -33,6 +33,7 @@ _DUMMY_HASH = _hasher.hash("loopin-timing-equaliser")
 
 # -- teams ---------------------------------------------------------------------------
 
+
 def create_team(session: Session, *, name: str, description: str, now_ms: int) -> Workteam:
     check_name(name, what="Team name", pattern=TEAM_NAME)
     check_text(description, what="Description", max_len=200)
@@ -64,9 +65,7 @@ def update_team(session: Session, name: str, *, description: str, now_ms: int) -
 
 def delete_team(session: Session, name: str) -> None:
     team = get_team(session, name)
-    used_by = session.scalars(
-        select(FlowDefinition.name).where(FlowDefinition.team_id == team.id).limit(3)
-    ).all()
+    used_by = session.scalars(select(FlowDefinition.name).where(FlowDefinition.team_id == team.id).limit(3)).all()
     if used_by:
         raise ResourceInUseError(
             f"Team '{name}' is used by flow definition(s) {', '.join(used_by)}; delete those first."
@@ -96,12 +95,11 @@ def add_member(session: Session, team_name: str, email: str) -> None:
 def remove_member(session: Session, team_name: str, email: str) -> None:
     team = get_team(session, team_name)
     worker = get_worker(session, email)
-    session.execute(
-        delete(TeamMember).where(TeamMember.team_id == team.id, TeamMember.worker_id == worker.id)
-    )
+    session.execute(delete(TeamMember).where(TeamMember.team_id == team.id, TeamMember.worker_id == worker.id))
 
 
 # -- workers -------------------------------------------------------------------------
+
 
 def create_worker(
     session: Session,
@@ -153,9 +151,7 @@ def list_workers(session: Session, *, team: str | None = None) -> list[Worker]:
     query = select(Worker).order_by(Worker.email)
     if team is not None:
         team_row = get_team(session, team)
-        query = query.join(TeamMember, TeamMember.worker_id == Worker.id).where(
-            TeamMember.team_id == team_row.id
-        )
+        query = query.join(TeamMember, TeamMember.worker_id == Worker.id).where(TeamMember.team_id == team_row.id)
     return list(session.scalars(query))
 
 
@@ -175,9 +171,7 @@ def set_worker_status(session: Session, email: str, status: str) -> Worker:
         raise ValidationError("A worker's status can be set to 'active' or 'disabled'.")
     worker = get_worker(session, email)
     if status == "active" and worker.password_hash is None:
-        raise ValidationError(
-            f"Worker '{worker.email}' has not accepted the invitation yet; resend it instead."
-        )
+        raise ValidationError(f"Worker '{worker.email}' has not accepted the invitation yet; resend it instead.")
     worker.status = status
     return worker
 
@@ -201,14 +195,8 @@ def reissue_invitation(session: Session, email: str, *, now_ms: int) -> tuple[Wo
 
 def accept_invitation(session: Session, token: str, password: str, *, now_ms: int) -> Worker:
     worker = session.scalar(select(Worker).where(Worker.invitation_hash == _token_hash(token)))
-    if (
-        worker is None
-        or worker.status != "invited"
-        or (worker.invitation_expires_at or 0) <= now_ms
-    ):
-        raise AuthenticationError(
-            "This invitation link is not valid or has expired. Ask your admin for a new one."
-        )
+    if worker is None or worker.status != "invited" or (worker.invitation_expires_at or 0) <= now_ms:
+        raise AuthenticationError("This invitation link is not valid or has expired. Ask your admin for a new one.")
     worker.password_hash = hash_password(password)
     worker.status = "active"
     worker.invitation_hash = None
@@ -255,4 +243,3 @@ def _new_invitation(worker: Worker, *, now_ms: int) -> str:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-

@@ -1,0 +1,35 @@
+# Two entry points: `make run` (the server on SQLite and a local folder) and `make test`
+# (every check CI runs). Each creates and fills its own virtualenv on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/loopin serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
+
+test: $(STAMP) lint
+	scripts/test-services.sh
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	scripts/test-services.sh
+	$(BIN)/python bench/bench_core.py
+
+clean:
+	rm -rf $(VENV) loopin-data .pytest_cache .mypy_cache .ruff_cache
