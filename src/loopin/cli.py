@@ -242,10 +242,8 @@ def keys_create(
         return
     _emit(data, False)
     err.print("Keep the secret now: it is not shown again. For the CLI and SDK:")
-    out.print(
-        f"export LOOPIN_ACCESS_KEY_ID={key.access_key_id} LOOPIN_SECRET_ACCESS_KEY={key.secret_access_key}",
-        highlight=False,
-    )
+    # Plain write: Rich would wrap the line when stdout is not a terminal.
+    sys.stdout.write(f"export LOOPIN_ACCESS_KEY_ID={key.access_key_id} LOOPIN_SECRET_ACCESS_KEY={key.secret_access_key}\n")
 
 
 @keys_app.command("list")
@@ -431,7 +429,7 @@ def templates_show(name: str, url: UrlOption = None, as_json: JsonFlag = False) 
     if as_json:
         _emit(ui, True)
     else:
-        out.print(ui.template, markup=False, highlight=False)
+        sys.stdout.write(ui.template if ui.template.endswith("\n") else ui.template + "\n")
 
 
 @templates_app.command("delete")

@@ -1,0 +1,105 @@
+"""The `loopin` command against a real `loopin serve`, as an operator and a reviewer use it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.servers import create_key, loopin_env, run_cli, serve
+
+TEMPLATE = "<crowd-form><p>{{ task.input.question }}</p><crowd-input name='answer'></crowd-input></crowd-form>"
+
+
+@pytest.fixture
+def cli(tmp_path: Path, database_url: str):
+    env = loopin_env(tmp_path / "data", database_url)
+    key_id, secret = create_key(env)
+    with serve(env) as url:
+        env = {**env, "LOOPIN_URL": url, "LOOPIN_ACCESS_KEY_ID": key_id, "LOOPIN_SECRET_ACCESS_KEY": secret}
+        yield env
+
+
+def _json(env, *args):
+    return json.loads(run_cli(env, *args, "--json").stdout)
+
+
+def test_operator_and_reviewer_round_trip(cli, tmp_path: Path) -> None:
+    env = cli
+    assert _json(env, "teams", "create", "MyTeam", "--description", "Reviewers")["name"] == "MyTeam"
+    invited = _json(env, "workers", "invite", "ann@example.com,bob@example.com", "--team", "MyTeam")
+    assert [w["status"] for w in invited] == ["invited", "invited"]
+    assert all("/worker/invitation/" in w["invitation_url"] for w in invited)
+    run_cli(env, "workers", "invite", "rev@example.com", "--team", "MyTeam", "--password-stdin", input="a-long-password\n")
+    template = tmp_path / "t.html"
+    template.write_text(TEMPLATE)
+    run_cli(env, "templates", "create", "questions", "--file", str(template))
+    assert run_cli(env, "templates", "show", "questions").stdout.strip() == TEMPLATE
+    flow = _json(env, "flows", "create", "ask", "--team", "MyTeam", "--template", "questions", "--title", "Answer",
+                 "--description", "Answer the question", "--output", "s3://answers/out", "--keyword", "text")
+    assert flow["task_count"] == 1 and flow["keywords"] == ["text"]
+
+    started = _json(env, "loops", "start", "q-1", "--flow", "ask", "--input", '{"question": "Cat or dog?"}')
+    assert started["created"] is True
+    batch = tmp_path / "inputs.jsonl"
+    batch.write_text('{"question": "one"}\n{"question": "two"}\n{"loopName": "named", "question": "three"}\n')
+    assert "started 3 loops" in run_cli(env, "loops", "start-batch", str(batch), "--flow", "ask").stdout
+    assert "started 0 loops" in run_cli(env, "loops", "start-batch", str(batch), "--flow", "ask").stdout
+    listed = _json(env, "loops", "list", "--flow", "ask", "--sort", "Ascending")
+    assert [loop["name"] for loop in listed][0] == "q-1" and len(listed) == 4
+
+    reviewer = {**env, "LOOPIN_WORKER_EMAIL": "rev@example.com", "LOOPIN_WORKER_PASSWORD": "a-long-password"}
+    jobs = _json(reviewer, "tasks", "jobs")
+    assert jobs == [{"flow": "ask", "title": "Answer", "description": "Answer the question", "keywords": ["text"], "tasks_waiting": 4}]
+    answered = 0
+    while True:
+        result = run_cli(reviewer, "tasks", "next", "--flow", "ask", "--json", check=False)
+        if result.returncode == 3:
+            break
+        task = json.loads(result.stdout)
+        run_cli(reviewer, "tasks", "submit", str(task["task_id"]), "--answer", json.dumps({"answer": task["input"]["question"].upper()}))
+        answered += 1
+    assert answered == 4
+
+    done = _json(env, "loops", "wait", "q-1", "--timeout", "30")
+    assert done["status"] == "Completed"
+    stored = tmp_path / "data" / "objects" / done["output_uri"].removeprefix("s3://")
+    output = json.loads(stored.read_text())
+    assert output["humanAnswers"][0]["answerContent"] == {"answer": "CAT OR DOG?"}
+
+    failed = run_cli(env, "loops", "start", "q-1", "--flow", "ask", "--input", '{"question": "changed"}', check=False)
+    assert failed.returncode == 1 and "ConflictException" in failed.stderr
+    run_cli(env, "loops", "delete", "q-1")
+    assert run_cli(env, "loops", "describe", "q-1", check=False).returncode == 1
+
+
+def test_keys_can_be_listed_and_revoked(cli) -> None:
+    env = cli
+    keys = _json(env, "keys", "list")
+    assert len(keys) == 1 and keys[0]["revoked_at"] is None and "secret_access_key" not in keys[0]
+    assert run_cli(env, "teams", "list").returncode == 0
+    run_cli(env, "keys", "revoke", env["LOOPIN_ACCESS_KEY_ID"])
+    refused = run_cli(env, "teams", "list", check=False)
+    assert refused.returncode == 1 and "UnauthorizedException" in refused.stderr
+
+
+def test_stop_and_wait_and_worker_management(cli) -> None:
+    env = cli
+    run_cli(env, "teams", "create", "T", "--description", "d")
+    run_cli(env, "teams", "update", "T", "--description", "new description")
+    assert _json(env, "teams", "describe", "T")["description"] == "new description"
+    run_cli(env, "workers", "invite", "w@example.com", "--team", "T")
+    assert _json(env, "workers", "disable", "w@example.com")["status"] == "disabled"
+    assert _json(env, "workers", "list", "--team", "T")[0]["email"] == "w@example.com"
+    run_cli(env, "workers", "remove", "w@example.com")
+    assert _json(env, "teams", "describe", "T")["members"] == []
+    timeout = run_cli(env, "loops", "wait", "nope", check=False)
+    assert timeout.returncode == 1 and "ResourceNotFound" in timeout.stderr
+
+
+def test_bad_settings_give_one_line(tmp_path: Path) -> None:
+    env = loopin_env(tmp_path / "data", "sqlite:///" + str(tmp_path / "x.db"), LOOPIN_ACCOUNT_ID="123")
+    result = run_cli(env, "keys", "create", check=False)
+    assert result.returncode == 1
+    assert "account_id" in result.stderr and "Traceback" not in result.stderr
