@@ -26,7 +26,7 @@ from loopin.arns import arn
 from loopin.clock import iso_ms, parse_iso
 from loopin.context import Services
 from loopin.errors import AuthenticationError, LoopinError, ValidationError
-from loopin.jobs import write_pending_outputs
+from loopin.jobs import write_output_now
 from loopin.models import FlowDefinition, HumanLoop, TaskUi, Worker, Workteam
 from loopin.signing import derive_key, sign_token, verify_token
 
@@ -497,14 +497,7 @@ def _loop_routes(api: FastAPI) -> None:
 
 
 def _after_answers_in(ctx: Services, loop_name: str) -> schemas.Loop | None:
-    """Write the output right away instead of waiting for the next job round. If the store
-    is down this only logs: the loop stays pending and the jobs retry it."""
-    with ctx.db.read() as s:
-        loop = loops.get_loop(s, loop_name)
-    try:
-        write_pending_outputs(ctx, loop_ids=[loop.id], limit=1)
-    except Exception:
-        log.exception("writing the output of %s failed; the jobs will retry", loop_name)
+    if not write_output_now(ctx, loop_name):
         return None
     with ctx.db.read() as s:
         loop = loops.get_loop(s, loop_name)

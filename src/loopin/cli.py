@@ -243,7 +243,9 @@ def keys_create(
     _emit(data, False)
     err.print("Keep the secret now: it is not shown again. For the CLI and SDK:")
     # Plain write: Rich would wrap the line when stdout is not a terminal.
-    sys.stdout.write(f"export LOOPIN_ACCESS_KEY_ID={key.access_key_id} LOOPIN_SECRET_ACCESS_KEY={key.secret_access_key}\n")
+    sys.stdout.write(
+        f"export LOOPIN_ACCESS_KEY_ID={key.access_key_id} LOOPIN_SECRET_ACCESS_KEY={key.secret_access_key}\n"
+    )
 
 
 @keys_app.command("list")

@@ -71,6 +71,9 @@ class Settings(BaseModel):
         description="How often each server process runs the periodic jobs (lease expiry, "
         "availability expiry, output retries).",
     )
+    signed_url_ttl_seconds: int = Field(
+        default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of signed read URLs for stored objects."
+    )
     worker_token_ttl_seconds: int = Field(default=12 * 3600, ge=60, description="Lifetime of a worker's sign-in token.")
     db_pool_size: int = Field(default=20, ge=1, description="Database connections each server process may hold.")
 

@@ -8,6 +8,8 @@ import random
 import threading
 from collections.abc import Sequence
 
+from sqlalchemy import select
+
 from loopin.arns import arn
 from loopin.context import Services
 from loopin.errors import LoopinError
@@ -18,7 +20,7 @@ from loopin.loops import (
     output_failed,
     output_uri_for,
 )
-from loopin.models import FlowDefinition
+from loopin.models import FlowDefinition, HumanLoop
 from loopin.tasks import expire_leases, expire_loops
 
 log = logging.getLogger("loopin.jobs")
@@ -63,6 +65,21 @@ def write_pending_outputs(ctx: Services, *, loop_ids: Sequence[int] = (), limit:
             complete_output(session, loop_id, uri=uri, now_ms=ctx.clock.now_ms())
         written += 1
     return written
+
+
+def write_output_now(ctx: Services, loop_name: str) -> bool:
+    """Write a loop's pending output right away instead of at the next job round; True if
+    written. If the store is down this only logs: the loop stays pending and the jobs retry.
+    """
+    with ctx.db.read() as session:
+        loop_id = session.scalar(select(HumanLoop.id).where(HumanLoop.name == loop_name))
+    if loop_id is None:
+        return False
+    try:
+        return write_pending_outputs(ctx, loop_ids=[loop_id], limit=1) == 1
+    except Exception:  # the request that triggered this has succeeded already
+        log.exception("writing the output of %s failed; the jobs will retry", loop_name)
+        return False
 
 
 def run_once(ctx: Services) -> dict[str, int]:
