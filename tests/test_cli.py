@@ -31,13 +31,31 @@ def test_operator_and_reviewer_round_trip(cli, tmp_path: Path) -> None:
     invited = _json(env, "workers", "invite", "ann@example.com,bob@example.com", "--team", "MyTeam")
     assert [w["status"] for w in invited] == ["invited", "invited"]
     assert all("/worker/invitation/" in w["invitation_url"] for w in invited)
-    run_cli(env, "workers", "invite", "rev@example.com", "--team", "MyTeam", "--password-stdin", input="a-long-password\n")
+    run_cli(
+        env, "workers", "invite", "rev@example.com", "--team", "MyTeam", "--password-stdin", input="a-long-password\n"
+    )
     template = tmp_path / "t.html"
     template.write_text(TEMPLATE)
     run_cli(env, "templates", "create", "questions", "--file", str(template))
     assert run_cli(env, "templates", "show", "questions").stdout.strip() == TEMPLATE
-    flow = _json(env, "flows", "create", "ask", "--team", "MyTeam", "--template", "questions", "--title", "Answer",
-                 "--description", "Answer the question", "--output", "s3://answers/out", "--keyword", "text")
+    flow = _json(
+        env,
+        "flows",
+        "create",
+        "ask",
+        "--team",
+        "MyTeam",
+        "--template",
+        "questions",
+        "--title",
+        "Answer",
+        "--description",
+        "Answer the question",
+        "--output",
+        "s3://answers/out",
+        "--keyword",
+        "text",
+    )
     assert flow["task_count"] == 1 and flow["keywords"] == ["text"]
 
     started = _json(env, "loops", "start", "q-1", "--flow", "ask", "--input", '{"question": "Cat or dog?"}')
@@ -51,14 +69,29 @@ def test_operator_and_reviewer_round_trip(cli, tmp_path: Path) -> None:
 
     reviewer = {**env, "LOOPIN_WORKER_EMAIL": "rev@example.com", "LOOPIN_WORKER_PASSWORD": "a-long-password"}
     jobs = _json(reviewer, "tasks", "jobs")
-    assert jobs == [{"flow": "ask", "title": "Answer", "description": "Answer the question", "keywords": ["text"], "tasks_waiting": 4}]
+    assert jobs == [
+        {
+            "flow": "ask",
+            "title": "Answer",
+            "description": "Answer the question",
+            "keywords": ["text"],
+            "tasks_waiting": 4,
+        }
+    ]
     answered = 0
     while True:
         result = run_cli(reviewer, "tasks", "next", "--flow", "ask", "--json", check=False)
         if result.returncode == 3:
             break
         task = json.loads(result.stdout)
-        run_cli(reviewer, "tasks", "submit", str(task["task_id"]), "--answer", json.dumps({"answer": task["input"]["question"].upper()}))
+        run_cli(
+            reviewer,
+            "tasks",
+            "submit",
+            str(task["task_id"]),
+            "--answer",
+            json.dumps({"answer": task["input"]["question"].upper()}),
+        )
         answered += 1
     assert answered == 4
 

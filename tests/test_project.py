@@ -88,5 +88,3 @@ def test_secret_key_is_generated_once_with_owner_only_permissions(tmp_path: Path
     assert first.secret_key == second.secret_key and len(first.secret_key) >= 48
     mode = stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode)
     assert mode == 0o600
-
-
