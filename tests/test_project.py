@@ -50,7 +50,7 @@ def _imports(path: Path) -> set[str]:
     return found - {""}
 
 
-WEB = {"api", "server", "web_store", "cli"}
+WEB = {"api", "api_auth", "api_hosting", "server", "web_store", "cli", "console", "aws"}
 SDK = {"client", "schemas", "errors"}
 
 

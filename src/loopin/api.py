@@ -9,26 +9,22 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import (
-    HTTPAuthorizationCredentials,
-    HTTPBasic,
-    HTTPBasicCredentials,
-    HTTPBearer,
-)
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loopin import access_keys, flows, loops, schemas, task_templates, tasks, workforce
+from loopin import flows, loops, schemas, task_templates, tasks, workforce
+from loopin.api_auth import Admin, Ctx, SignedInWorker, worker_token_key
+from loopin.api_hosting import hosting_routes
 from loopin.arns import arn
 from loopin.clock import iso_ms, parse_iso
 from loopin.context import Services
-from loopin.errors import AuthenticationError, LoopinError, ValidationError
+from loopin.errors import LoopinError, ValidationError
 from loopin.jobs import write_output_now
 from loopin.models import FlowDefinition, HumanLoop, TaskUi, Worker, Workteam
-from loopin.signing import derive_key, sign_token, verify_token
+from loopin.signing import sign_token
 
 log = logging.getLogger("loopin.api")
 
@@ -41,6 +37,7 @@ STATUS_BY_CODE = {
     "ConflictException": 409,
     "ResourceInUse": 409,
     "TaskStateException": 409,
+    "ModelError": 424,
     "ServiceUnavailable": 503,
 }
 
@@ -52,50 +49,6 @@ def _error_response(status: int, code: str, message: str, details: dict[str, Any
         status_code=status,
         headers=headers,
     )
-
-
-def services(request: Request) -> Services:
-    ctx: Services = request.app.state.services
-    return ctx
-
-
-Ctx = Annotated[Services, Depends(services)]
-
-
-_basic = HTTPBasic(auto_error=False, description="An access key: its id as user, its secret as password.")
-_bearer = HTTPBearer(auto_error=False, description="A worker's token from /worker/sign-in.")
-
-
-def admin(ctx: Ctx, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> str:
-    """The access key id of an admin caller (HTTP Basic with key id and secret)."""
-    if credentials is None:
-        raise AuthenticationError(
-            "This call needs an access key: HTTP Basic auth with the key id and secret "
-            "(create one with `loopin keys create`)."
-        )
-    with ctx.db.read() as session:
-        return access_keys.authenticate(
-            session, credentials.username, credentials.password, secret_key=ctx.settings.secret_key
-        )
-
-
-def signed_in_worker(ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Worker:
-    if credentials is None:
-        raise AuthenticationError("Sign in first: this call needs a worker token (Bearer).")
-    payload = verify_token(_worker_key(ctx), credentials.credentials, now_ms=ctx.clock.now_ms())
-    with ctx.db.read() as session:
-        worker = session.get(Worker, payload.get("wid"))
-    if worker is None or worker.status != "active" or worker.sub != payload.get("sub"):
-        raise AuthenticationError("This worker account is not active any more.")
-    return worker
-
-
-Admin = Annotated[str, Depends(admin)]
-SignedInWorker = Annotated[Worker, Depends(signed_in_worker)]
-
-
-def _worker_key(ctx: Services) -> bytes:
-    return derive_key(ctx.settings.secret_key, "loopin-worker-token")
 
 
 def create_api() -> FastAPI:
@@ -147,6 +100,7 @@ def create_api() -> FastAPI:
     _template_and_flow_routes(api)
     _loop_routes(api)
     _worker_routes(api)
+    hosting_routes(api)
     return api
 
 
@@ -586,5 +540,5 @@ def _finish_if_pending(ctx: Services, loop_name: str | None) -> None:
 
 def _session(s: Session, ctx: Services, worker: Worker) -> schemas.WorkerSession:
     expires = ctx.clock.now_ms() + ctx.settings.worker_token_ttl_seconds * 1000
-    token = sign_token(_worker_key(ctx), {"wid": worker.id, "sub": worker.sub}, expires_ms=expires)
+    token = sign_token(worker_token_key(ctx), {"wid": worker.id, "sub": worker.sub}, expires_ms=expires)
     return schemas.WorkerSession(token=token, expires_at=iso_ms(expires), worker=_worker(s, worker))

@@ -43,16 +43,24 @@ class _Http:
         self._headers = headers
 
     def call(
-        self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         try:
             response = self._client.request(
                 method,
                 self._prefix + path,
                 json=json_body,
+                content=content,
                 params={k: v for k, v in (params or {}).items() if v is not None},
                 auth=self._auth or httpx.USE_CLIENT_DEFAULT,
-                headers=self._headers,
+                headers={**self._headers, **(headers or {})},
             )
         except httpx.TransportError as exc:
             raise LoopinError(f"Cannot reach the loopin server: {exc}") from exc
@@ -278,6 +286,106 @@ class Client:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"Human loop '{name}' is still {loop.status} after {timeout:g} s.")
             time.sleep(poll_interval)
+
+    # -- models and endpoints ----------------------------------------------------------
+    def model_catalog(self) -> list[schemas.BuiltinModelInfo]:
+        return self._http.models(schemas.BuiltinModelInfo, "GET", "/model-catalog")
+
+    def register_model(
+        self,
+        name: str,
+        *,
+        builtin: str | None = None,
+        onnx_uri: str | None = None,
+        callable: str | None = None,
+        spec: dict[str, Any] | None = None,
+    ) -> schemas.ModelInfo:
+        body = schemas.ModelCreate(name=name, builtin=builtin, onnx_uri=onnx_uri, callable=callable, spec=spec)
+        return self._http.model(schemas.ModelInfo, "POST", "/models", json_body=body.model_dump())
+
+    def list_models(self) -> list[schemas.ModelInfo]:
+        return self._http.models(schemas.ModelInfo, "GET", "/models")
+
+    def delete_model(self, name: str) -> None:
+        self._http.call("DELETE", f"/models/{_q(name)}")
+
+    def create_endpoint_config(
+        self, name: str, *, variants: Sequence[schemas.VariantSpec]
+    ) -> schemas.EndpointConfigInfo:
+        body = schemas.EndpointConfigCreate(name=name, variants=list(variants))
+        return self._http.model(schemas.EndpointConfigInfo, "POST", "/endpoint-configs", json_body=body.model_dump())
+
+    def list_endpoint_configs(self) -> list[schemas.EndpointConfigInfo]:
+        return self._http.models(schemas.EndpointConfigInfo, "GET", "/endpoint-configs")
+
+    def delete_endpoint_config(self, name: str) -> None:
+        self._http.call("DELETE", f"/endpoint-configs/{_q(name)}")
+
+    def create_endpoint(
+        self, name: str, *, config: str, routing: schemas.RoutingRule | None = None
+    ) -> schemas.EndpointInfo:
+        body = schemas.EndpointCreate(name=name, config=config, routing=routing)
+        return self._http.model(schemas.EndpointInfo, "POST", "/endpoints", json_body=body.model_dump(mode="json"))
+
+    def describe_endpoint(self, name: str) -> schemas.EndpointInfo:
+        return self._http.model(schemas.EndpointInfo, "GET", f"/endpoints/{_q(name)}")
+
+    def list_endpoints(self) -> list[schemas.EndpointInfo]:
+        return self._http.models(schemas.EndpointInfo, "GET", "/endpoints")
+
+    def update_endpoint(
+        self,
+        name: str,
+        *,
+        config: str | None = None,
+        routing: schemas.RoutingRule | None = None,
+        clear_routing: bool = False,
+    ) -> schemas.EndpointInfo:
+        body = schemas.EndpointUpdate(config=config, routing=routing, clear_routing=clear_routing)
+        return self._http.model(
+            schemas.EndpointInfo, "PATCH", f"/endpoints/{_q(name)}", json_body=body.model_dump(mode="json")
+        )
+
+    def delete_endpoint(self, name: str) -> None:
+        self._http.call("DELETE", f"/endpoints/{_q(name)}")
+
+    def wait_for_endpoint(
+        self, name: str, *, timeout: float = 600.0, poll_interval: float = 1.0
+    ) -> schemas.EndpointInfo:
+        """Poll until the endpoint is InService or Failed; TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while (endpoint := self.describe_endpoint(name)).status not in ("InService", "Failed"):
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"Endpoint '{name}' is still {endpoint.status} after {timeout:g} s.")
+            time.sleep(poll_interval)
+        return endpoint
+
+    def invoke_endpoint(
+        self,
+        name: str,
+        image: bytes,
+        *,
+        content_type: str = "image/jpeg",
+        flow: str | None = None,
+        threshold: float | None = None,
+        classes: Sequence[str] | None = None,
+        sample_percent: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> schemas.InvocationResult:
+        """Detect objects on an image; routing options change the endpoint's rule for this call."""
+        params = {
+            "flow": flow,
+            "threshold": threshold,
+            "classes": ",".join(classes) if classes is not None else None,
+            "sample_percent": sample_percent,
+        }
+        headers = {"Content-Type": content_type}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        response = self._http.call(
+            "POST", f"/endpoints/{_q(name)}/invoke", content=image, params=params, headers=headers
+        )
+        return schemas.InvocationResult.model_validate(response.json())
 
 
 class WorkerClient:

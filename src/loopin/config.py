@@ -65,6 +65,18 @@ class Settings(BaseModel):
         description="Key that signs sessions and URLs and encrypts access-key secrets. Empty: "
         "generated on first start into <data_dir>/secret_key (mode 0600) and reused.",
     )
+    routing_image_location: str = Field(
+        default="s3://loopin-inputs/images",
+        description="Where images routed to human review are stored (s3://bucket/prefix); the loop's "
+        "taskObject points there.",
+    )
+    inference_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="onnxruntime threads per inference. 1 suits small machines: concurrent requests "
+        "already use the cores in parallel.",
+    )
     job_interval_seconds: float = Field(
         default=1.0,
         gt=0,

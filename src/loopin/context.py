@@ -14,6 +14,7 @@ from loopin.clock import Clock
 from loopin.config import Settings
 from loopin.db import Database
 from loopin.errors import ConflictError
+from loopin.model_host import ModelHost
 from loopin.store import ObjectStore
 
 T = TypeVar("T")
@@ -25,6 +26,7 @@ class Services:
     store: ObjectStore
     settings: Settings
     clock: Clock
+    models: ModelHost  # the detectors this process serves
 
     def write(self, fn: Callable[[Session], T], *, attempts: int = 3) -> T:
         """Run ``fn`` in a write transaction, retrying races the database detected

@@ -78,6 +78,12 @@ class StoreUnavailableError(LoopinError):
     code = "ServiceUnavailable"
 
 
+class ModelError(LoopinError):
+    """The model failed on the input (SageMaker's ModelError, HTTP 424)."""
+
+    code = "ModelError"
+
+
 class InternalError(LoopinError):
     code = "InternalServerException"
 
@@ -94,6 +100,7 @@ ERRORS_BY_CODE: dict[str, type[LoopinError]] = {
         AccessDeniedError,
         TaskStateError,
         StoreUnavailableError,
+        ModelError,
         InternalError,
     )
 }

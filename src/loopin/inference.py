@@ -42,7 +42,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from loopin.errors import InternalError, LoopinError, NotFoundError, ValidationError
+from loopin.errors import InternalError, LoopinError, ModelError, NotFoundError, ValidationError
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -63,7 +63,7 @@ FloatArray = npt.NDArray[np.float32]
 _BILINEAR = Image.Resampling.BILINEAR
 
 
-class ModelOutputError(InternalError):
+class ModelOutputError(ModelError):
     """The model (ONNX graph or Python callable) failed or returned something unusable.
 
     Not the caller's fault: SageMaker reports this case as ``ModelError`` (HTTP 424).

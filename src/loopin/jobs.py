@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from loopin.arns import arn
 from loopin.context import Services
+from loopin.endpoints import deploy_pending
 from loopin.errors import LoopinError
 from loopin.loops import (
     build_output,
@@ -83,12 +84,18 @@ def write_output_now(ctx: Services, loop_name: str) -> bool:
 
 
 def run_once(ctx: Services) -> dict[str, int]:
+    deployed = deploy_pending(ctx)
     with ctx.db.write() as session:
         leases = expire_leases(session, now_ms=ctx.clock.now_ms())
     with ctx.db.write() as session:
         expired = expire_loops(session, now_ms=ctx.clock.now_ms())
     outputs = write_pending_outputs(ctx)
-    return {"leases_expired": leases, "loops_expired": expired, "outputs_written": outputs}
+    return {
+        "endpoints_deployed": deployed,
+        "leases_expired": leases,
+        "loops_expired": expired,
+        "outputs_written": outputs,
+    }
 
 
 class JobRunner:

@@ -189,3 +189,74 @@ class Decline(Base):
     loop_id: Mapped[int] = mapped_column(ForeignKey("human_loops.id", ondelete="CASCADE"), primary_key=True)
     worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True)
     declined_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Model(Base):
+    """A user-registered model: an ONNX detector with its spec, or a Python callable.
+    Built-in models are not rows: they are always available by name."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # builtin | onnx | callable
+    builtin_name: Mapped[str | None] = mapped_column(String(63))
+    artifact_uri: Mapped[str | None] = mapped_column(String(1024))  # file:// or s3:// ONNX file
+    spec: Mapped[str | None] = mapped_column(Text)  # JSON of inference.ModelSpec
+    callable_target: Mapped[str | None] = mapped_column(String(256))
+    aws_definition: Mapped[str | None] = mapped_column(Text)  # JSON, echoed by the SageMaker API
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class EndpointConfig(Base):
+    __tablename__ = "endpoint_configs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    variants: Mapped[str] = mapped_column(Text)  # JSON list of {variant_name, model, instance_count, weight}
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Endpoint(Base):
+    __tablename__ = "endpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    config_name: Mapped[str] = mapped_column(String(63))
+    # While Updating: the config being loaded; the old one keeps serving until it is ready.
+    pending_config_name: Mapped[str | None] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(16))  # Creating | InService | Updating | Failed
+    failure_reason: Mapped[str | None] = mapped_column(String(1024))
+    # Bumped whenever what is served changes, so every process reloads its copy.
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    routing: Mapped[str | None] = mapped_column(Text)  # JSON of routing.RoutingRule
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_modified_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Prediction(Base):
+    """The prediction log: every invocation's detections and routing decision, so that a
+    threshold can be replayed later against what the model said and what humans answered."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        Index("ix_predictions_endpoint_created", "endpoint_name", "created_at"),
+        Index("ix_predictions_loop", "loop_name"),
+        UniqueConstraint("endpoint_name", "idempotency_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    endpoint_name: Mapped[str] = mapped_column(String(63))
+    model_name: Mapped[str] = mapped_column(String(63))
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    image_width: Mapped[int] = mapped_column(Integer)
+    image_height: Mapped[int] = mapped_column(Integer)
+    detections: Mapped[str] = mapped_column(Text)  # JSON list
+    flow_name: Mapped[str | None] = mapped_column(String(63))
+    threshold: Mapped[float | None] = mapped_column()
+    routed_reason: Mapped[str | None] = mapped_column(String(16))  # low-confidence | audit | None
+    loop_name: Mapped[str | None] = mapped_column(String(63))
+    image_uri: Mapped[str | None] = mapped_column(String(1024))
+    idempotency_key: Mapped[str | None] = mapped_column(String(256))
+    response: Mapped[str] = mapped_column(Text)  # the JSON answered, replayed for a retried key
+    created_at: Mapped[int] = mapped_column(BigInteger)

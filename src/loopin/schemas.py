@@ -221,3 +221,112 @@ class Task(Response):
 
 class TaskSubmit(Request):
     answer: dict[str, Any]
+
+
+# -- models and endpoints ------------------------------------------------------------
+
+
+class RoutingRule(BaseModel):
+    """When an endpoint sends an image to people, and to which flow."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    flow: str = Field(description="Flow definition that reviews the routed images.")
+    threshold: float = Field(default=0.9, ge=0.0, le=1.0, description="Detections scoring below it need a person.")
+    classes: tuple[str, ...] | None = Field(
+        default=None, description="Only these class labels count (and are offered as labels); None: all."
+    )
+    sample_percent: float = Field(
+        default=0.0, ge=0.0, le=100.0, description="Share of images sent for an audit even when all is confident."
+    )
+
+
+class ModelCreate(Request):
+    name: str
+    builtin: str | None = Field(default=None, description="Register a built-in model under this name.")
+    onnx_uri: str | None = Field(default=None, description="file:///path or s3://bucket/key of an ONNX detector.")
+    callable: str | None = Field(default=None, description="'module:function' taking a PIL image.")
+    spec: dict[str, Any] | None = Field(default=None, description="Input size, layout, normalisation, head, classes.")
+
+
+class ModelInfo(Response):
+    name: str
+    arn: str
+    kind: str
+    builtin_name: str | None = None
+    onnx_uri: str | None = None
+    callable: str | None = None
+    spec: dict[str, Any] | None = None
+    created_at: str | None = None
+
+
+class BuiltinModelInfo(Response):
+    name: str
+    description: str
+    licence: str
+    source: str
+    version: str
+    input_size: tuple[int, int]
+    classes: list[str]
+
+
+class VariantSpec(Request):
+    variant_name: str = "AllTraffic"
+    model: str
+    instance_count: int = Field(default=1, description="Inferences that may run at once, per server process.")
+    weight: float = 1.0
+
+
+class EndpointConfigCreate(Request):
+    name: str
+    variants: list[VariantSpec]
+
+
+class EndpointConfigInfo(Response):
+    name: str
+    arn: str
+    variants: list[dict[str, Any]]
+    created_at: str
+
+
+class EndpointCreate(Request):
+    name: str
+    config: str
+    routing: RoutingRule | None = None
+
+
+class EndpointUpdate(Request):
+    config: str | None = None
+    routing: RoutingRule | None = None
+    clear_routing: bool = False
+
+
+class EndpointInfo(Response):
+    name: str
+    arn: str
+    config: str
+    status: str
+    failure_reason: str | None = None
+    routing: RoutingRule | None = None
+    created_at: str
+    last_modified_at: str
+
+
+class DetectionOut(Response):
+    class_index: int
+    label: str
+    score: float
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+class InvocationResult(Response):
+    detections: list[DetectionOut]
+    model: dict[str, str]
+    image: dict[str, int]
+    inference_ms: float
+    routing: dict[str, Any] | None = None
+    human_loop: dict[str, str] | None = None
+    prediction_id: int

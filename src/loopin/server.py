@@ -11,11 +11,13 @@ from fastapi.responses import JSONResponse
 
 from loopin import __version__
 from loopin.api import create_api
+from loopin.aws.runtime import runtime_router
 from loopin.clock import Clock, SystemClock
 from loopin.config import Settings
 from loopin.context import Services
 from loopin.db import Database
 from loopin.jobs import JobRunner
+from loopin.model_host import ModelHost
 from loopin.store import LocalStore, open_store
 from loopin.web_store import store_router
 
@@ -27,7 +29,14 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     settings = settings.ensure_secret_key()
     db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
     db.upgrade()
-    return Services(db=db, store=open_store(settings), settings=settings, clock=clock or SystemClock())
+    store = open_store(settings)
+    return Services(
+        db=db,
+        store=store,
+        settings=settings,
+        clock=clock or SystemClock(),
+        models=ModelHost(store, inference_threads=settings.inference_threads),
+    )
 
 
 def create_app(
@@ -61,6 +70,7 @@ def create_app(
     api = create_api()
     api.state.services = ctx
     app.mount("/api/v1", api)
+    app.include_router(runtime_router(ctx))
     if isinstance(ctx.store, LocalStore):
         app.include_router(store_router(ctx.store, ctx.clock))
     return app

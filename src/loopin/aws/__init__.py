@@ -1,0 +1,1 @@
+"""The AWS wire protocols loopin serves (SageMaker runtime, and more to come)."""

@@ -1,0 +1,517 @@
+"""The worker console: sign-in, invitations, the jobs page and the task page, under
+``/worker``; its static files (CSS, scripts, the ``crowd-*`` element library) under
+``/static``. Mount it with ``app.include_router(console_router(services))``.
+
+Isolation: console pages run only loopin's own scripts under an enforced
+Content-Security-Policy. The task itself (the flow's template, which may carry inline
+scripts, with the untrusted input printed into it) is served from its own route into an
+``<iframe sandbox>`` without ``allow-same-origin``: its origin is opaque, so it can read
+no cookie and call nothing on loopin as the worker, and its own CSP allows no network
+access except the images and media the template was granted. The task's ``crowd-form``
+hands its answer to the console page with ``postMessage``; the console page posts it with
+the CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mimetypes
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from loopin import tasks, workforce
+from loopin.context import Services
+from loopin.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    LoopinError,
+    NotFoundError,
+    TaskStateError,
+    ValidationError,
+)
+from loopin.jobs import write_output_now
+from loopin.models import FlowDefinition, HumanLoop, TaskSlot, TaskUi, Worker
+from loopin.rendering import RenderError, render_task
+from loopin.sessions import PRE_SESSION_COOKIE, SESSION_COOKIE, SessionKeys, SignInLimiter, new_pre_session
+
+log = logging.getLogger("loopin.console")
+
+UI_DIR = Path(__file__).parent / "ui"
+COOKIE_PATH = "/worker"
+# What the task frame may do: run its scripts and submit its forms (loopin catches the
+# submit); open links in new tabs, which leave the sandbox (surveys, reference pages).
+FRAME_SANDBOX = "allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox"
+_PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+_FORM_LIMIT = 64 * 1024
+_ANSWER_FORM_LIMIT = 4 * tasks.MAX_ANSWER_CHARS  # URL-encoding can triple the JSON
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+NOTICES = {
+    "signed-out": "You signed out.",
+    "released": "You released the task. It went back to the queue for your team.",
+    "declined": "You declined the task. It will not be offered to you again.",
+    "no-tasks": "No tasks are waiting in this job right now. Check back later.",
+    "done": "Thank you! Your answer was saved. No more tasks are waiting in this job right now.",
+    "expired": "Your time for that task ran out, so it went back to the queue.",
+}
+
+
+@dataclass(frozen=True)
+class _Asset:
+    body: bytes
+    media_type: str
+    etag: str
+
+
+class _SignedIn:
+    def __init__(self, worker: Worker, sid: str) -> None:
+        self.worker = worker
+        self.sid = sid
+
+
+def console_router(services: Services) -> APIRouter:
+    """The worker console's routes, bound to ``services``."""
+    return _Console(services).router
+
+
+class _Console:
+    def __init__(self, ctx: Services) -> None:
+        self.ctx = ctx
+        self.keys = SessionKeys(ctx.settings.secret_key, ttl_seconds=ctx.settings.worker_token_ttl_seconds)
+        self.limiter = SignInLimiter()
+        self.secure_cookies = ctx.settings.resolved_public_url.startswith("https://")
+        self.pages = Environment(
+            loader=PackageLoader("loopin", "ui/templates"), autoescape=select_autoescape(default=True)
+        )
+        self.assets = _load_assets(UI_DIR / "static")
+        self.router = APIRouter(include_in_schema=False)
+        self._routes()
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def _routes(self) -> None:
+        r = self.router
+        r.add_api_route("/static/{path:path}", self.static, methods=["GET"])
+        r.add_api_route("/worker", self.home, methods=["GET"])
+        r.add_api_route("/worker/sign-in", self.sign_in_page, methods=["GET"])
+        r.add_api_route("/worker/sign-in", self.sign_in, methods=["POST"])
+        r.add_api_route("/worker/sign-out", self.sign_out, methods=["POST"])
+        r.add_api_route("/worker/invitation/{token}", self.invitation_page, methods=["GET"])
+        r.add_api_route("/worker/invitation/{token}", self.accept_invitation, methods=["POST"])
+        r.add_api_route("/worker/jobs", self.jobs, methods=["GET"])
+        r.add_api_route("/worker/jobs/{flow}/start", self.start, methods=["POST"])
+        r.add_api_route("/worker/tasks/{task_id}", self.task, methods=["GET"])
+        r.add_api_route("/worker/tasks/{task_id}/frame", self.frame, methods=["GET"])
+        r.add_api_route("/worker/tasks/{task_id}/submit", self.submit, methods=["POST"])
+        r.add_api_route("/worker/tasks/{task_id}/release", self.release, methods=["POST"])
+        r.add_api_route("/worker/tasks/{task_id}/decline", self.decline, methods=["POST"])
+
+    def static(self, path: str, request: Request) -> Response:
+        asset = self.assets.get(path)
+        if asset is None:
+            return Response("Not found", status_code=404, media_type="text/plain")
+        headers = {"ETag": asset.etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+        if request.headers.get("if-none-match") == asset.etag:
+            return Response(status_code=304, headers=headers)
+        return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+    def home(self, request: Request) -> Response:
+        return _redirect("/worker/jobs" if self._signed_in(request) else "/worker/sign-in")
+
+    def sign_in_page(self, request: Request, notice: str = "") -> Response:
+        if self._signed_in(request):
+            return _redirect("/worker/jobs")
+        return self._anonymous_form(request, "sign_in.html", notice=NOTICES.get(notice))
+
+    async def sign_in(self, request: Request) -> Response:
+        form = await _form(request, _FORM_LIMIT)
+        email = form.get("email", "")[:254]
+        if not self._pre_session_ok(request, form):
+            return self._anonymous_form(request, "sign_in.html", 403, email=email, error=_STALE_FORM)
+        client = request.client.host if request.client else "unknown"
+        now = self.ctx.clock.now_ms()
+        wait = self.limiter.retry_after_seconds(email=email, client=client, now_ms=now)
+        if wait:
+            minutes = -(-wait // 60)
+            error = f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
+            response = self._anonymous_form(request, "sign_in.html", 429, email=email, error=error)
+            response.headers["Retry-After"] = str(wait)
+            return response
+        password = form.get("password", "")[:1024]
+        try:
+            worker = await run_in_threadpool(
+                self.ctx.write, lambda s: workforce.sign_in(s, email, password, now_ms=self.ctx.clock.now_ms())
+            )
+        except AuthenticationError as exc:
+            self.limiter.record_failure(email=email, client=client, now_ms=now)
+            return self._anonymous_form(request, "sign_in.html", 401, email=email, error=exc.message)
+        self.limiter.record_success(email=email)
+        return self._start_session(worker)
+
+    async def sign_out(self, request: Request) -> Response:
+        form = await _form(request, _FORM_LIMIT)
+        signed_in = self._signed_in(request)
+        if signed_in and not self.keys.check_csrf(signed_in.sid, form.get("csrf")):
+            return self._message(_STALE_FORM_TITLE, _STALE_FORM, 403, signed_in)
+        response = _redirect("/worker/sign-in?notice=signed-out")
+        response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, secure=self.secure_cookies, httponly=True)
+        return response
+
+    def invitation_page(self, token: str, request: Request) -> Response:
+        return self._anonymous_form(request, "invitation.html", action=_invitation_path(token))
+
+    async def accept_invitation(self, token: str, request: Request) -> Response:
+        form = await _form(request, _FORM_LIMIT)
+        action = _invitation_path(token)
+        if not self._pre_session_ok(request, form):
+            return self._anonymous_form(request, "invitation.html", 403, action=action, error=_STALE_FORM)
+        password = form.get("password", "")
+        if password != form.get("confirm", ""):
+            error = "The two passwords are not the same. Type them again."
+            return self._anonymous_form(request, "invitation.html", 400, action=action, error=error)
+        try:
+            worker = await run_in_threadpool(
+                self.ctx.write,
+                lambda s: workforce.accept_invitation(s, token, password, now_ms=self.ctx.clock.now_ms()),
+            )
+        except (AuthenticationError, ValidationError) as exc:
+            status = 401 if isinstance(exc, AuthenticationError) else 400
+            return self._anonymous_form(request, "invitation.html", status, action=action, error=exc.message)
+        return self._start_session(worker)
+
+    def jobs(self, request: Request, notice: str = "") -> Response:
+        me = self._signed_in(request)
+        if me is None:
+            return _to_sign_in()
+        now = self.ctx.clock.now_ms()
+        with self.ctx.db.read() as s:
+            jobs = tasks.list_jobs(s, me.worker)
+            held = _held_flow_ids(s, me.worker, now_ms=now)
+        rows = [
+            {
+                "name": job.flow.name,
+                "title": job.flow.title,
+                "description": job.flow.description,
+                "waiting": job.tasks_waiting,
+                "in_progress": job.flow.id in held,
+                "start": f"/worker/jobs/{quote(job.flow.name, safe='')}/start",
+            }
+            for job in jobs
+        ]
+        return self._page("jobs.html", me, jobs=rows, notice=NOTICES.get(notice))
+
+    async def start(self, flow: str, request: Request) -> Response:
+        posted = await self._post_as_worker(request, _FORM_LIMIT)
+        if isinstance(posted, Response):
+            return posted
+        me, _ = posted
+
+        def claim(s: Session) -> int | None:
+            held = tasks.claim_next(s, me.worker, flow_name=flow, now_ms=self.ctx.clock.now_ms())
+            return held.slot.id if held else None
+
+        try:
+            task_id = await run_in_threadpool(self.ctx.write, claim)
+        except LoopinError as exc:
+            return self._error(exc, me)
+        return _redirect(f"/worker/tasks/{task_id}" if task_id else "/worker/jobs?notice=no-tasks")
+
+    def task(self, task_id: int, request: Request) -> Response:
+        me = self._signed_in(request)
+        if me is None:
+            return _to_sign_in()
+        now = self.ctx.clock.now_ms()
+        try:
+            with self.ctx.db.read() as s:
+                held = tasks.get_held_task(s, me.worker, task_id, now_ms=now)
+        except LoopinError as exc:
+            return self._error(exc, me)
+        return self._page(
+            "task.html",
+            me,
+            task_id=task_id,
+            title=held.flow.title,
+            description=held.flow.description,
+            seconds_left=max(0, ((held.slot.lease_expires_at or now) - now) // 1000),
+            frame_sandbox=FRAME_SANDBOX,
+        )
+
+    def frame(self, task_id: int, request: Request) -> Response:
+        me = self._signed_in(request)
+        if me is None:
+            return self._frame_message(401, "Your session has ended. Sign in again.")
+        now = self.ctx.clock.now_ms()
+        try:
+            with self.ctx.db.read() as s:
+                held = tasks.get_held_task(s, me.worker, task_id, now_ms=now)
+                template = s.get_one(TaskUi, held.flow.task_ui_id).content
+        except LoopinError as exc:
+            return self._frame_message(_status(exc), exc.message)
+        origins: set[str] = set()
+
+        def grant(uri: str) -> str:
+            url = self.ctx.store.signed_url(uri, ttl_seconds=self.ctx.settings.signed_url_ttl_seconds, now_ms=now)
+            origins.add(_origin(url))
+            return url
+
+        try:
+            body = render_task(template, json.loads(held.loop.input_content), grant_read_access=grant)
+        except RenderError as exc:
+            log.warning(
+                "task %s of flow %s (loop %s) cannot be shown: %s", task_id, held.flow.name, held.loop.name, exc
+            )
+            return self._frame_message(
+                200, "This task cannot be shown. Please tell your admin, then release or decline it.", exc.message
+            )
+        return self._frame_response(self.pages.get_template("frame.html").render(body=body), 200, origins)
+
+    async def submit(self, task_id: int, request: Request) -> Response:
+        posted = await self._post_as_worker(request, _ANSWER_FORM_LIMIT)
+        if isinstance(posted, Response):
+            return posted
+        me, form = posted
+        try:
+            answer = json.loads(form.get("answer", ""))
+        except ValueError:
+            return self._error(ValidationError("The answer could not be read. Submit it again."), me)
+
+        def run(s: Session) -> tuple[str, str | None]:
+            loop = tasks.submit(s, me.worker, task_id, answer, now_ms=self.ctx.clock.now_ms())
+            return s.get_one(FlowDefinition, loop.flow_id).name, _pending(loop)
+
+        try:
+            flow, pending = await run_in_threadpool(self.ctx.write, run)
+        except LoopinError as exc:
+            return self._error(exc, me)
+        if pending:
+            await run_in_threadpool(write_output_now, self.ctx, pending)
+
+        def claim(s: Session) -> int | None:
+            held = tasks.claim_next(s, me.worker, flow_name=flow, now_ms=self.ctx.clock.now_ms())
+            return held.slot.id if held else None
+
+        try:
+            next_id = await run_in_threadpool(self.ctx.write, claim)
+        except LoopinError:  # the job went away meanwhile: the answer is in, go to the jobs page
+            next_id = None
+        return _redirect(f"/worker/tasks/{next_id}" if next_id else "/worker/jobs?notice=done")
+
+    async def release(self, task_id: int, request: Request) -> Response:
+        return await self._give_back(task_id, request, tasks.release, "released")
+
+    async def decline(self, task_id: int, request: Request) -> Response:
+        return await self._give_back(task_id, request, tasks.decline, "declined")
+
+    async def _give_back(
+        self, task_id: int, request: Request, action: Callable[..., HumanLoop], notice: str
+    ) -> Response:
+        posted = await self._post_as_worker(request, _FORM_LIMIT)
+        if isinstance(posted, Response):
+            return posted
+        me, _ = posted
+        try:
+            pending = await run_in_threadpool(
+                self.ctx.write, lambda s: _pending(action(s, me.worker, task_id, now_ms=self.ctx.clock.now_ms()))
+            )
+        except LoopinError as exc:
+            return self._error(exc, me)
+        if pending:  # the last open slot went away (the loop was stopped meanwhile)
+            await run_in_threadpool(write_output_now, self.ctx, pending)
+        return _redirect(f"/worker/jobs?notice={notice}")
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def _signed_in(self, request: Request) -> _SignedIn | None:
+        session = self.keys.read(request.cookies.get(SESSION_COOKIE), now_ms=self.ctx.clock.now_ms())
+        if session is None:
+            return None
+        with self.ctx.db.read() as s:
+            worker = s.get(Worker, session.worker_id)
+        if worker is None or worker.status != "active" or worker.sub != session.sub:
+            return None
+        return _SignedIn(worker, session.sid)
+
+    async def _post_as_worker(self, request: Request, limit: int) -> tuple[_SignedIn, dict[str, str]] | Response:
+        """The signed-in worker and the form of a POST, or the response that refuses it."""
+        form = await _form(request, limit)
+        me = await run_in_threadpool(self._signed_in, request)
+        if me is None:
+            return _to_sign_in()
+        if not self.keys.check_csrf(me.sid, form.get("csrf")):
+            return self._message(_STALE_FORM_TITLE, _STALE_FORM, 403, me)
+        return me, form
+
+    def _start_session(self, worker: Worker) -> Response:
+        response = _redirect("/worker/jobs")
+        cookie = self.keys.issue(worker_id=worker.id, sub=worker.sub, now_ms=self.ctx.clock.now_ms())
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            max_age=self.keys.ttl_seconds,
+            path=COOKIE_PATH,
+            secure=self.secure_cookies,
+            httponly=True,
+            samesite="lax",
+        )
+        response.delete_cookie(PRE_SESSION_COOKIE, path=COOKIE_PATH, secure=self.secure_cookies, httponly=True)
+        return response
+
+    def _pre_session_ok(self, request: Request, form: dict[str, str]) -> bool:
+        pre = request.cookies.get(PRE_SESSION_COOKIE)
+        if not pre:
+            return False
+        return self.keys.check_csrf("pre:" + pre, form.get("csrf"))
+
+    # -- pages ----------------------------------------------------------------------------
+
+    def _anonymous_form(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
+        """A form shown before sign-in, with a CSRF token bound to a pre-session cookie."""
+        pre = request.cookies.get(PRE_SESSION_COOKIE) or new_pre_session()
+        response = self._page(template, None, status, csrf=self.keys.csrf_token("pre:" + pre), **values)
+        response.set_cookie(
+            PRE_SESSION_COOKIE, pre, path=COOKIE_PATH, secure=self.secure_cookies, httponly=True, samesite="lax"
+        )
+        return response
+
+    def _page(self, template: str, me: _SignedIn | None, status: int = 200, **values: Any) -> HTMLResponse:
+        if me is not None:
+            values.update(worker_email=me.worker.email, csrf=self.keys.csrf_token(me.sid))
+        html = self.pages.get_template(template).render(**values)
+        return HTMLResponse(html, status_code=status, headers=_page_headers(_PAGE_CSP, frame_options="DENY"))
+
+    def _message(self, title: str, text: str, status: int, me: _SignedIn | None) -> HTMLResponse:
+        return self._page("message.html", me, status, title=title, text=text)
+
+    def _error(self, exc: LoopinError, me: _SignedIn) -> Response:
+        if isinstance(exc, AuthenticationError):
+            return _to_sign_in()
+        title = {
+            NotFoundError: "This task is not yours any more",
+            TaskStateError: "This task cannot be changed now",
+            AccessDeniedError: "Not allowed",
+        }.get(type(exc), "That did not work")
+        return self._message(title, exc.message, _status(exc), me)
+
+    def _frame_message(self, status: int, message: str, detail: str | None = None) -> Response:
+        html = self.pages.get_template("frame_message.html").render(message=message, detail=detail)
+        return self._frame_response(html, status, set())
+
+    def _frame_response(self, html: str, status: int, origins: set[str]) -> Response:
+        media = " ".join(["'self'", "data:", "blob:", *sorted(origins)])
+        csp = (
+            "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            f"img-src {media}; media-src {media}; font-src 'self' data:; connect-src 'none'; form-action 'none'; "
+            f"frame-ancestors 'self'; base-uri 'none'; sandbox {FRAME_SANDBOX}"
+        )
+        return HTMLResponse(html, status_code=status, headers=_page_headers(csp, frame_options="SAMEORIGIN"))
+
+
+_STALE_FORM_TITLE = "Please try again"
+_STALE_FORM = "This page was open for too long or came from another site. Reload it and try again."
+
+
+def _page_headers(csp: str, *, frame_options: str) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": frame_options,
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+
+
+def _redirect(url: str) -> Response:
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def _to_sign_in() -> Response:
+    return _redirect("/worker/sign-in")
+
+
+def _invitation_path(token: str) -> str:
+    return f"/worker/invitation/{quote(token, safe='')}"
+
+
+def _status(exc: LoopinError) -> int:
+    return {
+        "ValidationException": 400,
+        "UnauthorizedException": 401,
+        "AccessDeniedException": 403,
+        "ResourceNotFound": 404,
+        "TaskStateException": 409,
+        "ConflictException": 409,
+    }.get(exc.code, 500)
+
+
+def _pending(loop: HumanLoop) -> str | None:
+    """The loop's name if its answers are all in and its output is to be written."""
+    return loop.name if loop.output_state == "pending" else None
+
+
+def _held_flow_ids(s: Session, worker: Worker, *, now_ms: int) -> set[int]:
+    """The jobs in which the worker holds a task right now (Start working resumes it)."""
+    return set(
+        s.scalars(
+            select(TaskSlot.flow_id).where(
+                TaskSlot.worker_id == worker.id, TaskSlot.status == "held", TaskSlot.lease_expires_at > now_ms
+            )
+        )
+    )
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a signed URL, for the task frame's CSP."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else "'self'"
+    return origin if origin == "'self'" or _ORIGIN.fullmatch(origin) else "'self'"
+
+
+async def _form(request: Request, limit: int) -> dict[str, str]:
+    """The fields of an URL-encoded form (the last value of a repeated name); reading stops
+    at ``limit`` bytes."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return {}
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return {}
+    try:
+        return dict(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=20))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+
+
+def _load_assets(root: Path) -> dict[str, _Asset]:
+    """The files under ``static/``, plus ``crowd-html-elements.js``: the ``crowd/*.js``
+    sources joined in name order (a bundle without a build step)."""
+    assets = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(root).as_posix()
+            assets[rel] = _asset(path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+    parts = [path.read_bytes() for path in sorted((root / "crowd").glob("*.js"))]
+    assets["crowd-html-elements.js"] = _asset(b"\n".join(parts), "text/javascript")
+    return assets
+
+
+def _asset(body: bytes, media_type: str) -> _Asset:
+    if media_type.startswith("text/") or media_type == "application/javascript":
+        media_type = media_type.replace("application/javascript", "text/javascript") + "; charset=utf-8"
+    return _Asset(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')

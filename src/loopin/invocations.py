@@ -1,0 +1,162 @@
+"""Invoking an endpoint: run the model, log the prediction, and start a human loop when
+the routing rule fires. A retried call with the same idempotency key gets the first call's
+answer back and starts nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from loopin.arns import arn
+from loopin.context import Services
+from loopin.endpoints import get_endpoint, routing_rule, served
+from loopin.errors import ModelError, ValidationError
+from loopin.inference import DetectionResult
+from loopin.loops import start_loop
+from loopin.models import Prediction
+from loopin.routing import decide, loop_input, with_overrides
+from loopin.schemas import RoutingRule
+from loopin.store import join_uri
+
+MAX_BODY_BYTES = 6_291_456  # SageMaker's InvokeEndpoint limit
+_IMAGE_SUFFIX = {b"\xff\xd8\xff": ("jpg", "image/jpeg"), b"\x89PNG": ("png", "image/png")}
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The native answer (a JSON-ready dict) and whether it was replayed for a retried key."""
+
+    body: dict[str, Any]
+    replayed: bool
+
+    def gluon(self) -> list[dict[str, Any]]:
+        """The Marketplace GluonCV detector's format: ``[{id, score, left, top, right, bottom}]``."""
+        return [
+            {k: d[k] for k in ("score", "left", "top", "right", "bottom")} | {"id": d["label"]}
+            for d in self.body["detections"]
+        ]
+
+
+def invoke(
+    ctx: Services,
+    endpoint_name: str,
+    image: bytes,
+    *,
+    routing: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    variant: str | None = None,
+) -> Invocation:
+    """Detect objects on ``image``; ``routing`` changes the endpoint's rule for this call
+    (keys of ``RoutingRule``)."""
+    if not image:
+        raise ValidationError("The request body is empty: send the image bytes.")
+    if len(image) > MAX_BODY_BYTES:
+        raise ValidationError(f"The body is larger than {MAX_BODY_BYTES:,} bytes.")
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 256:
+        raise ValidationError("The idempotency key must be 1 to 256 characters.")
+    with ctx.db.read() as session:
+        endpoint = get_endpoint(session, endpoint_name)
+        if idempotency_key is not None and (done := _logged(session, endpoint_name, idempotency_key)):
+            return Invocation(json.loads(done.response), replayed=True)
+    if endpoint.status not in ("InService", "Updating"):
+        raise ValidationError(f"Endpoint '{endpoint_name}' is {endpoint.status}, not InService.")
+    chosen = served(ctx, endpoint).pick(variant)
+    with chosen.slots:
+        try:
+            result = chosen.detector.detect(image)
+        except ValidationError:
+            raise
+        except Exception as exc:  # the model itself failed: SageMaker's ModelError
+            raise ModelError(f"The model failed on this input: {exc}") from exc
+    rule = with_overrides(routing_rule(endpoint), routing or {})
+    digest = hashlib.sha256(image).hexdigest()
+    reason = decide(rule, result.detections, digest) if rule else None
+    image_uri = None
+    if rule is not None and reason is not None:
+        suffix, content_type = _image_type(image)
+        image_uri = join_uri(ctx.settings.routing_image_location, endpoint_name, f"{digest}.{suffix}")
+        ctx.store.put(image_uri, image, content_type=content_type)  # content-addressed: safe to repeat
+
+    def record(session: Session) -> Invocation:
+        if idempotency_key is not None and (done := _logged(session, endpoint_name, idempotency_key)):
+            return Invocation(json.loads(done.response), replayed=True)
+        loop = None
+        if rule is not None and reason is not None and image_uri is not None:
+            loop_name = _loop_name(endpoint_name, idempotency_key)
+            started, _ = start_loop(
+                session,
+                name=loop_name,
+                flow_name=rule.flow,
+                input_content=json.dumps(loop_input(rule, result.detections, image_uri=image_uri), sort_keys=True),
+                now_ms=ctx.clock.now_ms(),
+            )
+            loop = {
+                "name": started.name,
+                "arn": arn(ctx.settings.region, ctx.settings.account_id, "human-loop", started.name),
+                "status": started.status,
+            }
+        body = _native(result, chosen.name, loop, reason, rule)
+        prediction = Prediction(
+            endpoint_name=endpoint_name,
+            model_name=result.model_name,
+            image_sha256=digest,
+            image_width=result.image_width,
+            image_height=result.image_height,
+            detections=json.dumps(body["detections"]),
+            flow_name=rule.flow if rule else None,
+            threshold=rule.threshold if rule else None,
+            routed_reason=reason,
+            loop_name=loop["name"] if loop else None,
+            image_uri=image_uri,
+            idempotency_key=idempotency_key,
+            response="",
+            created_at=ctx.clock.now_ms(),
+        )
+        session.add(prediction)
+        session.flush()
+        body["prediction_id"] = prediction.id
+        prediction.response = json.dumps(body)
+        return Invocation(body, replayed=False)
+
+    return ctx.write(record)
+
+
+def _logged(session: Session, endpoint_name: str, key: str) -> Prediction | None:
+    return session.scalar(
+        select(Prediction).where(Prediction.endpoint_name == endpoint_name, Prediction.idempotency_key == key)
+    )
+
+
+def _loop_name(endpoint_name: str, idempotency_key: str | None) -> str:
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    # Derived from the key, so two racing retries name the same loop and start it once.
+    return hashlib.sha256(f"{endpoint_name}\n{idempotency_key}".encode()).hexdigest()[:32]
+
+
+def _image_type(image: bytes) -> tuple[str, str]:
+    for magic, kind in _IMAGE_SUFFIX.items():
+        if image.startswith(magic):
+            return kind
+    if image[:4] == b"RIFF" and image[8:12] == b"WEBP":
+        return "webp", "image/webp"
+    return "bin", "application/octet-stream"
+
+
+def _native(
+    result: DetectionResult, variant: str, loop: dict[str, Any] | None, reason: str | None, rule: RoutingRule | None
+) -> dict[str, Any]:
+    return {
+        "detections": [d.to_dict() for d in result.detections],
+        "model": {"name": result.model_name, "version": result.model_version, "variant": variant},
+        "image": {"width": result.image_width, "height": result.image_height},
+        "inference_ms": round(result.inference_ms, 3),
+        "routing": {"reason": reason, "flow": rule.flow, "threshold": rule.threshold} if rule else None,
+        "human_loop": loop,
+    }

@@ -1,0 +1,121 @@
+"""The models this process serves: detectors loaded once per endpoint generation, with a
+bound on concurrent inferences per variant (its instance count). Every server process has
+its own host and serves every InService endpoint."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from loopin.errors import NotFoundError, ValidationError
+from loopin.inference import BUILTIN_MODELS, Detector, ModelSpec
+from loopin.store import ObjectStore
+
+
+@dataclass(frozen=True)
+class ModelDefinition:
+    """What is needed to load a model, as stored (or built in)."""
+
+    name: str
+    kind: str  # builtin | onnx | callable
+    builtin_name: str | None = None
+    artifact_uri: str | None = None
+    spec: ModelSpec | None = None
+    callable_target: str | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    detector: Detector
+    weight: float
+    slots: threading.BoundedSemaphore  # instance count: inferences that may run at once
+
+
+@dataclass(frozen=True)
+class Served:
+    generation: int
+    variants: tuple[Variant, ...]
+
+    def pick(self, variant_name: str | None = None) -> Variant:
+        if variant_name is not None:
+            for variant in self.variants:
+                if variant.name == variant_name:
+                    return variant
+            raise ValidationError(f"The endpoint has no production variant named '{variant_name}'.")
+        weights = [v.weight for v in self.variants]
+        if len(self.variants) == 1 or sum(weights) <= 0:
+            return self.variants[0]
+        return random.choices(self.variants, weights=weights)[0]
+
+
+class ModelHost:
+    def __init__(self, store: ObjectStore, *, inference_threads: int = 1) -> None:
+        self._store = store
+        self._threads = inference_threads
+        self._lock = threading.Lock()
+        self._served: dict[str, Served] = {}
+        self._builtins: dict[str, Detector] = {}  # one session per built-in model, shared
+
+    def load(self, model: ModelDefinition) -> Detector:
+        """Load a model (slow: reads and initialises it). Raises a LoopinError when it cannot."""
+        if model.kind == "builtin":
+            name = model.builtin_name or model.name
+            with self._lock:
+                if name not in self._builtins:
+                    self._builtins[name] = Detector.builtin(name, intra_op_num_threads=self._threads)
+                return self._builtins[name]
+        if model.kind == "onnx":
+            if model.spec is None or model.artifact_uri is None:
+                raise ValidationError(f"Model '{model.name}' needs an ONNX file and a spec.")
+            return Detector.from_onnx(
+                self._read_artifact(model.artifact_uri),
+                model.spec,
+                name=model.name,
+                intra_op_num_threads=self._threads,
+            )
+        if model.kind == "callable" and model.callable_target:
+            class_names = list(model.spec.class_names) if model.spec else None
+            return Detector.from_callable(model.callable_target, name=model.name, class_names=class_names)
+        raise ValidationError(f"Model '{model.name}' has an unknown kind '{model.kind}'.")
+
+    def serve(self, endpoint: str, generation: int, build: Callable[[], tuple[Variant, ...]]) -> Served:
+        """The endpoint's loaded variants for this generation, loading them on first use."""
+        served = self._served.get(endpoint)
+        if served is not None and served.generation == generation:
+            return served
+        served = Served(generation, build())
+        self.install(endpoint, served)
+        return served
+
+    def install(self, endpoint: str, served: Served) -> None:
+        """Serve these loaded variants (unless a newer generation is already served)."""
+        with self._lock:
+            current = self._served.get(endpoint)
+            if current is None or current.generation <= served.generation:
+                self._served[endpoint] = served
+
+    def forget(self, endpoint: str) -> None:
+        with self._lock:
+            self._served.pop(endpoint, None)
+
+    def _read_artifact(self, uri: str) -> bytes:
+        if uri.startswith("s3://") or uri.startswith("https://s3.amazonaws.com/"):
+            return self._store.get(uri)
+        if uri.startswith("file://"):
+            path = Path(unquote(urlparse(uri).path))
+            try:
+                return path.read_bytes()
+            except OSError as exc:
+                raise NotFoundError(f"Cannot read the model file {path}: {exc.strerror}.") from exc
+        raise ValidationError(f"Model location '{uri}' must be a file:// or s3:// URI.")
+
+
+def builtin_definition(name: str) -> ModelDefinition | None:
+    if name not in BUILTIN_MODELS:
+        return None
+    return ModelDefinition(name=name, kind="builtin", builtin_name=name)

@@ -1,0 +1,79 @@
+"""Routing predictions to human review: the rule, the decision, and the loop's input.
+
+This is what A2I users write by hand in their application (the walkthrough): detections at
+or above the threshold are pre-filled as boxes, and the image goes to a person when the
+model is doubtful about something, or when the image is drawn for an audit sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from loopin.errors import ValidationError
+from loopin.inference import Detection
+from loopin.schemas import RoutingRule
+
+AUDIT_BUCKETS = 10_000  # audit sampling resolution: 0.01 %
+
+
+def considered(rule: RoutingRule, detections: Sequence[Detection]) -> list[Detection]:
+    if rule.classes is None:
+        return list(detections)
+    wanted = set(rule.classes)
+    return [d for d in detections if d.label in wanted]
+
+
+def decide(rule: RoutingRule, detections: Sequence[Detection], image_sha256: str) -> str | None:
+    """``"low-confidence"``, ``"audit"`` or None (no review).
+
+    The audit draw is seeded by the image's hash, so a retried call decides the same way.
+    """
+    if any(d.score < rule.threshold for d in considered(rule, detections)):
+        return "low-confidence"
+    if rule.sample_percent > 0 and int(image_sha256[:8], 16) % AUDIT_BUCKETS < rule.sample_percent * 100:
+        return "audit"
+    return None
+
+
+def loop_input(rule: RoutingRule, detections: Sequence[Detection], *, image_uri: str) -> dict[str, Any]:
+    """The walkthrough's InputContent: the image, the confident boxes pre-filled, the labels,
+    and every prediction (for templates and for later analysis)."""
+    kept = considered(rule, detections)
+    labels = list(rule.classes) if rule.classes is not None else list(dict.fromkeys(d.label for d in kept))
+    return {
+        "taskObject": image_uri,
+        "initialValue": [
+            {
+                "label": d.label,
+                "left": round(d.left),
+                "top": round(d.top),
+                "width": round(d.right - d.left),
+                "height": round(d.bottom - d.top),
+            }
+            for d in kept
+            if d.score >= rule.threshold
+        ],
+        "labels": labels,
+        "predictions": [
+            {"label": d.label, "score": d.score, "left": d.left, "top": d.top, "right": d.right, "bottom": d.bottom}
+            for d in kept
+        ],
+    }
+
+
+def with_overrides(base: RoutingRule | None, overrides: dict[str, Any]) -> RoutingRule | None:
+    """The endpoint's rule with a single call's changes (flow, threshold, classes, sample_percent)."""
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if not changes:
+        return base
+    if base is None and "flow" not in changes:
+        raise ValidationError("This endpoint routes to no flow: give the flow to route to.")
+    merged = (base.model_dump() if base else {}) | changes
+    try:
+        return RoutingRule.model_validate(merged)
+    except PydanticValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValidationError(f"Invalid routing: {problems}") from exc

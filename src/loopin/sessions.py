@@ -1,0 +1,136 @@
+"""Worker console sessions: signed session cookies, CSRF tokens bound to them, and a rate
+limit on sign-in.
+
+A session is a signed, expiring token in an HttpOnly cookie naming the worker and a random
+session id; nothing is stored on the server, so any number of processes can check it. The
+worker's row is still read on every request, so disabling a worker (or removing them, which
+changes nothing else) ends their sessions at once. A CSRF token is an HMAC of the session
+id under a key of its own; forms shown before sign-in are bound to a random "pre-session"
+cookie the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from loopin.errors import AuthenticationError
+from loopin.signing import derive_key, sign_token, verify_token
+
+SESSION_COOKIE = "loopin_session"
+PRE_SESSION_COOKIE = "loopin_pre"
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    worker_id: int
+    sub: str
+    sid: str
+
+
+class SessionKeys:
+    """Issues and checks session cookies and CSRF tokens for one secret key."""
+
+    def __init__(self, secret_key: str, *, ttl_seconds: int) -> None:
+        self._session_key = derive_key(secret_key, "loopin-console-session")
+        self._csrf_key = derive_key(secret_key, "loopin-console-csrf")
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, *, worker_id: int, sub: str, now_ms: int) -> str:
+        payload = {"wid": worker_id, "sub": sub, "sid": secrets.token_urlsafe(16)}
+        return sign_token(self._session_key, payload, expires_ms=now_ms + self.ttl_seconds * 1000)
+
+    def read(self, cookie: str | None, *, now_ms: int) -> ConsoleSession | None:
+        if not cookie:
+            return None
+        try:
+            payload = verify_token(self._session_key, cookie, now_ms=now_ms)
+        except AuthenticationError:
+            return None
+        wid, sub, sid = payload.get("wid"), payload.get("sub"), payload.get("sid")
+        if not (isinstance(wid, int) and isinstance(sub, str) and isinstance(sid, str)):
+            return None
+        return ConsoleSession(worker_id=wid, sub=sub, sid=sid)
+
+    def csrf_token(self, bound_to: str) -> str:
+        """The form token for a session id (or a pre-session cookie value)."""
+        digest = hmac.new(self._csrf_key, bound_to.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def check_csrf(self, bound_to: str | None, token: str | None) -> bool:
+        if not bound_to or not token:
+            return False
+        return hmac.compare_digest(self.csrf_token(bound_to), token)
+
+
+def new_pre_session() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class SignInLimiter:
+    """Counts failed sign-ins per e-mail address and per client address in a sliding
+    window and refuses further attempts while either is over its limit.
+
+    The counts live in this process's memory: with N server processes an attacker gets up
+    to N times the limit, and a restart forgets them. That still turns online password
+    guessing from thousands of tries a minute into a handful per quarter hour.
+    """
+
+    def __init__(
+        self, *, per_email: int = 5, per_client: int = 50, window_ms: int = 15 * 60_000, max_keys: int = 100_000
+    ) -> None:
+        self.per_email = per_email
+        self.per_client = per_client
+        self.window_ms = window_ms
+        self._max_keys = max_keys
+        self._failures: dict[str, deque[int]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after_seconds(self, *, email: str, client: str, now_ms: int) -> int:
+        """0 if an attempt is allowed now, else the seconds until it is."""
+        with self._lock:
+            waits = [
+                self._wait(key, limit, now_ms)
+                for key, limit in ((_email_key(email), self.per_email), ("ip:" + client, self.per_client))
+            ]
+        return max(waits)
+
+    def record_failure(self, *, email: str, client: str, now_ms: int) -> None:
+        with self._lock:
+            if len(self._failures) >= self._max_keys:
+                self._sweep(now_ms)
+            for key in (_email_key(email), "ip:" + client):
+                self._failures.setdefault(key, deque()).append(now_ms)
+
+    def record_success(self, *, email: str) -> None:
+        with self._lock:
+            self._failures.pop(_email_key(email), None)
+
+    def _wait(self, key: str, limit: int, now_ms: int) -> int:
+        times = self._failures.get(key)
+        if times is None:
+            return 0
+        while times and times[0] <= now_ms - self.window_ms:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return 0
+        if len(times) < limit:
+            return 0
+        return max(1, -(-(times[-limit] + self.window_ms - now_ms) // 1000))
+
+    def _sweep(self, now_ms: int) -> None:
+        for key in list(self._failures):
+            self._wait(key, 1, now_ms)
+        if len(self._failures) >= self._max_keys:  # still full of live entries: forget the oldest
+            for key in list(self._failures)[: self._max_keys // 10]:
+                del self._failures[key]
+
+
+def _email_key(email: str) -> str:
+    return "email:" + email.strip().lower()

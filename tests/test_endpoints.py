@@ -1,0 +1,262 @@
+"""Model endpoints with the built-in detector and user models, invocation through the
+native API and the SageMaker runtime path, bad input, and routing to human review."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from loopin.errors import NotFoundError, ValidationError
+from loopin.inference import Detector
+from loopin.jobs import run_once
+from loopin.routing import AUDIT_BUCKETS
+from loopin.schemas import RoutingRule, VariantSpec
+from tests.helpers import admin_client, setup_flow
+from tests.test_inference import ASTRONAUT_PERSON, COFFEE_CUP, MOTORCYCLE, YOLO_ROWS, constant_model, iou, yolo_spec
+
+DATA = Path(__file__).parent / "data"
+ASTRONAUT = (DATA / "astronaut.jpg").read_bytes()
+BUILTIN = "nanodet-m-416-coco"
+
+
+@pytest.fixture
+def admin(app_client: TestClient, access_key: tuple[str, str]):
+    return admin_client(app_client, access_key)
+
+
+def deploy(admin, services, name: str = "detector", model: str = BUILTIN, routing: RoutingRule | None = None):
+    admin.create_endpoint_config(f"{name}-config", variants=[VariantSpec(model=model, instance_count=2)])
+    created = admin.create_endpoint(name, config=f"{name}-config", routing=routing)
+    assert created.status == "Creating"
+    run_once(services)
+    return admin.describe_endpoint(name)
+
+
+def _box(d) -> tuple[float, float, float, float]:
+    return (d.left, d.top, d.right, d.bottom)
+
+
+def test_builtin_detector_finds_what_the_photos_show(admin, services) -> None:
+    assert deploy(admin, services).status == "InService"
+    for image, label, expected in [
+        ("astronaut.jpg", "person", ASTRONAUT_PERSON),
+        ("motorcycle_left.jpg", "motorcycle", MOTORCYCLE),
+        ("coffee.jpg", "cup", COFFEE_CUP),
+    ]:
+        result = admin.invoke_endpoint("detector", (DATA / image).read_bytes())
+        best = max((d for d in result.detections if d.label == label), key=lambda d: d.score)
+        assert iou(_box(best), expected) >= 0.7, image
+        assert result.model["name"] == BUILTIN and result.human_loop is None
+        assert result.image == {"width": Image.open(DATA / image).width, "height": Image.open(DATA / image).height}
+
+
+def test_native_api_sagemaker_path_and_library_agree(admin, services, app_client, access_key) -> None:
+    deploy(admin, services)
+    native = admin.invoke_endpoint("detector", ASTRONAUT)
+    auth = "Basic " + base64.b64encode(f"{access_key[0]}:{access_key[1]}".encode()).decode()
+    for accept in ("json", "application/json", None):
+        headers = {"Content-Type": "image/jpeg", "Authorization": auth} | ({"Accept": accept} if accept else {})
+        response = app_client.post("/endpoints/detector/invocations", content=ASTRONAUT, headers=headers)
+        assert response.status_code == 200 and response.headers["x-amzn-invoked-production-variant"] == "AllTraffic"
+        gluon = response.json()
+        assert set(gluon[0]) == {"id", "score", "left", "top", "right", "bottom"}
+        assert [(g["id"], g["score"]) for g in gluon] == [(d.label, d.score) for d in native.detections]
+    library = Detector.builtin(BUILTIN).detect(ASTRONAUT)
+    assert len(library.detections) == len(native.detections)
+    for mine, theirs in zip(library.detections, native.detections, strict=True):
+        assert mine.label == theirs.label and abs(mine.score - theirs.score) <= 0.01
+        assert max(abs(a - b) for a, b in zip(_box(mine), _box(theirs), strict=True)) <= 1
+
+
+def _jpeg(size=(64, 48), color=(200, 30, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def _bomb() -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(buf, "PNG")  # 400 M pixels, a few kB compressed
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "body,content_type,problem",
+    [
+        (b"", "image/jpeg", "empty"),
+        (b"this is not an image at all", "image/jpeg", "image"),
+        (ASTRONAUT[: len(ASTRONAUT) // 2], "image/jpeg", "truncated"),
+        (_bomb(), "image/png", "pixels"),
+        (b"\xff\xd8\xff" + b"\0" * 6_291_456, "image/jpeg", "larger"),
+        (ASTRONAUT, "text/plain", "Content-Type"),
+    ],
+)
+def test_bad_images_get_a_clear_400_on_both_paths(
+    admin, services, app_client, admin_headers, body, content_type, problem
+) -> None:
+    deploy(admin, services)
+    headers = {"Content-Type": content_type}
+    native = app_client.post("/api/v1/endpoints/detector/invoke", content=body, headers=admin_headers | headers)
+    assert native.status_code == 400 and native.json()["error"]["code"] == "ValidationException"
+    assert problem.lower() in native.json()["error"]["message"].lower()
+    aws = app_client.post("/endpoints/detector/invocations", content=body, headers=admin_headers | headers)
+    assert aws.status_code == 400 and aws.headers["x-amzn-errortype"] == "ValidationError"
+    assert aws.json()["message"]
+    assert app_client.get("/healthz").status_code == 200
+    assert admin.invoke_endpoint("detector", _jpeg()).image == {"width": 64, "height": 48}
+
+
+def test_unknown_and_not_in_service_endpoints(admin, services, app_client, admin_headers) -> None:
+    with pytest.raises(NotFoundError):
+        admin.invoke_endpoint("nope", ASTRONAUT)
+    aws = app_client.post("/endpoints/nope/invocations", content=ASTRONAUT, headers=admin_headers)
+    assert aws.status_code == 400 and aws.headers["x-amzn-errortype"] == "ValidationError"
+    admin.create_endpoint_config("c", variants=[VariantSpec(model=BUILTIN)])
+    admin.create_endpoint("creating", config="c")
+    with pytest.raises(ValidationError, match="Creating, not InService"):
+        admin.invoke_endpoint("creating", ASTRONAUT)
+    unsigned = app_client.post("/endpoints/creating/invocations", content=ASTRONAUT)
+    assert unsigned.status_code == 403
+
+
+def test_an_endpoint_whose_model_cannot_load_fails_with_the_reason(admin, services, tmp_path: Path) -> None:
+    spec = yolo_spec().model_dump(mode="json")
+    admin.register_model("missing", onnx_uri=f"file://{tmp_path}/missing.onnx", spec=spec)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx file")
+    admin.register_model("broken", onnx_uri=f"file://{broken}", spec=spec)
+    for name in ("missing", "broken"):
+        endpoint = deploy(admin, services, name=f"ep-{name}", model=name)
+        assert endpoint.status == "Failed" and endpoint.failure_reason
+    assert "missing.onnx" in admin.describe_endpoint("ep-missing").failure_reason
+
+
+def test_user_yolov8_model_from_a_file(admin, services, tmp_path: Path) -> None:
+    path = tmp_path / "tiny-yolo.onnx"
+    path.write_bytes(constant_model({"output0": YOLO_ROWS.T[np.newaxis]}, [1, 3, 64, 64]))
+    model = admin.register_model("tiny-yolo", onnx_uri=f"file://{path}", spec=yolo_spec().model_dump(mode="json"))
+    assert model.kind == "onnx" and model.arn.endswith(":model/tiny-yolo")
+    assert deploy(admin, services, name="yolo", model="tiny-yolo").status == "InService"
+    result = admin.invoke_endpoint("yolo", _jpeg(size=(64, 48)))
+    direct = Detector.from_onnx(path.read_bytes(), yolo_spec(), name="tiny-yolo").detect(_jpeg(size=(64, 48)))
+    assert [(d.label, d.score, _box(d)) for d in result.detections] == [
+        (d.label, d.score, _box(d)) for d in direct.detections
+    ]
+    assert {d.label for d in result.detections} == {"a", "b", "c"}
+
+
+def test_python_callable_model(admin, services) -> None:
+    admin.register_model("reds", callable="tests.data.callable_model:red_boxes")
+    deploy(admin, services, name="reds", model="reds")
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    image[10:20, 30:50] = (255, 0, 0)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    result = admin.invoke_endpoint("reds", buf.getvalue(), content_type="image/png")
+    assert [(d.label, _box(d)) for d in result.detections] == [("red", (30, 10, 50, 20))]
+
+
+def test_model_registration_errors(admin) -> None:
+    with pytest.raises(ValidationError):
+        admin.register_model("x", onnx_uri="http://example.com/m.onnx", spec=yolo_spec().model_dump(mode="json"))
+    with pytest.raises(ValidationError):
+        admin.register_model("x", onnx_uri="file:///m.onnx")
+    with pytest.raises(ValidationError):
+        admin.register_model("x", onnx_uri="file:///m.onnx", spec={"head": "unknown"})
+    with pytest.raises(ValidationError):
+        admin.register_model("x", callable="not a target")
+    with pytest.raises(NotFoundError):
+        admin.register_model("x", builtin="no-such-model")
+    with pytest.raises(ValidationError):
+        admin.create_endpoint_config("c", variants=[VariantSpec(model=BUILTIN, instance_count=0)])
+    with pytest.raises(NotFoundError):
+        admin.create_endpoint_config("c", variants=[VariantSpec(model="unknown")])
+    assert admin.list_models() == [] and admin.list_endpoint_configs() == []
+    assert [m.name for m in admin.model_catalog()] == [BUILTIN]
+
+
+def test_update_keeps_serving_the_old_config_until_the_new_one_is_loaded(admin, services) -> None:
+    deploy(admin, services)
+    admin.register_model("renamed", builtin=BUILTIN)
+    admin.create_endpoint_config("second", variants=[VariantSpec(variant_name="Second", model="renamed")])
+    assert admin.update_endpoint("detector", config="second").status == "Updating"
+    assert admin.invoke_endpoint("detector", ASTRONAUT).model["variant"] == "AllTraffic"
+    run_once(services)
+    endpoint = admin.describe_endpoint("detector")
+    assert (endpoint.status, endpoint.config) == ("InService", "second")
+    assert admin.invoke_endpoint("detector", ASTRONAUT).model["variant"] == "Second"
+    admin.delete_endpoint("detector")
+    with pytest.raises(NotFoundError):
+        admin.describe_endpoint("detector")
+
+
+def test_routing_starts_one_loop_with_the_walkthrough_input(admin, services) -> None:
+    setup_flow(admin, workers=1)
+    deploy(admin, services, routing=RoutingRule(flow="review", threshold=0.5))
+    first = admin.invoke_endpoint("detector", ASTRONAUT, idempotency_key="upload-1")
+    assert first.routing == {"reason": "low-confidence", "flow": "review", "threshold": 0.5}
+    loop = admin.describe_loop(first.human_loop["name"])
+    assert loop.status == "InProgress" and loop.arn == first.human_loop["arn"]
+    task_input = loop.input
+    assert services.store.get(task_input["taskObject"]) == ASTRONAUT
+    assert task_input["taskObject"].endswith(hashlib.sha256(ASTRONAUT).hexdigest() + ".jpg")
+    confident = [d for d in first.detections if d.score >= 0.5]
+    assert task_input["initialValue"] == [
+        {
+            "label": d.label,
+            "left": round(d.left),
+            "top": round(d.top),
+            "width": round(d.right - d.left),
+            "height": round(d.bottom - d.top),
+        }
+        for d in confident
+    ]
+    assert task_input["initialValue"][0]["label"] == "person"
+    assert len(task_input["predictions"]) == len(first.detections)
+    assert task_input["labels"] == list(dict.fromkeys(d.label for d in first.detections))
+    # A retry with the same key returns the same answer and starts nothing.
+    again = admin.invoke_endpoint("detector", ASTRONAUT, idempotency_key="upload-1")
+    assert again.human_loop == first.human_loop and again.prediction_id == first.prediction_id
+    assert len(admin.list_loops().loops) == 1
+    # Without a key, another call is another review.
+    assert admin.invoke_endpoint("detector", ASTRONAUT).human_loop["name"] != first.human_loop["name"]
+
+
+def test_confident_images_are_not_routed_and_class_filter(admin, services) -> None:
+    setup_flow(admin, workers=1)
+    deploy(admin, services, routing=RoutingRule(flow="review", threshold=0.01))
+    assert admin.invoke_endpoint("detector", ASTRONAUT).human_loop is None
+    only_cats = admin.invoke_endpoint("detector", ASTRONAUT, threshold=0.9, classes=["cat"])
+    assert only_cats.human_loop is None  # no cat on the astronaut photo: nothing doubtful
+    person = admin.invoke_endpoint("detector", ASTRONAUT, threshold=0.9, classes=["person"])
+    assert person.routing["reason"] == "low-confidence"
+    assert admin.describe_loop(person.human_loop["name"]).input["labels"] == ["person"]
+
+
+def test_audit_sampling_is_deterministic(admin, services) -> None:
+    setup_flow(admin, workers=1)
+    deploy(admin, services, routing=RoutingRule(flow="review", threshold=0.0, sample_percent=50))
+    for name in ("astronaut.jpg", "motorcycle_left.jpg", "coffee.jpg", "chelsea.jpg"):
+        image = (DATA / name).read_bytes()
+        expected = int(hashlib.sha256(image).hexdigest()[:8], 16) % AUDIT_BUCKETS < 5000
+        decisions = {admin.invoke_endpoint("detector", image).routing["reason"] for _ in range(2)}
+        assert decisions == {"audit" if expected else None}, name
+
+
+def test_routing_to_an_unknown_flow_is_refused(admin, services) -> None:
+    deploy(admin, services)
+    with pytest.raises(NotFoundError):
+        admin.invoke_endpoint("detector", ASTRONAUT, flow="nope")
+    with pytest.raises(ValidationError):
+        admin.invoke_endpoint("detector", ASTRONAUT, threshold=0.5)  # no flow to route to
+    with pytest.raises(ValidationError):
+        admin.invoke_endpoint("detector", ASTRONAUT, flow="x", threshold=1.5)
+    assert json.loads(json.dumps(admin.list_loops().loops)) == []
