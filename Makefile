@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/loopin serve
+	$(BIN)/loopin serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -39,20 +39,20 @@ def create_key(env: dict[str, str]) -> tuple[str, str]:
 
 
 @contextmanager
-def serve(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
+def serve(env: dict[str, str], *, workers: int = 1, extra: tuple[str, ...] = ()) -> Iterator[str]:
     """Run ``loopin serve`` until the block ends; yields its URL."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = Path(env["LOOPIN_DATA_DIR"]).parent / f"serve-{port}.log"
     with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would block the server
         proc = subprocess.Popen(
-            [*LOOPIN, "serve", "--port", str(port), "--workers", str(workers)],
+            [*LOOPIN, "serve", "--port", str(port), "--workers", str(workers), *extra],
             env={**env, "LOOPIN_PUBLIC_URL": url},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             try:
                 if httpx.get(url + "/healthz", timeout=1).status_code == 200:

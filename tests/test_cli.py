@@ -136,3 +136,53 @@ def test_bad_settings_give_one_line(tmp_path: Path) -> None:
     result = run_cli(env, "keys", "create", check=False)
     assert result.returncode == 1
     assert "account_id" in result.stderr and "Traceback" not in result.stderr
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_endpoints_from_the_cli_agree_with_the_library(cli, tmp_path: Path) -> None:
+    from loopin.inference import Detector
+
+    env = cli
+    assert _json(env, "models", "catalog")[0]["name"] == "nanodet-m-416-coco"
+    run_cli(env, "teams", "create", "T", "--description", "d")
+    template = tmp_path / "t.html"
+    template.write_text(TEMPLATE)
+    run_cli(env, "templates", "create", "boxes", "--file", str(template))
+    run_cli(env, "flows", "create", "ask", "--team", "T", "--template", "boxes", "--title", "t",
+            "--description", "d", "--output", "s3://answers/out")  # fmt: skip
+    endpoint = _json(env, "endpoints", "create", "det", "--model", "nanodet-m-416-coco", "--flow", "ask",
+                     "--threshold", "0.5")  # fmt: skip
+    assert endpoint["status"] == "InService" and endpoint["routing"]["threshold"] == 0.5
+    images = [str(DATA / "astronaut.jpg"), str(DATA / "coffee.jpg")]
+    first = _json(env, "endpoints", "invoke", "det", *images)
+    library = Detector.builtin("nanodet-m-416-coco")
+    for item in first:
+        expected = library.detect(Path(item["file"]).read_bytes()).detections
+        assert [d["label"] for d in item["detections"]] == [d.label for d in expected]
+        for got, want in zip(item["detections"], expected, strict=True):
+            assert abs(got["score"] - want.score) <= 0.01
+            assert abs(got["left"] - want.left) <= 1 and abs(got["bottom"] - want.bottom) <= 1
+    routed = [item["human_loop"]["name"] for item in first if item["human_loop"]]
+    assert routed  # both photos have detections under 0.5
+    summary = run_cli(env, "endpoints", "invoke", "det", *images).stdout
+    assert f"{len(routed)} of 2 images went to people" in summary
+    assert len(_json(env, "loops", "list")) == len(routed)  # the rerun started nothing new
+    assert _json(env, "endpoints", "update", "det", "--no-routing")["routing"] is None
+    run_cli(env, "endpoints", "delete", "det")
+    assert _json(env, "endpoints", "list") == []
+
+
+def test_demo_leaves_a_task_waiting_for_the_demo_worker(tmp_path: Path) -> None:
+    from loopin.client import WorkerClient
+
+    env = loopin_env(tmp_path / "data", f"sqlite:///{tmp_path / 'loopin.db'}")
+    for start in range(2):  # a second start sets up nothing twice
+        with serve(env, extra=("--demo",)) as url:
+            credentials = json.loads((tmp_path / "data" / "demo-credentials.json").read_text())
+            worker = WorkerClient.sign_in(url, "demo-worker@loopin.example", credentials["worker_password"])
+            assert [(j.flow, j.tasks_waiting) for j in worker.jobs()] == [("demo-review", 1)]
+            if start == 1:
+                task = worker.next_task()
+                assert task is not None and task.input["initialValue"][0]["label"] == "person"

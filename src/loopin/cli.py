@@ -24,6 +24,7 @@ from rich.table import Table
 
 from loopin.client import Client, WorkerClient
 from loopin.errors import LoopinError, ValidationError
+from loopin.schemas import RoutingRule
 
 T = TypeVar("T")
 
@@ -36,6 +37,12 @@ templates_app = typer.Typer(help="Task UI templates (Liquid + crowd-* elements).
 flows_app = typer.Typer(help="Flow definitions.", no_args_is_help=True)
 loops_app = typer.Typer(help="Human loops.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Work as a reviewer: take, answer, release or decline tasks.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Models: the built-in catalogue and your own ONNX or Python models.", no_args_is_help=True
+)
+endpoints_app = typer.Typer(
+    help="Inference endpoints: deploy a model, invoke it, route doubts to people.", no_args_is_help=True
+)
 for sub, name in [
     (db_app, "db"),
     (keys_app, "keys"),
@@ -45,6 +52,8 @@ for sub, name in [
     (flows_app, "flows"),
     (loops_app, "loops"),
     (tasks_app, "tasks"),
+    (models_app, "models"),
+    (endpoints_app, "endpoints"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -165,6 +174,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     workers: Annotated[int, typer.Option(help="Server processes (they share the database).")] = 1,
     data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+    demo: Annotated[bool, typer.Option(help="Set up the demo (detector, team, worker, flow, one task).")] = False,
 ) -> None:
     """Run the server (migrates the database first)."""
     import uvicorn
@@ -175,6 +185,10 @@ def serve(
     overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
     settings = Settings.load(config_file=config, **overrides).ensure_secret_key()
     ctx = build_services(settings)  # migrate once, before any worker process starts
+    if demo:
+        from loopin.demo import ensure_demo
+
+        _print_demo(ensure_demo(ctx))
     ctx.db.dispose()
     for name, value in overrides.items():
         if value is not None:
@@ -190,6 +204,23 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+    )
+
+
+def _print_demo(info: Any) -> None:
+    err.print(
+        "\n[bold]loopin demo[/bold]: the built-in detector is deployed as endpoint "
+        "[bold]demo-detector[/bold]; a photo went through its routing rule"
+        + (f" and started human loop [bold]{info.loop_name}[/bold]." if info.loop_name else "."),
+        highlight=False,
+    )
+    err.print(f"\n  Worker console:  {info.console_url}", highlight=False)
+    err.print(f"  Sign in as:      {info.worker_email} / {info.worker_password}", highlight=False)
+    err.print("\n  As an admin, in another shell:", highlight=False)
+    sys.stderr.write(
+        f"    export LOOPIN_ACCESS_KEY_ID={info.access_key_id} LOOPIN_SECRET_ACCESS_KEY={info.secret_access_key}\n"
+        "    .venv/bin/loopin loops list\n"
+        "    .venv/bin/loopin endpoints invoke demo-detector tests/data/coffee.jpg\n\n"
     )
 
 
@@ -653,6 +684,167 @@ def tasks_decline(task_id: int, url: UrlOption = None) -> None:
     """Give a task back and never see that loop again."""
     _worker(url).decline(task_id)
     out.print(f"declined task {task_id}")
+
+
+# -- models and endpoints ------------------------------------------------------------
+
+
+@models_app.command("catalog")
+def models_catalog(url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    """The built-in models, deployable by name."""
+    _emit(_client(url).model_catalog(), as_json, ["name", "version", "licence", "input_size"])
+
+
+@models_app.command("register")
+def models_register(
+    name: str,
+    onnx: Annotated[str | None, typer.Option(help="file:///path or s3://bucket/key of an ONNX detector.")] = None,
+    spec: Annotated[str | None, typer.Option(help="The ONNX model's spec: JSON, @file or -.")] = None,
+    python: Annotated[str | None, typer.Option("--callable", help="A Python model, 'module:function'.")] = None,
+    builtin: Annotated[str | None, typer.Option(help="A built-in model, under another name.")] = None,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a model. An ONNX detector needs a spec: input_size, layout, channel_order,
+    scale/mean/std, head (nanodet or yolov8) and class_names."""
+    spec_value = _json_object(_read_arg(spec), "spec") if spec else None
+    model = _client(url).register_model(name, builtin=builtin, onnx_uri=onnx, callable=python, spec=spec_value)
+    _emit(model, as_json)
+
+
+@models_app.command("list")
+def models_list(url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    """Registered models (the built-in ones are in `loopin models catalog`)."""
+    _emit(_client(url).list_models(), as_json, ["name", "kind", "builtin_name", "onnx_uri", "callable", "created_at"])
+
+
+@models_app.command("delete")
+def models_delete(name: str, url: UrlOption = None) -> None:
+    _client(url).delete_model(name)
+    out.print(f"deleted model {name}")
+
+
+def _routing(flow: str | None, threshold: float | None, classes: list[str] | None, sample: float | None) -> Any:
+    if flow is None:
+        if threshold is not None or classes or sample is not None:
+            raise ValidationError("Routing options need --flow: the flow definition that reviews the images.")
+        return None
+    rule: dict[str, Any] = {"flow": flow, "classes": classes or None}
+    if threshold is not None:
+        rule["threshold"] = threshold
+    if sample is not None:
+        rule["sample_percent"] = sample
+    return RoutingRule.model_validate(rule)
+
+
+FlowOption = Annotated[str | None, typer.Option(help="Flow definition that reviews doubtful images.")]
+ThresholdOption = Annotated[float | None, typer.Option(help="Detections below it go to people (default 0.9).")]
+ClassOption = Annotated[list[str] | None, typer.Option("--class", help="Only this class counts (repeatable).")]
+SampleOption = Annotated[float | None, typer.Option(help="Percent of confident images sent for an audit.")]
+
+
+@endpoints_app.command("create")
+def endpoints_create(
+    name: str,
+    model: Annotated[str, typer.Option(help="A built-in or registered model.")],
+    instances: Annotated[int, typer.Option(help="Inferences at once per server process.")] = 1,
+    flow: FlowOption = None,
+    threshold: ThresholdOption = None,
+    classes: ClassOption = None,
+    sample_percent: SampleOption = None,
+    wait: Annotated[bool, typer.Option(help="Wait until the endpoint is InService.")] = True,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Deploy a model as an endpoint (with an endpoint config named NAME-config)."""
+    from loopin.schemas import VariantSpec
+
+    client = _client(url)
+    routing = _routing(flow, threshold, classes, sample_percent)
+    client.create_endpoint_config(f"{name}-config", variants=[VariantSpec(model=model, instance_count=instances)])
+    endpoint = client.create_endpoint(name, config=f"{name}-config", routing=routing)
+    if wait:
+        with err.status(f"deploying {name}"):
+            endpoint = client.wait_for_endpoint(name)
+    _emit(endpoint, as_json)
+    if endpoint.status == "Failed":
+        raise typer.Exit(1)
+
+
+@endpoints_app.command("list")
+def endpoints_list(url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).list_endpoints(), as_json, ["name", "status", "config", "routing", "last_modified_at"])
+
+
+@endpoints_app.command("describe")
+def endpoints_describe(name: str, url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).describe_endpoint(name), as_json)
+
+
+@endpoints_app.command("update")
+def endpoints_update(
+    name: str,
+    config: Annotated[str | None, typer.Option(help="Serve this endpoint config (loaded in the background).")] = None,
+    flow: FlowOption = None,
+    threshold: ThresholdOption = None,
+    classes: ClassOption = None,
+    sample_percent: SampleOption = None,
+    no_routing: Annotated[bool, typer.Option(help="Stop routing to people.")] = False,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change an endpoint's config or its routing rule."""
+    routing = _routing(flow, threshold, classes, sample_percent)
+    _emit(_client(url).update_endpoint(name, config=config, routing=routing, clear_routing=no_routing), as_json)
+
+
+@endpoints_app.command("delete")
+def endpoints_delete(name: str, url: UrlOption = None) -> None:
+    _client(url).delete_endpoint(name)
+    out.print(f"deleted endpoint {name}")
+
+
+@endpoints_app.command("invoke")
+def endpoints_invoke(
+    name: str,
+    images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Image files.")],
+    flow: FlowOption = None,
+    threshold: ThresholdOption = None,
+    classes: ClassOption = None,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Detect objects on images; doubtful ones go to people when the endpoint (or --flow) routes.
+
+    Each image is sent with an idempotency key made from its content, so running the same
+    command again starts no second review."""
+    client = _client(url)
+
+    def one(path: Path) -> Any:
+        data = path.read_bytes()
+        kind = {".png": "image/png", ".webp": "image/webp"}.get(path.suffix.lower(), "image/jpeg")
+        key = "cli-" + hashlib.sha256(data).hexdigest()
+        result = client.invoke_endpoint(
+            name, data, content_type=kind, flow=flow, threshold=threshold, classes=classes, idempotency_key=key
+        )
+        return path, result
+
+    results = _with_progress(images, "invoking", one)
+    if as_json:
+        out.print_json(json.dumps([{"file": str(p), **r.model_dump(mode="json")} for p, r in results]))
+        return
+    table = Table("image", "detections", "best", "human loop")
+    for path, result in results:
+        best = max(result.detections, key=lambda d: d.score, default=None)
+        table.add_row(
+            str(path),
+            str(len(result.detections)),
+            f"{best.label} {best.score:.2f}" if best else "",
+            result.human_loop["name"] if result.human_loop else "",
+        )
+    out.print(table)
+    routed = sum(1 for _, r in results if r.human_loop)
+    out.print(f"{routed} of {len(results)} images went to people")
 
 
 if __name__ == "__main__":
