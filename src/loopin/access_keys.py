@@ -6,19 +6,17 @@ because AWS SigV4 verification needs the secret itself to recompute signatures.
 
 from __future__ import annotations
 
-import base64
 import hmac
 import secrets
 import string
 from dataclasses import dataclass
 
-from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loopin.errors import AuthenticationError, NotFoundError, ValidationError
 from loopin.models import AccessKey
-from loopin.signing import derive_key
+from loopin.signing import seal, unseal
 
 _ID_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -31,8 +29,7 @@ class NewAccessKey:
     created_at: int
 
 
-def _fernet(secret_key: str) -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(derive_key(secret_key, "loopin-access-keys")))
+PURPOSE = "loopin-access-keys"
 
 
 def create_key(session: Session, *, secret_key: str, description: str, now_ms: int) -> NewAccessKey:
@@ -43,7 +40,7 @@ def create_key(session: Session, *, secret_key: str, description: str, now_ms: i
     session.add(
         AccessKey(
             key_id=key_id,
-            secret_encrypted=_fernet(secret_key).encrypt(secret.encode()).decode(),
+            secret_encrypted=seal(secret_key, PURPOSE, secret),
             description=description,
             created_at=now_ms,
         )
@@ -69,8 +66,8 @@ def secret_for(session: Session, key_id: str, *, secret_key: str) -> str:
     if key is None or key.revoked_at is not None:
         raise AuthenticationError("The access key id is unknown or revoked.")
     try:
-        return _fernet(secret_key).decrypt(key.secret_encrypted.encode()).decode()
-    except InvalidToken as exc:
+        return unseal(secret_key, PURPOSE, key.secret_encrypted)
+    except ValueError as exc:
         raise AuthenticationError("The access key cannot be read with this server's secret key.") from exc
 
 

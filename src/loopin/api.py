@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loopin import flows, loops, schemas, task_templates, tasks, workforce
 from loopin.api_auth import Admin, Ctx, SignedInWorker, worker_token_key
+from loopin.api_events import events_routes
 from loopin.api_hosting import hosting_routes
 from loopin.arns import arn
 from loopin.clock import iso_ms, parse_iso
@@ -101,6 +102,7 @@ def create_api() -> FastAPI:
     _loop_routes(api)
     _worker_routes(api)
     hosting_routes(api)
+    events_routes(api)
     return api
 
 

@@ -40,6 +40,8 @@ tasks_app = typer.Typer(help="Work as a reviewer: take, answer, release or decli
 models_app = typer.Typer(
     help="Models: the built-in catalogue and your own ONNX or Python models.", no_args_is_help=True
 )
+webhooks_app = typer.Typer(help="Webhooks for loop status changes.", no_args_is_help=True)
+deliveries_app = typer.Typer(help="Webhook deliveries: the dead-letter list and replay.", no_args_is_help=True)
 endpoints_app = typer.Typer(
     help="Inference endpoints: deploy a model, invoke it, route doubts to people.", no_args_is_help=True
 )
@@ -54,6 +56,8 @@ for sub, name in [
     (tasks_app, "tasks"),
     (models_app, "models"),
     (endpoints_app, "endpoints"),
+    (webhooks_app, "webhooks"),
+    (deliveries_app, "deliveries"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -845,6 +849,56 @@ def endpoints_invoke(
     out.print(table)
     routed = sum(1 for _, r in results if r.human_loop)
     out.print(f"{routed} of {len(results)} images went to people")
+
+
+# -- webhooks and deliveries ---------------------------------------------------------
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    name: str,
+    url_: Annotated[str, typer.Option("--to", help="The receiver's URL.")],
+    flow: Annotated[str | None, typer.Option(help="Only this flow's events (default: every flow).")] = None,
+    allow_private_network: Annotated[
+        bool, typer.Option(help="Let it reach loopback or private addresses (off by default: SSRF guard).")
+    ] = False,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Send every loop status change to a URL, signed (Standard Webhooks). The secret is shown once."""
+    _emit(_client(url).create_webhook(name, url=url_, flow=flow, allow_private_network=allow_private_network), as_json)
+
+
+@webhooks_app.command("list")
+def webhooks_list(url: UrlOption = None, as_json: JsonFlag = False) -> None:
+    _emit(_client(url).list_webhooks(), as_json, ["name", "url", "flow", "allow_private_network", "created_at"])
+
+
+@webhooks_app.command("delete")
+def webhooks_delete(name: str, url: UrlOption = None) -> None:
+    _client(url).delete_webhook(name)
+    out.print(f"deleted webhook {name}")
+
+
+@deliveries_app.command("list")
+def deliveries_list(
+    status: Annotated[str | None, typer.Option(help="pending, delivered or dead (the dead-letter list).")] = None,
+    webhook: Annotated[str | None, typer.Option(help="Only this webhook.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    rows = _client(url).list_deliveries(status=status, webhook=webhook, limit=limit)
+    _emit(rows, as_json, ["id", "webhook", "loop", "loop_status", "status", "attempts", "last_error"])
+
+
+@deliveries_app.command("replay")
+def deliveries_replay(
+    ids: Annotated[list[int], typer.Argument(help="Delivery ids.")], url: UrlOption = None, as_json: JsonFlag = False
+) -> None:
+    """Send dead-lettered deliveries again, with a fresh retry budget."""
+    client = _client(url)
+    _emit([client.replay_delivery(i) for i in ids], as_json, ["id", "webhook", "loop", "status"])
 
 
 if __name__ == "__main__":

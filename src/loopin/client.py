@@ -10,6 +10,7 @@ Errors come back as the ``loopin.errors`` exceptions, with the server's stable `
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -67,6 +68,34 @@ class _Http:
         if response.status_code >= 400:
             raise _error(response)
         return response
+
+    def stream_events(
+        self, path: str, *, params: dict[str, Any], headers: dict[str, str], deadline: float | None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(id, data)`` of each server-sent event, until ``deadline`` (monotonic time)."""
+        read_timeout = 30.0 if deadline is None else max(0.1, min(30.0, deadline - time.monotonic()))
+        with self._client.stream(
+            "GET",
+            self._prefix + path,
+            params={k: v for k, v in params.items() if v is not None},
+            headers={**self._headers, **headers, "Accept": "text/event-stream"},
+            auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+            timeout=httpx.Timeout(10.0, read=read_timeout),
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise _error(response)
+            event_id, data = "", ""
+            for line in response.iter_lines():
+                if line.startswith("id:"):
+                    event_id = line[3:].strip()
+                elif line.startswith("data:"):
+                    data += line[5:].strip()
+                elif line == "" and data:
+                    yield event_id, json.loads(data)
+                    data = ""
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
 
     def model(self, cls: type[M], method: str, path: str, **kw: Any) -> M:
         return cls.model_validate(self.call(method, path, **kw).json())
@@ -277,8 +306,19 @@ class Client:
         self._http.call("DELETE", f"/loops/{_q(name)}")
 
     def wait_for_loop(self, name: str, *, timeout: float = 3600.0, poll_interval: float = 1.0) -> schemas.LoopDetail:
-        """Poll until the loop is Completed, Failed or Stopped; TimeoutError after ``timeout``."""
+        """Wait until the loop is Completed, Failed or Stopped; TimeoutError after ``timeout``.
+
+        Listens on the server's event stream, and polls if the stream cannot be used."""
         deadline = time.monotonic() + timeout
+        loop = self.describe_loop(name)
+        if loop.status in FINAL_STATUSES:
+            return loop
+        try:
+            for event in self.events(loop=name, replay=True, max_seconds=timeout):
+                if event["detail"]["humanLoopStatus"] in FINAL_STATUSES:
+                    return self.describe_loop(name)
+        except (httpx.HTTPError, LoopinError):
+            pass  # fall back to polling below
         while True:
             loop = self.describe_loop(name)
             if loop.status in FINAL_STATUSES:
@@ -286,6 +326,30 @@ class Client:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"Human loop '{name}' is still {loop.status} after {timeout:g} s.")
             time.sleep(poll_interval)
+
+    def events(
+        self,
+        *,
+        flow: str | None = None,
+        loop: str | None = None,
+        replay: bool = False,
+        max_seconds: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Loop status-change events (A2I's EventBridge shape) as they happen, from the
+        server-sent-events stream; reconnects where it left off. Ends after ``max_seconds``."""
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        last_id: str | None = None
+        while deadline is None or time.monotonic() < deadline:
+            params = {"flow": flow, "loop": loop, "replay": "true" if replay else None}
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                for event_id, data in self._http.stream_events(
+                    "/events", params=params, headers=headers, deadline=deadline
+                ):
+                    last_id = event_id
+                    yield data
+            except httpx.ReadTimeout:
+                continue  # no event within the read timeout: reconnect
 
     # -- models and endpoints ----------------------------------------------------------
     def model_catalog(self) -> list[schemas.BuiltinModelInfo]:
@@ -386,6 +450,28 @@ class Client:
             "POST", f"/endpoints/{_q(name)}/invoke", content=image, params=params, headers=headers
         )
         return schemas.InvocationResult.model_validate(response.json())
+
+    # -- webhooks ----------------------------------------------------------------------
+    def create_webhook(
+        self, name: str, *, url: str, flow: str | None = None, allow_private_network: bool = False
+    ) -> schemas.WebhookCreated:
+        body = schemas.WebhookCreate(name=name, url=url, flow=flow, allow_private_network=allow_private_network)
+        return self._http.model(schemas.WebhookCreated, "POST", "/webhooks", json_body=body.model_dump())
+
+    def list_webhooks(self) -> list[schemas.WebhookInfo]:
+        return self._http.models(schemas.WebhookInfo, "GET", "/webhooks")
+
+    def delete_webhook(self, name: str) -> None:
+        self._http.call("DELETE", f"/webhooks/{_q(name)}")
+
+    def list_deliveries(
+        self, *, status: str | None = None, webhook: str | None = None, limit: int = 100
+    ) -> list[schemas.DeliveryInfo]:
+        params = {"status": status, "webhook": webhook, "limit": limit}
+        return self._http.models(schemas.DeliveryInfo, "GET", "/deliveries", params=params)
+
+    def replay_delivery(self, delivery_id: int) -> schemas.DeliveryInfo:
+        return self._http.model(schemas.DeliveryInfo, "POST", f"/deliveries/{delivery_id}/replay")
 
 
 class WorkerClient:

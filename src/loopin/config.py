@@ -77,6 +77,15 @@ class Settings(BaseModel):
         description="onnxruntime threads per inference. 1 suits small machines: concurrent requests "
         "already use the cores in parallel.",
     )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="How long a webhook receiver has to answer one delivery."
+    )
+    webhook_retry_horizon_seconds: int = Field(
+        default=86_400,
+        ge=1,
+        description="How long a failing delivery is retried (exponential back-off with jitter) before it "
+        "goes to the dead-letter list.",
+    )
     job_interval_seconds: float = Field(
         default=1.0,
         gt=0,

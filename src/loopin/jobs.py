@@ -23,6 +23,7 @@ from loopin.loops import (
 )
 from loopin.models import FlowDefinition, HumanLoop
 from loopin.tasks import expire_leases, expire_loops
+from loopin.webhooks import deliver_due
 
 log = logging.getLogger("loopin.jobs")
 # How long one process may spend writing an output before another process retries it.
@@ -90,11 +91,13 @@ def run_once(ctx: Services) -> dict[str, int]:
     with ctx.db.write() as session:
         expired = expire_loops(session, now_ms=ctx.clock.now_ms())
     outputs = write_pending_outputs(ctx)
+    delivered = deliver_due(ctx)
     return {
         "endpoints_deployed": deployed,
         "leases_expired": leases,
         "loops_expired": expired,
         "outputs_written": outputs,
+        "webhooks_delivered": delivered,
     }
 
 

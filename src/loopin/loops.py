@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from loopin.clock import iso_ms, utc_path
 from loopin.errors import ConflictError, NotFoundError, ValidationError
+from loopin.events import record_status
 from loopin.flows import get_flow
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Worker
 from loopin.store import join_uri
@@ -95,6 +96,7 @@ def start_loop(
     )
     session.add(loop)
     session.flush()
+    record_status(session, loop, now_ms=now_ms)
     session.execute(
         insert(TaskSlot),
         [
@@ -218,6 +220,7 @@ def settle_loop(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
         else:
             loop.status = "Stopped"
             loop.ended_at = now_ms
+            record_status(session, loop, now_ms=now_ms)
 
 
 def fail_loop(session: Session, loop: HumanLoop, *, code: str, reason: str, now_ms: int) -> None:
@@ -226,6 +229,7 @@ def fail_loop(session: Session, loop: HumanLoop, *, code: str, reason: str, now_
     loop.failure_code = code
     loop.failure_reason = reason[:1024]
     loop.ended_at = now_ms
+    record_status(session, loop, now_ms=now_ms)
 
 
 def output_uri_for(flow: FlowDefinition, loop: HumanLoop) -> str:
@@ -289,17 +293,16 @@ def claim_pending_outputs(
 
 
 def complete_output(session: Session, loop_id: int, *, uri: str, now_ms: int) -> None:
-    session.execute(
-        update(HumanLoop)
-        .where(HumanLoop.id == loop_id, HumanLoop.output_state == "pending")
-        .values(
-            status=HumanLoop.output_final_status,
-            output_state="written",
-            output_uri=uri,
-            output_last_error=None,
-            ended_at=now_ms,
-        )
-    )
+    """The file is written: the loop takes its final status (and its event is recorded)."""
+    loop = session.scalar(select(HumanLoop).where(HumanLoop.id == loop_id).with_for_update())
+    if loop is None or loop.output_state != "pending":
+        return  # another process finished it, or it was deleted meanwhile
+    loop.status = loop.output_final_status or "Completed"
+    loop.output_state = "written"
+    loop.output_uri = uri
+    loop.output_last_error = None
+    loop.ended_at = now_ms
+    record_status(session, loop, now_ms=now_ms)
 
 
 def output_failed(session: Session, loop_id: int, *, error: str, next_attempt_ms: int) -> None:

@@ -260,3 +260,69 @@ class Prediction(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(256))
     response: Mapped[str] = mapped_column(Text)  # the JSON answered, replayed for a retried key
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Event(Base):
+    """The outbox: one row per loop status change, written in the same transaction as the
+    change. ``seq`` orders the stream; ``event_id`` is the id receivers de-duplicate on."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index(
+            "ix_events_unfanned",
+            "seq",
+            sqlite_where=text("fanned_out = 0"),
+            postgresql_where=text("fanned_out = false"),
+        ),
+        Index("ix_events_loop", "loop_name", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    loop_name: Mapped[str] = mapped_column(String(63))
+    flow_name: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(16))
+    loop_created_at: Mapped[int] = mapped_column(BigInteger)
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_reason: Mapped[str | None] = mapped_column(String(1024))
+    output_uri: Mapped[str | None] = mapped_column(String(2048))
+    fanned_out: Mapped[bool] = mapped_column(default=False)  # delivery rows created
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Webhook(Base):
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    flow_name: Mapped[str | None] = mapped_column(String(63))  # None: every flow
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    # Only an admin's explicit choice lets a webhook reach loopback or private addresses.
+    allow_private_network: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_seq", "webhook_id"),
+        Index(
+            "ix_deliveries_due",
+            "next_attempt_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_deliveries_status", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_seq: Mapped[int] = mapped_column(ForeignKey("events.seq", ondelete="CASCADE"))
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[int] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(String(1024))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    delivered_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)

@@ -330,3 +330,41 @@ class InvocationResult(Response):
     routing: dict[str, Any] | None = None
     human_loop: dict[str, str] | None = None
     prediction_id: int
+
+
+# -- events and webhooks -------------------------------------------------------------
+
+
+class WebhookCreate(Request):
+    name: str
+    url: str
+    flow: str | None = Field(default=None, description="Only this flow's events; None: every flow.")
+    allow_private_network: bool = Field(
+        default=False, description="Let the webhook reach loopback or private addresses (an explicit admin choice)."
+    )
+
+
+class WebhookInfo(Response):
+    name: str
+    url: str
+    flow: str | None = None
+    allow_private_network: bool
+    created_at: str
+
+
+class WebhookCreated(WebhookInfo):
+    secret: str = Field(description="whsec_... for verifying signatures; shown once.")
+
+
+class DeliveryInfo(Response):
+    id: int
+    webhook: str
+    event_id: str
+    loop: str
+    loop_status: str
+    status: str
+    attempts: int
+    last_error: str | None = None
+    last_status_code: int | None = None
+    next_attempt_at: str | None = None
+    delivered_at: str | None = None

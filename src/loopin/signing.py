@@ -1,4 +1,5 @@
-"""Signed, expiring tokens (worker sign-in) and key derivation from the secret key."""
+"""Keys derived from the server's secret key: signed, expiring tokens (worker sign-in) and
+sealed secrets (encrypted values the server reads back)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import hashlib
 import hmac
 import json
 from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
 
 from loopin.errors import AuthenticationError
 
@@ -43,3 +46,20 @@ def verify_token(key: bytes, token: str, *, now_ms: int) -> dict[str, Any]:
     if not isinstance(payload.get("exp"), int) or payload["exp"] <= now_ms:
         raise AuthenticationError("The sign-in token has expired. Sign in again.")
     return payload
+
+
+def _fernet(secret_key: str, purpose: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(derive_key(secret_key, purpose)))
+
+
+def seal(secret_key: str, purpose: str, plaintext: str) -> str:
+    """Encrypt a secret that must be read back later (access-key and webhook secrets)."""
+    return _fernet(secret_key, purpose).encrypt(plaintext.encode()).decode()
+
+
+def unseal(secret_key: str, purpose: str, sealed: str) -> str:
+    """Decrypt ``seal``'s output; ValueError when this server's key cannot read it."""
+    try:
+        return _fernet(secret_key, purpose).decrypt(sealed.encode()).decode()
+    except InvalidToken as exc:
+        raise ValueError("cannot be read with this server's secret key") from exc

@@ -1,0 +1,79 @@
+"""Loop status-change events: the outbox rows written in the same transaction as the
+change, and their A2I EventBridge form (reference D.4)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from loopin.arns import arn
+from loopin.clock import iso_ms
+from loopin.models import Event, FlowDefinition, HumanLoop
+
+DETAIL_TYPE = "SageMaker A2I HumanLoop Status Change"
+STREAMED_STATUSES = ("InProgress", "Completed", "Failed", "Stopped")
+
+
+def record_status(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
+    """Write the outbox row for the loop's current status (the caller's transaction)."""
+    if loop.status not in STREAMED_STATUSES:
+        return
+    flow = session.get_one(FlowDefinition, loop.flow_id)
+    session.add(
+        Event(
+            event_id=str(uuid.uuid4()),
+            loop_name=loop.name,
+            flow_name=flow.name,
+            status=loop.status,
+            loop_created_at=loop.created_at,
+            failure_code=loop.failure_code,
+            failure_reason=loop.failure_reason,
+            output_uri=loop.output_uri if loop.output_state == "written" else None,
+            fanned_out=False,
+            created_at=now_ms,
+        )
+    )
+
+
+def eventbridge(event: Event, *, region: str, account_id: str) -> dict[str, Any]:
+    """The event as EventBridge delivers A2I's: envelope plus camelCase ``detail``."""
+    loop_arn = arn(region, account_id, "human-loop", event.loop_name)
+    return {
+        "version": "0",
+        "id": event.event_id,
+        "detail-type": DETAIL_TYPE,
+        "source": "aws.sagemaker",
+        "account": account_id,
+        "time": datetime.fromtimestamp(event.created_at // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [loop_arn],
+        "detail": {
+            "creationTime": iso_ms(event.loop_created_at),
+            "failureCode": event.failure_code,
+            "failureReason": event.failure_reason,
+            "flowDefinitionArn": arn(region, account_id, "flow-definition", event.flow_name),
+            "humanLoopArn": loop_arn,
+            "humanLoopName": event.loop_name,
+            "humanLoopOutput": {"outputS3Uri": event.output_uri} if event.output_uri else None,
+            "humanLoopStatus": event.status,
+        },
+    }
+
+
+def events_after(
+    session: Session, after_seq: int, *, flow: str | None = None, loop: str | None = None, limit: int = 500
+) -> list[Event]:
+    query = select(Event).where(Event.seq > after_seq).order_by(Event.seq).limit(limit)
+    if flow is not None:
+        query = query.where(Event.flow_name == flow)
+    if loop is not None:
+        query = query.where(Event.loop_name == loop)
+    return list(session.scalars(query))
+
+
+def last_seq(session: Session) -> int:
+    return session.scalar(select(Event.seq).order_by(Event.seq.desc()).limit(1)) or 0
