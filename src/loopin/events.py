@@ -16,12 +16,14 @@ from loopin.models import Event, FlowDefinition, HumanLoop
 
 DETAIL_TYPE = "SageMaker A2I HumanLoop Status Change"
 STREAMED_STATUSES = ("InProgress", "Completed", "Failed", "Stopped")
+NEW_EVENTS = "loopin.new_events"  # key in Session.info
 
 
 def record_status(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
     """Write the outbox row for the loop's current status (the caller's transaction)."""
     if loop.status not in STREAMED_STATUSES:
         return
+    session.info[NEW_EVENTS] = True  # lets this process's job runner deliver it right away
     flow = session.get_one(FlowDefinition, loop.flow_id)
     session.add(
         Event(

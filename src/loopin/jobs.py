@@ -8,12 +8,14 @@ import random
 import threading
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from loopin.arns import arn
 from loopin.context import Services
 from loopin.endpoints import deploy_pending
 from loopin.errors import LoopinError
+from loopin.events import NEW_EVENTS
 from loopin.loops import (
     build_output,
     claim_pending_outputs,
@@ -102,23 +104,36 @@ def run_once(ctx: Services) -> dict[str, int]:
 
 
 class JobRunner:
-    """Runs ``run_once`` every ``settings.job_interval_seconds`` in a daemon thread."""
+    """Runs ``run_once`` every ``settings.job_interval_seconds`` in a daemon thread, and at
+    once when this process commits a new event (so webhooks do not wait for the next round)."""
 
     def __init__(self, ctx: Services) -> None:
         self._ctx = ctx
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="loopin-jobs", daemon=True)
 
     def start(self) -> None:
+        event.listen(Session, "after_commit", self._after_commit)
         self._thread.start()
 
     def stop(self) -> None:
+        event.remove(Session, "after_commit", self._after_commit)
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=10)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(NEW_EVENTS, False):
+            self._wake.set()
 
     def _loop(self) -> None:
         interval = self._ctx.settings.job_interval_seconds
-        while not self._stop.wait(interval * random.uniform(0.8, 1.2)):
+        while not self._stop.is_set():
+            self._wake.wait(interval * random.uniform(0.8, 1.2))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 run_once(self._ctx)
             except Exception:  # a job must never take the server down; log and go on
