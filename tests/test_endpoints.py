@@ -260,3 +260,43 @@ def test_routing_to_an_unknown_flow_is_refused(admin, services) -> None:
     with pytest.raises(ValidationError):
         admin.invoke_endpoint("detector", ASTRONAUT, flow="x", threshold=1.5)
     assert json.loads(json.dumps(admin.list_loops().loops)) == []
+
+
+def _red_square(box: tuple[int, int, int, int] | None) -> bytes:
+    image = np.zeros((60, 80, 3), dtype=np.uint8)
+    if box:
+        left, top, right, bottom = box
+        image[top:bottom, left:right] = (255, 0, 0)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_threshold_curve_replays_the_prediction_log_against_the_answers(admin, services, app_client) -> None:
+    from tests.helpers import worker_client
+
+    emails = setup_flow(admin, workers=1)
+    admin.register_model("reds", callable="tests.data.callable_model:red_boxes")  # one "red" box, score 0.9
+    deploy(admin, services, name="reds", model="reds", routing=RoutingRule(flow="review", threshold=0.95))
+    kept = admin.invoke_endpoint("reds", _red_square((10, 10, 30, 30)), content_type="image/png")
+    fixed = admin.invoke_endpoint("reds", _red_square((40, 20, 70, 50)), content_type="image/png")
+    empty = admin.invoke_endpoint("reds", _red_square(None), content_type="image/png")
+    assert kept.human_loop and fixed.human_loop and empty.human_loop is None
+    worker = worker_client(app_client, emails[0])
+    answers = {
+        kept.human_loop["name"]: [{"label": "red", "left": 10, "top": 10, "width": 20, "height": 20}],
+        fixed.human_loop["name"]: [
+            {"label": "red", "left": 40, "top": 20, "width": 30, "height": 30},
+            {"label": "red", "left": 0, "top": 0, "width": 5, "height": 5},  # the model missed this one
+        ],
+    }
+    for _ in range(2):
+        task = worker.next_task()
+        loop_name = next(name for name in answers if admin.describe_loop(name).input == task.input)
+        boxes = answers[loop_name]
+        worker.submit(task.task_id, {"annotatedResult": {"boundingBoxes": boxes, "inputImageProperties": {}}})
+    curve = admin.threshold_curve("review")
+    assert (curve.images, curve.reviewed) == (3, 2)
+    by_threshold = {p.threshold: (p.routed, p.missed) for p in curve.points}
+    assert by_threshold[0.0] == by_threshold[0.9] == (0, 1)  # nothing goes to people; the fix is missed
+    assert by_threshold[0.95] == by_threshold[1.0] == (2, 0)  # both go to people; nothing is missed

@@ -19,6 +19,7 @@ from loopin.errors import ValidationError
 from loopin.inference import BUILTIN_MODELS
 from loopin.invocations import MAX_BODY_BYTES, invoke
 from loopin.models import Endpoint, EndpointConfig, Model
+from loopin.threshold import threshold_curve
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/x-image")
 
@@ -183,6 +184,20 @@ def hosting_routes(api: FastAPI) -> None:
     def delete_endpoint(name: str, ctx: Ctx, _: Admin) -> None:
         ctx.write(lambda s: endpoints.delete_endpoint(s, name))
         ctx.models.forget(name)
+
+    @api.get("/flows/{name}/threshold-curve", response_model=schemas.ThresholdCurve, tags=["endpoints"])
+    def curve(name: str, ctx: Ctx, _: Admin) -> schemas.ThresholdCurve:
+        """Replay thresholds 0.00-1.00 against the prediction log and the people's answers."""
+        with ctx.db.read() as s:
+            result = threshold_curve(s, name)
+        return schemas.ThresholdCurve(
+            flow=result.flow,
+            images=result.images,
+            reviewed=result.reviewed,
+            points=[
+                schemas.ThresholdPoint(threshold=p.threshold, routed=p.routed, missed=p.missed) for p in result.points
+            ],
+        )
 
     @api.post(
         "/endpoints/{name}/invoke",

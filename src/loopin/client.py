@@ -451,6 +451,11 @@ class Client:
         )
         return schemas.InvocationResult.model_validate(response.json())
 
+    def threshold_curve(self, flow: str) -> schemas.ThresholdCurve:
+        """How many images would go to people, and how many corrections would be missed,
+        at thresholds 0.00-1.00 — replayed from the prediction log and the answers."""
+        return self._http.model(schemas.ThresholdCurve, "GET", f"/flows/{_q(flow)}/threshold-curve")
+
     # -- webhooks ----------------------------------------------------------------------
     def create_webhook(
         self, name: str, *, url: str, flow: str | None = None, allow_private_network: bool = False

@@ -368,3 +368,18 @@ class DeliveryInfo(Response):
     last_status_code: int | None = None
     next_attempt_at: str | None = None
     delivered_at: str | None = None
+
+
+class ThresholdPoint(Response):
+    threshold: float
+    routed: int = Field(description="Logged images that would have gone to people at this threshold.")
+    missed: int = Field(
+        description="Reviewed images that would not have gone to people although people corrected them."
+    )
+
+
+class ThresholdCurve(Response):
+    flow: str
+    images: int
+    reviewed: int
+    points: list[ThresholdPoint]
