@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,7 @@ def test_keys_can_be_listed_and_revoked(cli) -> None:
     assert len(keys) == 1 and keys[0]["revoked_at"] is None and "secret_access_key" not in keys[0]
     assert run_cli(env, "teams", "list").returncode == 0
     run_cli(env, "keys", "revoke", env["LOOPIN_ACCESS_KEY_ID"])
+    time.sleep(5.5)  # each server process caches a key's secret for 5 s
     refused = run_cli(env, "teams", "list", check=False)
     assert refused.returncode == 1 and "UnauthorizedException" in refused.stderr
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import hmac
 import secrets
 import string
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from loopin.clock import Clock
+from loopin.db import Database
 from loopin.errors import AuthenticationError, NotFoundError, ValidationError
 from loopin.models import AccessKey
 from loopin.signing import seal, unseal
@@ -77,3 +80,35 @@ def authenticate(session: Session, key_id: str, secret: str, *, secret_key: str)
     if not hmac.compare_digest(expected.encode(), secret.encode()):
         raise AuthenticationError("The access key id or secret is wrong.")
     return key_id
+
+
+class SecretCache:
+    """Access-key secrets for a few seconds, so that each request does not read and decrypt
+    its key again. A revoked key stops working within ``ttl_seconds``."""
+
+    def __init__(self, db: Database, secret_key: str, clock: Clock, *, ttl_seconds: float = 5.0) -> None:
+        self._db = db
+        self._clock = clock
+        self._secret_key = secret_key
+        self._ttl = ttl_seconds
+        self._entries: dict[str, tuple[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def secret(self, key_id: str) -> str:
+        now = self._clock.now_ms()
+        with self._lock:
+            cached = self._entries.get(key_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        with self._db.read() as session:
+            value = secret_for(session, key_id, secret_key=self._secret_key)
+        with self._lock:
+            if len(self._entries) > 10_000:  # bounded, even if many ids are tried
+                self._entries.clear()
+            self._entries[key_id] = (value, now + int(self._ttl * 1000))
+        return value
+
+    def authenticate(self, key_id: str, secret: str) -> str:
+        if not hmac.compare_digest(self.secret(key_id).encode(), secret.encode()):
+            raise AuthenticationError("The access key id or secret is wrong.")
+        return key_id

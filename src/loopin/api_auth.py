@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
-from loopin import access_keys
 from loopin.context import Services
 from loopin.errors import AuthenticationError
 from loopin.models import Worker
@@ -34,10 +33,7 @@ def admin(ctx: Ctx, credentials: Annotated[HTTPBasicCredentials | None, Depends(
             "This call needs an access key: HTTP Basic auth with the key id and secret "
             "(create one with `loopin keys create`)."
         )
-    with ctx.db.read() as session:
-        return access_keys.authenticate(
-            session, credentials.username, credentials.password, secret_key=ctx.settings.secret_key
-        )
+    return ctx.secrets.authenticate(credentials.username, credentials.password)
 
 
 def signed_in_worker(ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Worker:

@@ -10,6 +10,7 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from loopin.access_keys import SecretCache
 from loopin.clock import Clock
 from loopin.config import Settings
 from loopin.db import Database
@@ -27,6 +28,7 @@ class Services:
     settings: Settings
     clock: Clock
     models: ModelHost  # the detectors this process serves
+    secrets: SecretCache  # access-key secrets, cached for a few seconds
 
     def write(self, fn: Callable[[Session], T], *, attempts: int = 3) -> T:
         """Run ``fn`` in a write transaction, retrying races the database detected

@@ -80,7 +80,9 @@ def _make_engine(url: str, *, pool_size: int) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping (a round trip per checkout); connections are recycled, and one that died
+    # with the server fails its request once and is replaced.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300)
 
 
 def _configure_sqlite(engine: Engine) -> None:
