@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from loopin import __version__
+from loopin.access_keys import SecretCache
 from loopin.api import create_api
 from loopin.aws.runtime import runtime_router
 from loopin.clock import Clock, SystemClock
@@ -30,12 +31,14 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
     db.upgrade()
     store = open_store(settings)
+    clock = clock or SystemClock()
     return Services(
         db=db,
         store=store,
         settings=settings,
-        clock=clock or SystemClock(),
+        clock=clock,
         models=ModelHost(store, inference_threads=settings.inference_threads),
+        secrets=SecretCache(db, settings.secret_key, clock),
     )
 
 
