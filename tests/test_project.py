@@ -50,7 +50,7 @@ def _imports(path: Path) -> set[str]:
     return found - {""}
 
 
-WEB = {"api", "api_auth", "api_hosting", "server", "web_store", "cli", "console", "aws"}
+WEB = {"api", "api_auth", "api_hosting", "api_events", "server", "web_store", "cli", "console", "aws"}
 SDK = {"client", "schemas", "errors"}
 
 

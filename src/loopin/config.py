@@ -86,6 +86,11 @@ class Settings(BaseModel):
         description="How long a failing delivery is retried (exponential back-off with jitter) before it "
         "goes to the dead-letter list.",
     )
+    aws_allow_unsigned: bool = Field(
+        default=False,
+        description="Development only: also accept unsigned or wrongly signed AWS API requests "
+        "(SageMaker, A2I runtime, SageMaker runtime, S3), logging each. Never on a server others can reach.",
+    )
     job_interval_seconds: float = Field(
         default=1.0,
         gt=0,

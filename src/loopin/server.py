@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from loopin import __version__
 from loopin.access_keys import SecretCache
 from loopin.api import create_api
+from loopin.aws import mount_aws
 from loopin.aws.runtime import runtime_router
 from loopin.clock import Clock, SystemClock
 from loopin.config import Settings
@@ -74,6 +75,7 @@ def create_app(
     api.state.services = ctx
     app.mount("/api/v1", api)
     app.include_router(runtime_router(ctx))
+    mount_aws(app, ctx)
     if isinstance(ctx.store, LocalStore):
         app.include_router(store_router(ctx.store, ctx.clock))
     return app
