@@ -24,7 +24,6 @@ from botocore.credentials import Credentials
 
 from loopin.clock import ManualClock
 from loopin.config import Settings
-from loopin.console import console_router
 from loopin.context import Services
 from loopin.server import create_app
 from tests.conftest import _free_port
@@ -70,8 +69,6 @@ def url(services: Services) -> Iterator[str]:
 def serve_in_thread(services: Services, *, run_jobs: bool = True) -> Iterator[str]:
     """``create_app(services)`` on ``services.settings.port``; yields its URL."""
     app = create_app(services=services, run_jobs=run_jobs)
-    if not any(getattr(route, "path", None) == "/worker/sign-in" for route in app.routes):
-        app.include_router(console_router(services))  # the worker console, for the browser tests
     port = services.settings.port
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

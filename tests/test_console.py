@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 
 from loopin.client import Client
 from loopin.clock import ManualClock
-from loopin.console import console_router
 from loopin.context import Services
 from loopin.server import create_app
 from loopin.sessions import SignInLimiter
@@ -76,9 +75,7 @@ class Console:
 
 @pytest.fixture
 def app(services: Services) -> FastAPI:
-    app = create_app(services=services, run_jobs=False)
-    app.include_router(console_router(services))
-    return app
+    return create_app(services=services, run_jobs=False)
 
 
 @pytest.fixture
@@ -122,8 +119,7 @@ def test_sign_in_sets_a_signed_httponly_lax_session_cookie_and_sign_out_ends_it(
 
 def test_the_session_cookie_is_secure_when_the_console_is_served_over_https(services, teams):
     settings = services.settings.model_copy(update={"public_url": "https://loopin.example"})
-    app = create_app(services=services, run_jobs=False)
-    app.include_router(console_router(dataclasses.replace(services, settings=settings)))
+    app = create_app(services=dataclasses.replace(services, settings=settings), run_jobs=False)
     console = Console(app, base_url="https://testserver")
     console.get("/worker/sign-in")
     response = console.post("/worker/sign-in", email=teams["mine"][0], password=PASSWORD, csrf=console.csrf())
@@ -280,7 +276,9 @@ def test_the_task_page_frames_the_rendered_template_in_a_sandbox(app, admin, tea
     assert 'data-seconds-left="60"' in page and "Release" in page and "Decline" in page and "Submit" in page
     frame = console.http.get(f"/worker/tasks/{task_id}/frame")
     assert frame.status_code == 200
-    assert '<script src="/static/crowd-html-elements.js"></script>' in frame.text
+    # loopin's library, in the frame's head and in place of AWS's in the template: one URL.
+    scripts = re.findall(r'<script src="([^"]+)"', frame.text)
+    assert len(scripts) == 2 and scripts[0] == scripts[1] and scripts[0].startswith("/static/crowd-html-elements.js?v=")
     assert "assets.crowd.aws" not in frame.text
     src = unescape(re.search(r'src="(http://testserver/store/[^"]+)"', frame.text).group(1))
     image = console.http.get(src.removeprefix("http://testserver"))
@@ -416,14 +414,16 @@ def test_a_template_that_cannot_render_shows_a_plain_page_and_the_task_can_be_re
     console.post(f"/worker/tasks/{task_id}/release", csrf=console.csrf())
 
 
-def test_static_files_and_the_element_bundle_are_served_with_etags(app):
+def test_static_files_are_served_with_etags_and_versioned_urls_are_cached_for_good(app):
     http = TestClient(app)
     bundle = http.get("/static/crowd-html-elements.js")
     assert bundle.status_code == 200 and bundle.headers["content-type"].startswith("text/javascript")
-    assert "customElements" in bundle.text
-    assert (
-        http.get("/static/crowd-html-elements.js", headers={"if-none-match": bundle.headers["etag"]}).status_code == 304
-    )
+    assert "customElements" in bundle.text and bundle.headers["cache-control"] == "no-cache"
+    etag = bundle.headers["etag"]
+    assert http.get("/static/crowd-html-elements.js", headers={"if-none-match": etag}).status_code == 304
+    versioned = http.get("/static/crowd-html-elements.js", params={"v": etag.strip('"')})
+    assert versioned.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert http.get("/static/crowd-html-elements.js?v=old").headers["cache-control"] == "no-cache"
     assert http.get("/static/console.css").headers["content-type"] == "text/css; charset=utf-8"
     assert http.get("/static/../console.py").status_code == 404
     assert http.get("/static/nope.js").status_code == 404

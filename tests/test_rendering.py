@@ -85,6 +85,11 @@ def test_aws_element_script_is_replaced_by_loopins_own() -> None:
     assert Elements(page).first("script")["src"] == CROWD_SCRIPT_PATH
 
 
+def test_the_element_script_url_can_be_chosen() -> None:
+    page = render_task(WALKTHROUGH, INPUT, grant_read_access=fake_grant, crowd_script_url="/static/x.js?v=1&a=b")
+    assert Elements(page).first("script")["src"] == "/static/x.js?v=1&a=b"
+
+
 def test_output_is_escaped_by_default_and_the_filters_behave_as_documented() -> None:
     template = (
         "{{ task.input.title }}|{{ task.input.title | escape }}|{{ task.input.title | escape_once }}|"

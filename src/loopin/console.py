@@ -51,6 +51,7 @@ log = logging.getLogger("loopin.console")
 
 UI_DIR = Path(__file__).parent / "ui"
 COOKIE_PATH = "/worker"
+_BUNDLE = "crowd-html-elements.js"
 # What the task frame may do: run its scripts and submit its forms (loopin catches the
 # submit); open links in new tabs, which leave the sandbox (surveys, reference pages).
 FRAME_SANDBOX = "allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox"
@@ -68,7 +69,6 @@ NOTICES = {
     "declined": "You declined the task. It will not be offered to you again.",
     "no-tasks": "No tasks are waiting in this job right now. Check back later.",
     "done": "Thank you! Your answer was saved. No more tasks are waiting in this job right now.",
-    "expired": "Your time for that task ran out, so it went back to the queue.",
 }
 
 
@@ -76,13 +76,17 @@ NOTICES = {
 class _Asset:
     body: bytes
     media_type: str
-    etag: str
+    version: str  # a hash of the content: URLs carrying it may be cached for good
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
 
 
+@dataclass(frozen=True)
 class _SignedIn:
-    def __init__(self, worker: Worker, sid: str) -> None:
-        self.worker = worker
-        self.sid = sid
+    worker: Worker
+    sid: str  # the session's id, which its CSRF token is bound to
 
 
 def console_router(services: Services) -> APIRouter:
@@ -100,6 +104,7 @@ class _Console:
             loader=PackageLoader("loopin", "ui/templates"), autoescape=select_autoescape(default=True)
         )
         self.assets = _load_assets(UI_DIR / "static")
+        self.pages.globals["static_url"] = self.static_url
         self.router = APIRouter(include_in_schema=False)
         self._routes()
 
@@ -122,11 +127,16 @@ class _Console:
         r.add_api_route("/worker/tasks/{task_id}/release", self.release, methods=["POST"])
         r.add_api_route("/worker/tasks/{task_id}/decline", self.decline, methods=["POST"])
 
-    def static(self, path: str, request: Request) -> Response:
+    def static_url(self, path: str) -> str:
+        """The URL of a static file with its version, which browsers may cache for good."""
+        return f"/static/{path}?v={self.assets[path].version}"
+
+    def static(self, path: str, request: Request, v: str = "") -> Response:
         asset = self.assets.get(path)
         if asset is None:
             return Response("Not found", status_code=404, media_type="text/plain")
-        headers = {"ETag": asset.etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+        cache = "public, max-age=31536000, immutable" if v == asset.version else "no-cache"
+        headers = {"ETag": asset.etag, "Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
         if request.headers.get("if-none-match") == asset.etag:
             return Response(status_code=304, headers=headers)
         return Response(asset.body, media_type=asset.media_type, headers=headers)
@@ -166,7 +176,7 @@ class _Console:
 
     async def sign_out(self, request: Request) -> Response:
         form = await _form(request, _FORM_LIMIT)
-        signed_in = self._signed_in(request)
+        signed_in = await run_in_threadpool(self._signed_in, request)
         if signed_in and not self.keys.check_csrf(signed_in.sid, form.get("csrf")):
             return self._message(_STALE_FORM_TITLE, _STALE_FORM, 403, signed_in)
         response = _redirect("/worker/sign-in?notice=signed-out")
@@ -221,13 +231,8 @@ class _Console:
         if isinstance(posted, Response):
             return posted
         me, _ = posted
-
-        def claim(s: Session) -> int | None:
-            held = tasks.claim_next(s, me.worker, flow_name=flow, now_ms=self.ctx.clock.now_ms())
-            return held.slot.id if held else None
-
         try:
-            task_id = await run_in_threadpool(self.ctx.write, claim)
+            task_id = await self._claim(me, flow)
         except LoopinError as exc:
             return self._error(exc, me)
         return _redirect(f"/worker/tasks/{task_id}" if task_id else "/worker/jobs?notice=no-tasks")
@@ -271,15 +276,22 @@ class _Console:
             return url
 
         try:
-            body = render_task(template, json.loads(held.loop.input_content), grant_read_access=grant)
+            body = render_task(
+                template,
+                json.loads(held.loop.input_content),
+                grant_read_access=grant,
+                crowd_script_url=self.static_url(_BUNDLE),
+            )
         except RenderError as exc:
             log.warning(
                 "task %s of flow %s (loop %s) cannot be shown: %s", task_id, held.flow.name, held.loop.name, exc
             )
-            return self._frame_message(
-                200, "This task cannot be shown. Please tell your admin, then release or decline it.", exc.message
-            )
-        return self._frame_response(self.pages.get_template("frame.html").render(body=body), 200, origins)
+            return self._frame_message(200, _CANNOT_SHOW, exc.message)
+        except Exception:  # whatever went wrong, the worker gets words and can release the task
+            log.exception("task %s of flow %s (loop %s) failed to render", task_id, held.flow.name, held.loop.name)
+            return self._frame_message(500, _CANNOT_SHOW)
+        html = self.pages.get_template("frame.html").render(body=body, crowd_script=self.static_url(_BUNDLE))
+        return self._frame_response(html, 200, origins)
 
     async def submit(self, task_id: int, request: Request) -> Response:
         posted = await self._post_as_worker(request, _ANSWER_FORM_LIMIT)
@@ -301,13 +313,8 @@ class _Console:
             return self._error(exc, me)
         if pending:
             await run_in_threadpool(write_output_now, self.ctx, pending)
-
-        def claim(s: Session) -> int | None:
-            held = tasks.claim_next(s, me.worker, flow_name=flow, now_ms=self.ctx.clock.now_ms())
-            return held.slot.id if held else None
-
         try:
-            next_id = await run_in_threadpool(self.ctx.write, claim)
+            next_id = await self._claim(me, flow)
         except LoopinError:  # the job went away meanwhile: the answer is in, go to the jobs page
             next_id = None
         return _redirect(f"/worker/tasks/{next_id}" if next_id else "/worker/jobs?notice=done")
@@ -317,6 +324,15 @@ class _Console:
 
     async def decline(self, task_id: int, request: Request) -> Response:
         return await self._give_back(task_id, request, tasks.decline, "declined")
+
+    async def _claim(self, me: _SignedIn, flow: str) -> int | None:
+        """The task the worker holds in this job, else the next one waiting; None if none."""
+
+        def claim(s: Session) -> int | None:
+            held = tasks.claim_next(s, me.worker, flow_name=flow, now_ms=self.ctx.clock.now_ms())
+            return held.slot.id if held else None
+
+        return await run_in_threadpool(self.ctx.write, claim)
 
     async def _give_back(
         self, task_id: int, request: Request, action: Callable[..., HumanLoop], notice: str
@@ -422,6 +438,7 @@ class _Console:
         return HTMLResponse(html, status_code=status, headers=_page_headers(csp, frame_options="SAMEORIGIN"))
 
 
+_CANNOT_SHOW = "This task cannot be shown. Please tell your admin, then release or decline it."
 _STALE_FORM_TITLE = "Please try again"
 _STALE_FORM = "This page was open for too long or came from another site. Reload it and try again."
 
@@ -507,11 +524,13 @@ def _load_assets(root: Path) -> dict[str, _Asset]:
             rel = path.relative_to(root).as_posix()
             assets[rel] = _asset(path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream")
     parts = [path.read_bytes() for path in sorted((root / "crowd").glob("*.js"))]
-    assets["crowd-html-elements.js"] = _asset(b"\n".join(parts), "text/javascript")
+    # The frame loads the library in its head and the template loads it again: define once.
+    bundle = b"(function () {\nif (window.LoopinCrowd) return;\n" + b"\n".join(parts) + b"\n})();\n"
+    assets[_BUNDLE] = _asset(bundle, "text/javascript")
     return assets
 
 
 def _asset(body: bytes, media_type: str) -> _Asset:
     if media_type.startswith("text/") or media_type == "application/javascript":
         media_type = media_type.replace("application/javascript", "text/javascript") + "; charset=utf-8"
-    return _Asset(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+    return _Asset(body, media_type, hashlib.sha256(body).hexdigest()[:20])

@@ -36,19 +36,26 @@ class RenderError(ValidationError):
     """The template could not be rendered for this input; ``details`` has the line."""
 
 
-def render_task(template: str, task_input: dict[str, Any], *, grant_read_access: Callable[[str], str]) -> str:
+def render_task(
+    template: str,
+    task_input: dict[str, Any],
+    *,
+    grant_read_access: Callable[[str], str],
+    crowd_script_url: str = CROWD_SCRIPT_PATH,
+) -> str:
     """The task page's HTML for one task. ``grant_read_access`` turns an S3 location into a
-    signed, expiring URL for exactly that object."""
+    signed, expiring URL for exactly that object; AWS's element script becomes
+    ``crowd_script_url``."""
     token = _grant.set(grant_read_access)
     try:
-        return _parse(template).render(task={"input": task_input})
+        return _parse(template, crowd_script_url).render(task={"input": task_input})
     except LiquidError as exc:
-        raise _render_error(template, exc) from exc
+        raise _render_error(exc) from exc
     finally:
         _grant.reset(token)
 
 
-def _render_error(template: str, exc: LiquidError) -> RenderError:
+def _render_error(exc: LiquidError) -> RenderError:
     context = exc.context()
     message = str(exc.message) if exc.message is not None else type(exc).__name__
     if context is None:
@@ -77,7 +84,7 @@ def _text(value: object) -> str:
 
 
 def _json(value: object) -> str:
-    return json.dumps(None if is_undefined(value) else value, ensure_ascii=False, default=str)
+    return json.dumps(None if is_undefined(value) else value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def _escape(text: str) -> Markup:
@@ -163,5 +170,5 @@ _ENV = _environment()
 
 
 @lru_cache(maxsize=64)
-def _parse(template: str) -> BoundTemplate:
-    return _ENV.from_string(_AWS_CROWD_SCRIPT.sub(CROWD_SCRIPT_PATH, template))
+def _parse(template: str, crowd_script_url: str) -> BoundTemplate:
+    return _ENV.from_string(_AWS_CROWD_SCRIPT.sub(lambda _: crowd_script_url, template))

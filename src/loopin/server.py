@@ -16,6 +16,7 @@ from loopin.aws import mount_aws
 from loopin.aws.runtime import runtime_router
 from loopin.clock import Clock, SystemClock
 from loopin.config import Settings
+from loopin.console import console_router
 from loopin.context import Services
 from loopin.db import Database
 from loopin.jobs import JobRunner
@@ -75,6 +76,7 @@ def create_app(
     api.state.services = ctx
     app.mount("/api/v1", api)
     app.include_router(runtime_router(ctx))
+    app.include_router(console_router(ctx))
     mount_aws(app, ctx)
     if isinstance(ctx.store, LocalStore):
         app.include_router(store_router(ctx.store, ctx.clock))

@@ -1,0 +1,181 @@
+#!/usr/bin/env python
+"""What one request costs, in-process and single-threaded: SQL statements, pool checkouts,
+commits/rollbacks and CPU time per API call, on SQLite and PostgreSQL.
+
+    .venv/bin/python bench/bench_ops.py [--n 200] [--only sqlite|pg]
+
+It drives the real ASGI app through FastAPI's TestClient (so the figures include the
+test client's own cost: compare with the GET /healthz line) and counts what SQLAlchemy
+sends. On PostgreSQL every pool checkout also costs a ``pool_pre_ping`` round trip and a
+BEGIN, so round trips are about statements + 2 x checkouts + commits + rollbacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from sqlalchemy import event
+
+warnings.filterwarnings("ignore")
+
+if "--rev" in sys.argv and not os.environ.get("LOOPIN_BENCH_SNAPSHOT"):
+    # Benchmark a committed revision rather than a working tree that may be mid-edit:
+    # export its src/ with git archive and run this script again on it.
+    rev = sys.argv[sys.argv.index("--rev") + 1]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    dest = tempfile.mkdtemp(prefix="loopin-ops-src-")
+    archive = subprocess.run(["git", "-C", root, "archive", rev, "src"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    env = dict(os.environ, PYTHONPATH=os.path.join(dest, "src"), LOOPIN_BENCH_SNAPSHOT=rev)
+    code = subprocess.run([sys.executable, *sys.argv], env=env).returncode
+    shutil.rmtree(dest, ignore_errors=True)
+    sys.exit(code)
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from loopin.access_keys import create_key  # noqa: E402
+from loopin.client import Client, WorkerClient  # noqa: E402
+from loopin.config import Settings  # noqa: E402
+from loopin.server import create_app  # noqa: E402
+
+PG_ADMIN = os.environ.get("LOOPIN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PASSWORD = "bench-password-123"
+
+
+def run(kind: str, n: int) -> None:
+    tmp = tempfile.mkdtemp(prefix="loopin-ops-")
+    pg_name = ""
+    if kind == "pg":
+        pg_name = f"loopin_bench_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{pg_name}"')
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{pg_name}"
+    else:
+        url = f"sqlite:///{tmp}/loopin.db"
+    settings = Settings(
+        database_url=url, data_dir=tmp, secret_key="bench-" + uuid.uuid4().hex, public_url="http://testserver"
+    )
+    app = create_app(settings, run_jobs=False)
+    ctx = app.state.services
+    counts: collections.Counter[str] = collections.Counter()
+
+    def counter(name: str) -> Callable[..., None]:
+        def bump(*_: Any) -> None:
+            counts[name] += 1
+
+        return bump
+
+    event.listen(ctx.db.engine, "before_cursor_execute", counter("statements"))
+    for name in ("checkout", "commit", "rollback"):
+        event.listen(ctx.db.engine, name, counter(name + "s" if name != "checkout" else "checkouts"))
+    try:
+        with ctx.db.write() as session:
+            key = create_key(session, secret_key=settings.secret_key, description="", now_ms=int(time.time() * 1000))
+        with TestClient(app) as tc:
+            c = Client(
+                "http://testserver",
+                access_key_id=key.access_key_id,
+                secret_access_key=key.secret_access_key,
+                http_client=tc,
+            )
+            c.create_team("crew", description="Benchmark")
+            c.create_worker("w@bench.example", teams=["crew"], password=PASSWORD)
+            c.create_task_ui("ui", template="<crowd-form></crowd-form>")
+            c.create_flow("f", team="crew", task_ui="ui", title="t", description="d", output_path="s3://bench-out/p")
+            w = WorkerClient.sign_in("http://testserver", "w@bench.example", PASSWORD, http_client=tc)
+            rows: list[tuple[str, float, float, dict[str, float]]] = []
+
+            def measure(label: str, fn: Callable[[int], Any], count: int, offset: int = 0) -> None:
+                counts.clear()
+                t, p = time.perf_counter(), time.process_time()
+                for i in range(count):
+                    fn(offset + i)
+                wall = (time.perf_counter() - t) / count * 1000
+                cpu = (time.process_time() - p) / count * 1000
+                rows.append((label, wall, cpu, {k: v / count for k, v in counts.items()}))
+
+            for i in range(20):
+                tc.get("/healthz")
+            measure("GET /healthz", lambda i: tc.get("/healthz"), n)
+            for i in range(20):
+                c.start_loop(f"warm{i}", flow="f", input={"i": i})
+            measure(
+                "POST /loops (start)",
+                lambda i: c.start_loop(f"l{i}", flow="f", input={"taskObject": f"s3://b/{i}.jpg"}),
+                n,
+            )
+            measure("GET /loops/{name}", lambda i: c.describe_loop(f"l{i}"), n)
+            measure("GET /loops?flow (100)", lambda i: c.list_loops(flow="f", max_results=100), max(10, n // 4))
+            held: dict[str, int] = {}
+
+            def claim(_: int) -> None:
+                task = w.next_task("f")
+                assert task is not None
+                held["id"] = task.task_id
+
+            def submit(_: int) -> None:
+                w.submit(held["id"], {"label": "cat"})
+
+            for i in range(10):
+                claim(i)
+                submit(i)
+            per: dict[str, list[tuple[float, float, collections.Counter[str]]]] = {"claim": [], "submit": []}
+            for i in range(n):
+                for label, fn in (("claim", claim), ("submit", submit)):
+                    counts.clear()
+                    t, p = time.perf_counter(), time.process_time()
+                    fn(i)
+                    per[label].append((time.perf_counter() - t, time.process_time() - p, collections.Counter(counts)))
+            for label, name in (("claim", "POST /worker/tasks/next"), ("submit", "POST .../submit (+output)")):
+                vals = per[label]
+                total: collections.Counter[str] = collections.Counter()
+                for _, _, cnt in vals:
+                    total.update(cnt)
+                rows.append(
+                    (
+                        name,
+                        sum(v[0] for v in vals) / len(vals) * 1000,
+                        sum(v[1] for v in vals) / len(vals) * 1000,
+                        {k: v / len(vals) for k, v in total.items()},
+                    )
+                )
+        print(f"\n{kind}: {n} calls each, one thread, in-process (TestClient)")
+        print(f"{'call':28} {'wall ms':>8} {'cpu ms':>7} {'stmts':>6} {'checkouts':>9} {'commits':>8} {'rollbacks':>9}")
+        for label, wall, cpu, c_ in rows:
+            print(
+                f"{label:28} {wall:8.2f} {cpu:7.2f} {c_.get('statements', 0):6.1f} {c_.get('checkouts', 0):9.1f} "
+                f"{c_.get('commits', 0):8.1f} {c_.get('rollbacks', 0):9.1f}"
+            )
+    finally:
+        ctx.db.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if pg_name:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--only", choices=["sqlite", "pg"])
+    ap.add_argument("--rev", help="benchmark this git revision (e.g. HEAD) instead of the working tree")
+    args = ap.parse_args()
+    for kind in ("sqlite", "pg"):
+        if args.only in (None, kind):
+            run(kind, args.n)
+
+
+if __name__ == "__main__":
+    main()

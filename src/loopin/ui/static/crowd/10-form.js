@@ -1,0 +1,150 @@
+// crowd-form and crowd-button: validating the page, assembling answerContent, submitting.
+(function () {
+  'use strict';
+  var C = window.LoopinCrowd;
+  var SKIPPED_TYPES = ['submit', 'button', 'reset', 'image', 'file'];
+
+  /** answerContent: each named crowd element adds its own shape; plain named inputs add their
+   * value as a string (the last one wins when several share a name); crowd elements that
+   * answer `undefined` (an empty crowd-input) are left out. */
+  C.collect = function (root) {
+    var answer = {};
+    root.querySelectorAll('*').forEach(function (el) {
+      var name = el.getAttribute('name');
+      if (!name) return;
+      if (typeof el._crowdAnswer === 'function') {
+        var value = el._crowdAnswer();
+        if (value === undefined) return;
+        var prev = answer[name];
+        // Checkboxes and radio buttons sharing a name merge into one object.
+        if (el._mergesByName && prev && typeof prev === 'object' && !Array.isArray(prev)) {
+          answer[name] = Object.assign({}, prev, value);
+        } else {
+          answer[name] = value;
+        }
+      } else if (isPlainControl(el)) {
+        if ((el.type === 'checkbox' || el.type === 'radio') && !el.checked) return;
+        answer[name] = el.type === 'checkbox' || el.type === 'radio' ? el.value || 'on' : String(el.value);
+      }
+    });
+    return answer;
+  };
+
+  function isPlainControl(el) {
+    var tag = el.localName;
+    if (tag !== 'input' && tag !== 'select' && tag !== 'textarea') return false;
+    return !el.disabled && SKIPPED_TYPES.indexOf(el.type) < 0;
+  }
+
+  /** True if every control and crowd element under `root` is valid; otherwise the first
+   * invalid one says why and gets the focus. */
+  C.validate = function (root) {
+    var all = root.querySelectorAll('*');
+    for (var i = 0; i < all.length; i++) {
+      var el = all[i];
+      if (typeof el._crowdValidate === 'function') {
+        var problem = el._crowdValidate();
+        if (problem) {
+          C.showProblem(el, problem);
+          return false;
+        }
+      } else if ((el.localName === 'input' || el.localName === 'select' || el.localName === 'textarea') &&
+          !el.disabled && !el.checkValidity()) {
+        el.reportValidity();
+        return false;
+      }
+    }
+    return true;
+  };
+
+  C.showProblem = function (el, message) {
+    var box = el._problemBox;
+    if (!box) {
+      box = el._problemBox = C.h('div.lc-problem', { role: 'alert' });
+      el.prepend(box);
+    }
+    box.textContent = message;
+    box.hidden = false;
+    el.scrollIntoView({ block: 'nearest' });
+  };
+
+  C.clearProblem = function (el) {
+    if (el._problemBox) el._problemBox.hidden = true;
+  };
+
+  class CrowdForm extends C.Element {
+    build() {
+      var self = this;
+      if (!this.querySelector('crowd-button[form-action="submit"], button[type="submit"], input[type="submit"]')) {
+        this.appendChild(C.h('crowd-button.lc-auto-submit', { 'form-action': 'submit', variant: 'primary' }, ['Submit']));
+      }
+      // Plain submit buttons in the template submit this form (as they would a <form>).
+      this.addEventListener('click', function (e) {
+        var control = e.target.closest && e.target.closest('button, input[type="submit"]');
+        if (!control || control.closest('crowd-button') || !self.contains(control) || control.form) return;
+        if (control.type === 'submit') {
+          e.preventDefault();
+          self.requestSubmit();
+        }
+      });
+    }
+
+    /** Validate, fire a cancelable `submit` event (templates check answers in onsubmit), then
+     * send the answer to the console. */
+    requestSubmit() {
+      if (this._sent || !C.validate(this)) return;
+      if (!this.dispatchEvent(new Event('submit', { bubbles: true, cancelable: true }))) return;
+      this.submit();
+    }
+
+    /** Send the answer at once, without validation or a `submit` event (like form.submit()). */
+    submit() {
+      if (this._sent) return;
+      this._sent = true;
+      this.querySelectorAll('crowd-button[form-action="submit"]').forEach(function (button) {
+        button.setAttribute('disabled', '');
+      });
+      C.sendAnswer(C.collect(this));
+    }
+  }
+
+  class CrowdButton extends C.Element {
+    static get observedAttributes() {
+      return ['disabled'];
+    }
+
+    build() {
+      var self = this;
+      var variant = this.getAttribute('variant') || 'normal';
+      var button = (this._button = C.h('button.lc-button.lc-' + variant, { type: 'button' }));
+      while (this.firstChild) button.appendChild(this.firstChild);
+      button.disabled = C.boolAttr(this, 'disabled');
+      this.appendChild(button);
+      button.addEventListener('click', function () {
+        var href = self.getAttribute('href');
+        if (href) window.open(href, self.getAttribute('target') || '_blank', 'noopener');
+        if (self.getAttribute('form-action') === 'submit') {
+          var form = self.closest('crowd-form');
+          if (form) form.requestSubmit();
+          else C.submitPage();
+        }
+      });
+    }
+
+    attributeChangedCallback() {
+      if (this._button) this._button.disabled = C.boolAttr(this, 'disabled');
+    }
+
+    get disabled() {
+      return C.boolAttr(this, 'disabled');
+    }
+
+    set disabled(value) {
+      if (value) this.setAttribute('disabled', '');
+      else this.removeAttribute('disabled');
+    }
+  }
+
+  customElements.define('crowd-form', CrowdForm);
+  customElements.define('crowd-button', CrowdButton);
+})();
