@@ -25,6 +25,7 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	scripts/test-services.sh
+	bash scripts/install-browser.sh
 	$(BIN)/pytest
 
 bench: $(STAMP)
