@@ -1109,12 +1109,12 @@ def main() -> int:
     cfg.warmup = 1 if q else 3
     cfg.duration = 1 if q else 15
     cfg.workers = 4 if q else 64
-    cfg.claim_loops = 150 if q else 5000
+    cfg.claim_loops = 110 if q else 5000
     cfg.big = 20_000 if q else 1_000_000
     cfg.read_count = 20 if q else 1000
     cfg.read_concurrency = [1, 16]
     cfg.profile_seconds = 1 if q else 15
-    cfg.profile_claim_loops = 40 if q else 1500
+    cfg.profile_claim_loops = 20 if q else 1500
     cfg.job_wait = 0.3 if q else 2
     only = set(filter(None, cfg.only.split(",")))
     configs = [

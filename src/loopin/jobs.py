@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Sequence
 
 from sqlalchemy import event, select
@@ -31,6 +32,7 @@ log = logging.getLogger("loopin.jobs")
 # How long one process may spend writing an output before another process retries it.
 OUTPUT_CLAIM_MS = 60_000
 MAX_BACKOFF_MS = 300_000
+WAKE_SPACING_SECONDS = 0.05
 
 
 def write_pending_outputs(ctx: Services, *, loop_ids: Sequence[int] = (), limit: int = 100) -> int:
@@ -129,12 +131,19 @@ class JobRunner:
 
     def _loop(self) -> None:
         interval = self._ctx.settings.job_interval_seconds
+        next_full = 0.0
         while not self._stop.is_set():
-            self._wake.wait(interval * random.uniform(0.8, 1.2))
+            woken = self._wake.wait(max(0.0, next_full - time.monotonic()))
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
+                if woken and time.monotonic() < next_full:
+                    # A new event: deliver it now, leave the other jobs to their round.
+                    deliver_due(self._ctx)
+                    time.sleep(WAKE_SPACING_SECONDS)  # under load, one delivery round per spacing
+                    continue
                 run_once(self._ctx)
             except Exception:  # a job must never take the server down; log and go on
                 log.exception("periodic jobs failed; retrying next round")
+            next_full = time.monotonic() + interval * random.uniform(0.8, 1.2)
