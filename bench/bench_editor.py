@@ -21,7 +21,9 @@ local store) started in this process, it measures:
            for a loop whose InputContent is 1 MiB, one request at a time; and
            ``render_task`` alone, in-process.
 
-Results are printed and written to bench/results/editor-<UTC time>.json.
+Each phase also reports ``other_cores``: the cores other work on the machine used meanwhile
+(the machine's busy time minus this process tree's). Results are printed and written to
+bench/results/editor-<UTC time>.json.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import asyncio
 import io
 import json
 import math
+import os
 import platform
 import random
 import statistics
@@ -78,6 +81,38 @@ def random_boxes(count: int, *, seed: int) -> list[dict[str, Any]]:
             | {"width": w, "height": h}
         )
     return result
+
+
+class OtherLoad:
+    """How many cores other work on the machine used during a phase: the machine's busy time
+    minus that of this process and its descendants (the Playwright driver and Chromium)."""
+
+    def __init__(self) -> None:
+        self.start = (self._machine_busy(), self._mine(), time.monotonic())
+
+    @staticmethod
+    def _machine_busy() -> float:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+
+    @staticmethod
+    def _mine() -> float:
+        stats = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        tree = {os.getpid()}
+        for _ in range(6):  # descendants, a few generations deep
+            tree |= {pid for pid, (parent, _) in stats.items() if parent in tree}
+        return sum(stats[pid][1] for pid in tree if pid in stats) / os.sysconf("SC_CLK_TCK")
+
+    def cores(self) -> float:
+        busy, mine, t = self._machine_busy(), self._mine(), time.monotonic()
+        return round(((busy - self.start[0]) - (mine - self.start[1])) / (t - self.start[2]), 2)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -300,9 +335,17 @@ async def run(quick: bool) -> dict[str, Any]:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             editor_url, editor_cookies = await claim(browser, live, "editor@bench.example", "Benchmark editor")
             render_url, render_cookies = await claim(browser, live, "render@bench.example", "Benchmark render")
+            load = OtherLoad()
             drawn = await measure_drawn(browser, editor_cookies, editor_url, runs)
-            drags = [await measure_drag(browser, editor_cookies, editor_url, drag_seconds, n) for n in range(drag_runs)]
+            drawn_others = load.cores()
+            drags = []
+            for n in range(drag_runs):
+                load = OtherLoad()
+                drags.append(await measure_drag(browser, editor_cookies, editor_url, drag_seconds, n))
+                drags[-1]["other_cores"] = load.cores()
+            load = OtherLoad()
             render = measure_render(live, render_cookies, render_url, requests)
+            render["other_cores"] = load.cores()
             result = {
                 "machine": machine(browser),
                 "drawn": {
@@ -311,6 +354,7 @@ async def run(quick: bool) -> dict[str, Any]:
                     "boxes_max_ms": max(r["boxes_drawn"] for r in drawn),
                     "photo_median_ms": statistics.median(r["photo_drawn"] for r in drawn),
                     "photo_max_ms": max(r["photo_drawn"] for r in drawn),
+                    "other_cores": drawn_others,
                 },
                 "drag": {
                     "runs": drags,
