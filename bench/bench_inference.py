@@ -9,7 +9,7 @@ The same photographs (tests/data/*.jpg), in the same run, three ways:
 - ``raw``: ``loopin.inference.Detector.builtin("nanodet-m-416-coco").detect(jpeg_bytes)``
   in this process (decode + pre-processing + onnxruntime + post-processing), with the
   same onnxruntime threads as the server and the same bound on concurrent inferences as
-  the endpoint's variant (``instance_count``; a semaphore, as in the server).
+  the endpoint's variant (``instance_count``; first come, first served).
 - ``native``: ``POST /api/v1/endpoints/{name}/invoke`` on a ``loopin serve`` subprocess
   (SQLite in a temp data dir; every call also writes the prediction log row).
 - ``sagemaker``: ``POST /endpoints/{name}/invocations`` (``Accept: json``, the GluonCV
@@ -32,10 +32,15 @@ HTTP mode: throughput ratio HTTP / raw and p50 overhead (ms). CPU seconds per im
 the server process and of this process, and the CPU used by everything else on the
 machine (``others_cores``), are read from /proc for each phase.
 
-First, in this process and one thread, the thread CPU time per call (not disturbed by
-other processes) of ``Detector.detect``, of ``loopin.invocations.invoke`` (the endpoint
-code with the model), and of ``invoke`` with the model's answers cached: what the endpoint
-code itself costs (endpoint lookup, prediction log, JSON), without HTTP.
+Before that, two phases in this process:
+
+1. In one thread, the thread CPU time per call (not disturbed by other processes) of
+   ``Detector.detect``, of ``loopin.invocations.invoke`` (the endpoint code with the
+   model), and of ``invoke`` with the model's answers cached: what the endpoint code
+   itself costs (endpoint lookup, prediction log, JSON), without HTTP.
+2. Every configuration's raw baseline, the configurations interleaved round by round:
+   the figures to compare the onnxruntime settings with each other (the main runs compare
+   raw with HTTP within one configuration).
 
 Unless ``--no-profile``: py-spy profiles of the server while one client invokes the
 native route (``record --gil``: where the Python time goes; and the default sampling of
@@ -281,6 +286,33 @@ def run_clients(clients: int, per_client: int, one: Callable[[int, int], None]) 
     return [x for per in latencies for x in per], wall
 
 
+class FairSlots:
+    """At most ``n`` holders, handed out first come, first served. A plain semaphore lets the
+    thread that just released take it again at once, so with 2 clients and 1 slot one raw
+    client would run many images in a row while the other waits; the server's clients
+    queue in turn (each must send its next request first), and so do these."""
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self.cond = threading.Condition()
+        self.queue: collections.deque[object] = collections.deque()
+
+    def __enter__(self) -> None:
+        me = object()
+        with self.cond:
+            self.queue.append(me)
+            while self.queue[0] is not me or self.free == 0:
+                self.cond.wait()
+            self.queue.popleft()
+            self.free -= 1
+            self.cond.notify_all()
+
+    def __exit__(self, *_: object) -> None:
+        with self.cond:
+            self.free += 1
+            self.cond.notify_all()
+
+
 def image_for(images: list[bytes], c: int, i: int) -> bytes:
     return images[(i + 2 * c) % len(images)]  # clients start on different photos
 
@@ -355,7 +387,7 @@ def run_config(
     per_client: int,
     quiet: Callable[[], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    slots = threading.BoundedSemaphore(cfg.instances)  # the variant's instance count
+    slots = FairSlots(cfg.instances)  # the variant's instance count
 
     def raw_one(c: int, i: int) -> None:
         with slots:
@@ -442,6 +474,47 @@ def run_config(
     return out
 
 
+# -- onnxruntime settings, raw only, interleaved ----------------------------------------
+
+
+def compare_settings(configs: tuple[Config, ...], images: list[bytes], rounds: int) -> list[dict[str, Any]]:
+    """Every configuration's raw baseline, the configurations interleaved round by round, so
+    that they can be compared with each other on a machine whose load moves (the main runs
+    compare raw with HTTP within a configuration, not configurations with each other)."""
+    from loopin.inference import Detector
+
+    detectors = {t: Detector.builtin(MODEL, intra_op_num_threads=t) for t in sorted({c.threads for c in configs})}
+    acc: dict[str, dict[str, Any]] = {c.label: {"lat": [], "wall": 0.0, "images": 0, "cpu": 0.0} for c in configs}
+    for r in range(rounds):
+        for cfg in configs[r % len(configs) :] + configs[: r % len(configs)]:
+            detector, slots = detectors[cfg.threads], FairSlots(cfg.instances)
+
+            def one(c: int, i: int, detector: Any = detector, slots: FairSlots = slots) -> None:
+                with slots:
+                    detector.detect(image_for(images, c, i))
+
+            cpu0 = self_cpu_s()
+            lat, wall = run_clients(cfg.clients, len(images), one)
+            a = acc[cfg.label]
+            a["lat"] += lat
+            a["wall"] += wall
+            a["images"] += len(lat)
+            a["cpu"] += self_cpu_s() - cpu0
+    return [
+        {
+            "config": c.label,
+            "threads": c.threads,
+            "instances": c.instances,
+            "clients": c.clients,
+            "throughput_ips": round(acc[c.label]["images"] / acc[c.label]["wall"], 3),
+            "p50_ms": round(pct(acc[c.label]["lat"], 0.5) * 1000, 2),
+            "p90_ms": round(pct(acc[c.label]["lat"], 0.9) * 1000, 2),
+            "cpu_ms_per_image": round(acc[c.label]["cpu"] / acc[c.label]["images"] * 1000, 2),
+        }
+        for c in configs
+    ]
+
+
 # -- where the time goes, without HTTP -------------------------------------------------
 
 
@@ -495,7 +568,10 @@ def breakdown(workdir: Path, images: list[bytes], n: int) -> dict[str, Any]:
 
 
 BUCKETS = (  # first match wins: (what, frame prefixes found anywhere in the stack)
-    ("model: Detector.detect (decode, pre/post-processing, onnxruntime)", ("loopin/inference.py:Detector.detect",)),
+    (
+        "model: Detector.detect (decode, pre/post-processing, onnxruntime)",
+        ("loopin/inference/detector.py:Detector.detect", "loopin/inference.py:Detector.detect"),
+    ),
     ("prediction log: INSERT/UPDATE + commit + JSON", ("loopin/invocations.py:invoke.<locals>.record",)),
     ("endpoint lookup: read transaction", ("loopin/endpoints.py:get_endpoint",)),
     ("access key check: read transaction + unseal", ("loopin/api_auth.py:admin", "loopin/access_keys.py:authenticate")),
@@ -683,6 +759,9 @@ def main() -> None:
     try:
         report["cpu_ms_per_call_in_process"] = breakdown(workdir, images, 8 if args.quick else 24)
         log(f"thread CPU ms per call, in process: {report['cpu_ms_per_call_in_process']}")
+        report["raw_settings_interleaved"] = compare_settings(configs, images, 2 if args.quick else 8)
+        for row in report["raw_settings_interleaved"]:
+            log(f"raw, settings interleaved: {row}")
         for threads in sorted({c.threads for c in configs}):
             group = [c for c in configs if c.threads == threads]
             detector = Detector.builtin(MODEL, intra_op_num_threads=threads)
