@@ -20,12 +20,14 @@ from typing import Any
 import uvicorn
 from playwright.sync_api import Browser, Frame, Page, Playwright
 
+from loopin import admins
 from loopin.access_keys import create_key
 from loopin.client import Client
 from loopin.clock import ManualClock
 from loopin.config import Settings
 from loopin.context import Services
 from loopin.server import build_services, create_app
+from tests.admin_support import ADMIN_EMAIL, ADMIN_PASSWORD, create_admin_account
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -132,3 +134,16 @@ def stage_point(page: Page, frame: Frame, selector: str, x: float, y: float) -> 
         [selector, x, y],
     )
     return frame_box["x"] + local[0], frame_box["y"] + local[1]
+
+
+def admin_sign_in(page: Page, live: Live) -> None:
+    """Sign in to the admin console as the test admin (created on first use)."""
+    with live.services.db.read() as session:
+        exists = admins.admin_count(session) > 0
+    if not exists:
+        create_admin_account(live.services)
+    page.goto(live.url + "/admin/sign-in")
+    page.fill("input[name=email]", ADMIN_EMAIL)
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url("**/admin/**")

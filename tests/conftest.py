@@ -20,6 +20,7 @@ from loopin.config import Settings
 from loopin.context import Services
 from loopin.db import Database
 from loopin.server import build_services, create_app
+from tests.admin_support import AdminConsole, create_admin_account
 
 PG_ADMIN_DSN = os.environ.get("LOOPIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -161,3 +162,10 @@ def make_bucket(endpoint: str, bucket: str) -> None:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     ).create_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def admin_console(services: Services) -> AdminConsole:
+    """A signed-in admin's view of the admin console (an account is created for it)."""
+    create_admin_account(services)
+    return AdminConsole(create_app(services=services, run_jobs=False)).sign_in()

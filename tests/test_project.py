@@ -50,7 +50,19 @@ def _imports(path: Path) -> set[str]:
     return found - {""}
 
 
-WEB = {"api", "api_auth", "api_hosting", "api_events", "server", "web_store", "cli", "console", "aws"}
+WEB = {
+    "api",
+    "api_auth",
+    "api_hosting",
+    "api_events",
+    "server",
+    "web_store",
+    "web_pages",
+    "cli",
+    "console",
+    "admin_console",
+    "aws",
+}
 SDK = {"client", "schemas", "errors"}
 
 

@@ -31,6 +31,7 @@ T = TypeVar("T")
 app = typer.Typer(help="loopin: human review of machine-learning predictions.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="Admin access keys (run on the server machine).", no_args_is_help=True)
+admin_app = typer.Typer(help="Admin accounts for the admin console (run on the server machine).", no_args_is_help=True)
 teams_app = typer.Typer(help="Work teams.", no_args_is_help=True)
 workers_app = typer.Typer(help="Workers: invite, list, enable, disable, remove.", no_args_is_help=True)
 templates_app = typer.Typer(help="Task UI templates (Liquid + crowd-* elements).", no_args_is_help=True)
@@ -48,6 +49,7 @@ endpoints_app = typer.Typer(
 for sub, name in [
     (db_app, "db"),
     (keys_app, "keys"),
+    (admin_app, "admin"),
     (teams_app, "teams"),
     (workers_app, "workers"),
     (templates_app, "templates"),
@@ -193,6 +195,12 @@ def serve(
         from loopin.demo import ensure_demo
 
         _print_demo(ensure_demo(ctx))
+    setup_link = _setup_link(settings, ctx.db)
+    if setup_link:
+        err.print("\n[bold]No admin yet.[/bold] Create the first one with this one-time link:", highlight=False)
+        sys.stderr.write(f"  {setup_link}\n\n")
+    else:
+        err.print(f"Admin console: {settings.resolved_public_url}/admin", highlight=False)
     ctx.db.dispose()
     for name, value in overrides.items():
         if value is not None:
@@ -313,6 +321,114 @@ def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
     with db.write() as session:
         revoke_key(session, key_id, now_ms=SystemClock().now_ms())
     out.print(f"revoked {key_id}")
+
+
+# -- admin accounts ------------------------------------------------------------------
+
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input instead of asking.")
+]
+
+
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password (at least 10 characters)", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@admin_app.command("create")
+def admin_create(
+    email: str,
+    name: Annotated[str, typer.Option(help="The admin's name.")] = "",
+    password_stdin: PasswordStdin = False,
+    config: ConfigOption = None,
+) -> None:
+    """Create an admin account for the admin console."""
+    from loopin import admins
+    from loopin.clock import SystemClock
+
+    password = _new_password(password_stdin)
+    settings, db = _local_db(config)
+    with db.write() as session:
+        admin = admins.create_admin(session, email=email, name=name, password=password, now_ms=SystemClock().now_ms())
+        email = admin.email
+    out.print(f"created admin {email}; sign in at {settings.resolved_public_url}/admin")
+
+
+@admin_app.command("list")
+def admin_list(config: ConfigOption = None, as_json: JsonFlag = False) -> None:
+    """List admin accounts."""
+    from loopin import admins
+    from loopin.clock import iso_ms
+
+    _, db = _local_db(config)
+    with db.read() as session:
+        rows = [
+            {
+                "email": a.email,
+                "name": a.name,
+                "status": a.status,
+                "created_at": iso_ms(a.created_at),
+                "last_seen_at": iso_ms(a.last_seen_at) if a.last_seen_at else None,
+            }
+            for a in admins.list_admins(session)
+        ]
+    _emit(rows, as_json, ["email", "name", "status", "created_at", "last_seen_at"])
+
+
+@admin_app.command("set-password")
+def admin_set_password(email: str, password_stdin: PasswordStdin = False, config: ConfigOption = None) -> None:
+    """Set an admin's password; their open sessions end."""
+    from loopin import admins
+
+    password = _new_password(password_stdin)
+    _, db = _local_db(config)
+    with db.write() as session:
+        admins.set_password(session, email, password)
+    out.print(f"password set for {email}")
+
+
+@admin_app.command("disable")
+def admin_disable(email: str, config: ConfigOption = None) -> None:
+    """Disable an admin account (its sessions end at once)."""
+    from loopin import admins
+
+    _, db = _local_db(config)
+    with db.write() as session:
+        admins.set_status(session, email, "disabled")
+    out.print(f"disabled {email}")
+
+
+@admin_app.command("enable")
+def admin_enable(email: str, config: ConfigOption = None) -> None:
+    """Enable a disabled admin account."""
+    from loopin import admins
+
+    _, db = _local_db(config)
+    with db.write() as session:
+        admins.set_status(session, email, "active")
+    out.print(f"enabled {email}")
+
+
+@admin_app.command("setup-link")
+def admin_setup_link(config: ConfigOption = None) -> None:
+    """Print a one-time link to create the first admin (only while there is none)."""
+    settings, db = _local_db(config)
+    link = _setup_link(settings, db)
+    if link is None:
+        err.print("An admin exists already: sign in, or use `loopin admin create`.")
+        raise typer.Exit(1)
+    sys.stdout.write(link + "\n")
+
+
+def _setup_link(settings: Any, db: Any) -> str | None:
+    from loopin import admins
+    from loopin.clock import SystemClock
+
+    with db.write() as session:
+        token = admins.issue_setup_link(session, now_ms=SystemClock().now_ms())
+    return f"{settings.resolved_public_url}/admin/setup/{token}" if token else None
 
 
 # -- teams and workers ---------------------------------------------------------------

@@ -12,7 +12,7 @@ import os
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -102,6 +102,25 @@ class Settings(BaseModel):
     )
     worker_token_ttl_seconds: int = Field(default=12 * 3600, ge=60, description="Lifetime of a worker's sign-in token.")
     db_pool_size: int = Field(default=20, ge=1, description="Database connections each server process may hold.")
+    admin_session_ttl_seconds: int = Field(
+        default=8 * 3600, ge=60, description="Lifetime of an admin's sign-in to the admin console."
+    )
+    smtp_host: str = Field(
+        default="",
+        description="SMTP server for worker invitations. Empty: no e-mail is sent; the admin console "
+        "shows the invitation links for the admin to hand over.",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP server port.")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description="How to secure the SMTP connection: 'starttls' (port 587), 'tls' (implicit TLS, "
+        "port 465) or 'none' (a local relay only).",
+    )
+    smtp_username: str = Field(default="", description="SMTP user name; empty to send without signing in.")
+    smtp_password: str = Field(default="", description="SMTP password.")
+    smtp_from: str = Field(
+        default="", description="Sender address of invitation e-mails, e.g. 'Review team <review@example.com>'."
+    )
 
     @field_validator("account_id")
     @classmethod

@@ -1,6 +1,6 @@
 """The worker console: sign-in, invitations, the jobs page and the task page, under
 ``/worker``; its static files (CSS, scripts, the ``crowd-*`` element library) under
-``/static``. Mount it with ``app.include_router(console_router(services))``.
+``/static``. Mount it with ``app.include_router(console_router(services, assets))``.
 
 Isolation: console pages run only loopin's own scripts under an enforced
 Content-Security-Policy. The task itself (the flow's template, which may carry inline
@@ -14,20 +14,15 @@ the CSRF token.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import mimetypes
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -46,22 +41,26 @@ from loopin.jobs import write_output_now
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, TaskUi, Worker
 from loopin.rendering import RenderError, render_task
 from loopin.sessions import PRE_SESSION_COOKIE, SESSION_COOKIE, SessionKeys, SignInLimiter, new_pre_session
+from loopin.web_pages import (
+    CROWD_BUNDLE,
+    FRAME_SANDBOX,
+    PAGE_CSP,
+    Form,
+    StaticAssets,
+    error_status,
+    origin_of,
+    page_environment,
+    page_headers,
+    read_form,
+    redirect,
+    task_frame_response,
+)
 
 log = logging.getLogger("loopin.console")
 
-UI_DIR = Path(__file__).parent / "ui"
 COOKIE_PATH = "/worker"
-_BUNDLE = "crowd-html-elements.js"
-# What the task frame may do: run its scripts and submit its forms (loopin catches the
-# submit); open links in new tabs, which leave the sandbox (surveys, reference pages).
-FRAME_SANDBOX = "allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox"
-_PAGE_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
 _FORM_LIMIT = 64 * 1024
 _ANSWER_FORM_LIMIT = 4 * tasks.MAX_ANSWER_CHARS  # URL-encoding can triple the JSON
-_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 NOTICES = {
     "signed-out": "You signed out.",
@@ -73,38 +72,24 @@ NOTICES = {
 
 
 @dataclass(frozen=True)
-class _Asset:
-    body: bytes
-    media_type: str
-    version: str  # a hash of the content: URLs carrying it may be cached for good
-
-    @property
-    def etag(self) -> str:
-        return f'"{self.version}"'
-
-
-@dataclass(frozen=True)
 class _SignedIn:
     worker: Worker
     sid: str  # the session's id, which its CSRF token is bound to
 
 
-def console_router(services: Services) -> APIRouter:
+def console_router(services: Services, assets: StaticAssets) -> APIRouter:
     """The worker console's routes, bound to ``services``."""
-    return _Console(services).router
+    return _Console(services, assets).router
 
 
 class _Console:
-    def __init__(self, ctx: Services) -> None:
+    def __init__(self, ctx: Services, assets: StaticAssets) -> None:
         self.ctx = ctx
         self.keys = SessionKeys(ctx.settings.secret_key, ttl_seconds=ctx.settings.worker_token_ttl_seconds)
         self.limiter = SignInLimiter()
         self.secure_cookies = ctx.settings.resolved_public_url.startswith("https://")
-        self.pages = Environment(
-            loader=PackageLoader("loopin", "ui/templates"), autoescape=select_autoescape(default=True)
-        )
-        self.assets = _load_assets(UI_DIR / "static")
-        self.pages.globals["static_url"] = self.static_url
+        self.assets = assets
+        self.pages = page_environment(assets)
         self.router = APIRouter(include_in_schema=False)
         self._routes()
 
@@ -112,7 +97,6 @@ class _Console:
 
     def _routes(self) -> None:
         r = self.router
-        r.add_api_route("/static/{path:path}", self.static, methods=["GET"])
         r.add_api_route("/worker", self.home, methods=["GET"])
         r.add_api_route("/worker/sign-in", self.sign_in_page, methods=["GET"])
         r.add_api_route("/worker/sign-in", self.sign_in, methods=["POST"])
@@ -127,30 +111,16 @@ class _Console:
         r.add_api_route("/worker/tasks/{task_id}/release", self.release, methods=["POST"])
         r.add_api_route("/worker/tasks/{task_id}/decline", self.decline, methods=["POST"])
 
-    def static_url(self, path: str) -> str:
-        """The URL of a static file with its version, which browsers may cache for good."""
-        return f"/static/{path}?v={self.assets[path].version}"
-
-    def static(self, path: str, request: Request, v: str = "") -> Response:
-        asset = self.assets.get(path)
-        if asset is None:
-            return Response("Not found", status_code=404, media_type="text/plain")
-        cache = "public, max-age=31536000, immutable" if v == asset.version else "no-cache"
-        headers = {"ETag": asset.etag, "Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
-        if request.headers.get("if-none-match") == asset.etag:
-            return Response(status_code=304, headers=headers)
-        return Response(asset.body, media_type=asset.media_type, headers=headers)
-
     def home(self, request: Request) -> Response:
-        return _redirect("/worker/jobs" if self._signed_in(request) else "/worker/sign-in")
+        return redirect("/worker/jobs" if self._signed_in(request) else "/worker/sign-in")
 
     def sign_in_page(self, request: Request, notice: str = "") -> Response:
         if self._signed_in(request):
-            return _redirect("/worker/jobs")
+            return redirect("/worker/jobs")
         return self._anonymous_form(request, "sign_in.html", notice=NOTICES.get(notice))
 
     async def sign_in(self, request: Request) -> Response:
-        form = await _form(request, _FORM_LIMIT)
+        form = await read_form(request, _FORM_LIMIT)
         email = form.get("email", "")[:254]
         if not self._pre_session_ok(request, form):
             return self._anonymous_form(request, "sign_in.html", 403, email=email, error=_STALE_FORM)
@@ -175,11 +145,11 @@ class _Console:
         return self._start_session(worker)
 
     async def sign_out(self, request: Request) -> Response:
-        form = await _form(request, _FORM_LIMIT)
+        form = await read_form(request, _FORM_LIMIT)
         signed_in = await run_in_threadpool(self._signed_in, request)
         if signed_in and not self.keys.check_csrf(signed_in.sid, form.get("csrf")):
             return self._message(_STALE_FORM_TITLE, _STALE_FORM, 403, signed_in)
-        response = _redirect("/worker/sign-in?notice=signed-out")
+        response = redirect("/worker/sign-in?notice=signed-out")
         response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, secure=self.secure_cookies, httponly=True)
         return response
 
@@ -187,7 +157,7 @@ class _Console:
         return self._anonymous_form(request, "invitation.html", action=_invitation_path(token))
 
     async def accept_invitation(self, token: str, request: Request) -> Response:
-        form = await _form(request, _FORM_LIMIT)
+        form = await read_form(request, _FORM_LIMIT)
         action = _invitation_path(token)
         if not self._pre_session_ok(request, form):
             return self._anonymous_form(request, "invitation.html", 403, action=action, error=_STALE_FORM)
@@ -235,7 +205,7 @@ class _Console:
             task_id = await self._claim(me, flow)
         except LoopinError as exc:
             return self._error(exc, me)
-        return _redirect(f"/worker/tasks/{task_id}" if task_id else "/worker/jobs?notice=no-tasks")
+        return redirect(f"/worker/tasks/{task_id}" if task_id else "/worker/jobs?notice=no-tasks")
 
     def task(self, task_id: int, request: Request) -> Response:
         me = self._signed_in(request)
@@ -267,12 +237,12 @@ class _Console:
                 held = tasks.get_held_task(s, me.worker, task_id, now_ms=now)
                 template = s.get_one(TaskUi, held.flow.task_ui_id).content
         except LoopinError as exc:
-            return self._frame_message(_status(exc), exc.message)
+            return self._frame_message(error_status(exc), exc.message)
         origins: set[str] = set()
 
         def grant(uri: str) -> str:
             url = self.ctx.store.signed_url(uri, ttl_seconds=self.ctx.settings.signed_url_ttl_seconds, now_ms=now)
-            origins.add(_origin(url))
+            origins.add(origin_of(url))
             return url
 
         try:
@@ -280,7 +250,7 @@ class _Console:
                 template,
                 json.loads(held.loop.input_content),
                 grant_read_access=grant,
-                crowd_script_url=self.static_url(_BUNDLE),
+                crowd_script_url=self.assets.url(CROWD_BUNDLE),
             )
         except RenderError as exc:
             log.warning(
@@ -290,7 +260,7 @@ class _Console:
         except Exception:  # whatever went wrong, the worker gets words and can release the task
             log.exception("task %s of flow %s (loop %s) failed to render", task_id, held.flow.name, held.loop.name)
             return self._frame_message(500, _CANNOT_SHOW)
-        html = self.pages.get_template("frame.html").render(body=body, crowd_script=self.static_url(_BUNDLE))
+        html = self.pages.get_template("frame.html").render(body=body, crowd_script=self.assets.url(CROWD_BUNDLE))
         return self._frame_response(html, 200, origins)
 
     async def submit(self, task_id: int, request: Request) -> Response:
@@ -317,7 +287,7 @@ class _Console:
             next_id = await self._claim(me, flow)
         except LoopinError:  # the job went away meanwhile: the answer is in, go to the jobs page
             next_id = None
-        return _redirect(f"/worker/tasks/{next_id}" if next_id else "/worker/jobs?notice=done")
+        return redirect(f"/worker/tasks/{next_id}" if next_id else "/worker/jobs?notice=done")
 
     async def release(self, task_id: int, request: Request) -> Response:
         return await self._give_back(task_id, request, tasks.release, "released")
@@ -349,7 +319,7 @@ class _Console:
             return self._error(exc, me)
         if pending:  # the last open slot went away (the loop was stopped meanwhile)
             await run_in_threadpool(write_output_now, self.ctx, pending)
-        return _redirect(f"/worker/jobs?notice={notice}")
+        return redirect(f"/worker/jobs?notice={notice}")
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -358,14 +328,14 @@ class _Console:
         if session is None:
             return None
         with self.ctx.db.read() as s:
-            worker = s.get(Worker, session.worker_id)
+            worker = s.get(Worker, session.account_id)
         if worker is None or worker.status != "active" or worker.sub != session.sub:
             return None
         return _SignedIn(worker, session.sid)
 
-    async def _post_as_worker(self, request: Request, limit: int) -> tuple[_SignedIn, dict[str, str]] | Response:
+    async def _post_as_worker(self, request: Request, limit: int) -> tuple[_SignedIn, Form] | Response:
         """The signed-in worker and the form of a POST, or the response that refuses it."""
-        form = await _form(request, limit)
+        form = await read_form(request, limit)
         me = await run_in_threadpool(self._signed_in, request)
         if me is None:
             return _to_sign_in()
@@ -374,8 +344,8 @@ class _Console:
         return me, form
 
     def _start_session(self, worker: Worker) -> Response:
-        response = _redirect("/worker/jobs")
-        cookie = self.keys.issue(worker_id=worker.id, sub=worker.sub, now_ms=self.ctx.clock.now_ms())
+        response = redirect("/worker/jobs")
+        cookie = self.keys.issue(account_id=worker.id, sub=worker.sub, now_ms=self.ctx.clock.now_ms())
         response.set_cookie(
             SESSION_COOKIE,
             cookie,
@@ -388,7 +358,7 @@ class _Console:
         response.delete_cookie(PRE_SESSION_COOKIE, path=COOKIE_PATH, secure=self.secure_cookies, httponly=True)
         return response
 
-    def _pre_session_ok(self, request: Request, form: dict[str, str]) -> bool:
+    def _pre_session_ok(self, request: Request, form: Form) -> bool:
         pre = request.cookies.get(PRE_SESSION_COOKIE)
         if not pre:
             return False
@@ -409,7 +379,7 @@ class _Console:
         if me is not None:
             values.update(worker_email=me.worker.email, csrf=self.keys.csrf_token(me.sid))
         html = self.pages.get_template(template).render(**values)
-        return HTMLResponse(html, status_code=status, headers=_page_headers(_PAGE_CSP, frame_options="DENY"))
+        return HTMLResponse(html, status_code=status, headers=page_headers(PAGE_CSP))
 
     def _message(self, title: str, text: str, status: int, me: _SignedIn | None) -> HTMLResponse:
         return self._page("message.html", me, status, title=title, text=text)
@@ -422,20 +392,14 @@ class _Console:
             TaskStateError: "This task cannot be changed now",
             AccessDeniedError: "Not allowed",
         }.get(type(exc), "That did not work")
-        return self._message(title, exc.message, _status(exc), me)
+        return self._message(title, exc.message, error_status(exc), me)
 
     def _frame_message(self, status: int, message: str, detail: str | None = None) -> Response:
         html = self.pages.get_template("frame_message.html").render(message=message, detail=detail)
         return self._frame_response(html, status, set())
 
     def _frame_response(self, html: str, status: int, origins: set[str]) -> Response:
-        media = " ".join(["'self'", "data:", "blob:", *sorted(origins)])
-        csp = (
-            "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-            f"img-src {media}; media-src {media}; font-src 'self' data:; connect-src 'none'; form-action 'none'; "
-            f"frame-ancestors 'self'; base-uri 'none'; sandbox {FRAME_SANDBOX}"
-        )
-        return HTMLResponse(html, status_code=status, headers=_page_headers(csp, frame_options="SAMEORIGIN"))
+        return task_frame_response(html, status, origins)
 
 
 _CANNOT_SHOW = "This task cannot be shown. Please tell your admin, then release or decline it."
@@ -443,37 +407,12 @@ _STALE_FORM_TITLE = "Please try again"
 _STALE_FORM = "This page was open for too long or came from another site. Reload it and try again."
 
 
-def _page_headers(csp: str, *, frame_options: str) -> dict[str, str]:
-    return {
-        "Content-Security-Policy": csp,
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": frame_options,
-        "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-store",
-    }
-
-
-def _redirect(url: str) -> Response:
-    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
-
-
 def _to_sign_in() -> Response:
-    return _redirect("/worker/sign-in")
+    return redirect("/worker/sign-in")
 
 
 def _invitation_path(token: str) -> str:
     return f"/worker/invitation/{quote(token, safe='')}"
-
-
-def _status(exc: LoopinError) -> int:
-    return {
-        "ValidationException": 400,
-        "UnauthorizedException": 401,
-        "AccessDeniedException": 403,
-        "ResourceNotFound": 404,
-        "TaskStateException": 409,
-        "ConflictException": 409,
-    }.get(exc.code, 500)
 
 
 def _pending(loop: HumanLoop) -> str | None:
@@ -490,47 +429,3 @@ def _held_flow_ids(s: Session, worker: Worker, *, now_ms: int) -> set[int]:
             )
         )
     )
-
-
-def _origin(url: str) -> str:
-    """``scheme://host[:port]`` of a signed URL, for the task frame's CSP."""
-    parts = urlsplit(url)
-    origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else "'self'"
-    return origin if origin == "'self'" or _ORIGIN.fullmatch(origin) else "'self'"
-
-
-async def _form(request: Request, limit: int) -> dict[str, str]:
-    """The fields of an URL-encoded form (the last value of a repeated name); reading stops
-    at ``limit`` bytes."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
-        return {}
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return {}
-    try:
-        return dict(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=20))
-    except (UnicodeDecodeError, ValueError):
-        return {}
-
-
-def _load_assets(root: Path) -> dict[str, _Asset]:
-    """The files under ``static/``, plus ``crowd-html-elements.js``: the ``crowd/*.js``
-    sources joined in name order (a bundle without a build step)."""
-    assets = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            rel = path.relative_to(root).as_posix()
-            assets[rel] = _asset(path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream")
-    parts = [path.read_bytes() for path in sorted((root / "crowd").glob("*.js"))]
-    # The frame loads the library in its head and the template loads it again: define once.
-    bundle = b"(function () {\nif (window.LoopinCrowd) return;\n" + b"\n".join(parts) + b"\n})();\n"
-    assets[_BUNDLE] = _asset(bundle, "text/javascript")
-    return assets
-
-
-def _asset(body: bytes, media_type: str) -> _Asset:
-    if media_type.startswith("text/") or media_type == "application/javascript":
-        media_type = media_type.replace("application/javascript", "text/javascript") + "; charset=utf-8"
-    return _Asset(body, media_type, hashlib.sha256(body).hexdigest()[:20])

@@ -326,3 +326,30 @@ class Delivery(Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     delivered_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Admin(Base):
+    """Someone who runs loopin through the admin console. Separate from workers: a worker's
+    session or token never opens an admin page."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sub: Mapped[str] = mapped_column(String(36), unique=True)  # changes on password change: ends sessions
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))  # active | disabled
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_seen_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AdminSetupLink(Base):
+    """A one-time link, printed by the server on a start with no admin, to create the first
+    admin. Only its hash is kept."""
+
+    __tablename__ = "admin_setup_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)

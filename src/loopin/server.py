@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from loopin import __version__
 from loopin.access_keys import SecretCache
+from loopin.admin_console import admin_router
 from loopin.api import create_api
 from loopin.aws import mount_aws
 from loopin.aws.runtime import runtime_router
@@ -22,6 +23,7 @@ from loopin.db import Database
 from loopin.jobs import JobRunner
 from loopin.model_host import ModelHost
 from loopin.store import LocalStore, open_store
+from loopin.web_pages import StaticAssets
 from loopin.web_store import store_router
 
 log = logging.getLogger("loopin.server")
@@ -76,7 +78,10 @@ def create_app(
     api.state.services = ctx
     app.mount("/api/v1", api)
     app.include_router(runtime_router(ctx))
-    app.include_router(console_router(ctx))
+    assets = StaticAssets()
+    app.include_router(assets.router())
+    app.include_router(console_router(ctx, assets))
+    app.include_router(admin_router(ctx, assets))
     mount_aws(app, ctx)
     if isinstance(ctx.store, LocalStore):
         app.include_router(store_router(ctx.store, ctx.clock))

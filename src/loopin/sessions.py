@@ -1,10 +1,11 @@
-"""Worker console sessions: signed session cookies, CSRF tokens bound to them, and a rate
-limit on sign-in.
+"""Console sessions (worker console and admin console): signed session cookies, CSRF tokens
+bound to them, and a rate limit on sign-in.
 
-A session is a signed, expiring token in an HttpOnly cookie naming the worker and a random
+A session is a signed, expiring token in an HttpOnly cookie naming the account and a random
 session id; nothing is stored on the server, so any number of processes can check it. The
-worker's row is still read on every request, so disabling a worker (or removing them, which
-changes nothing else) ends their sessions at once. A CSRF token is an HMAC of the session
+account's row is still read on every request, so disabling a worker or an admin ends their
+sessions at once. Each console signs with keys derived for its own purpose, so a worker's
+cookie is never an admin's. A CSRF token is an HMAC of the session
 id under a key of its own; forms shown before sign-in are bound to a random "pre-session"
 cookie the same way.
 """
@@ -28,21 +29,22 @@ PRE_SESSION_COOKIE = "loopin_pre"
 
 @dataclass(frozen=True)
 class ConsoleSession:
-    worker_id: int
+    account_id: int  # a worker's or an admin's row id, by the console
     sub: str
     sid: str
 
 
 class SessionKeys:
-    """Issues and checks session cookies and CSRF tokens for one secret key."""
+    """Issues and checks session cookies and CSRF tokens for one secret key and one
+    console (``purpose``: "console" for workers, "admin" for admins)."""
 
-    def __init__(self, secret_key: str, *, ttl_seconds: int) -> None:
-        self._session_key = derive_key(secret_key, "loopin-console-session")
-        self._csrf_key = derive_key(secret_key, "loopin-console-csrf")
+    def __init__(self, secret_key: str, *, ttl_seconds: int, purpose: str = "console") -> None:
+        self._session_key = derive_key(secret_key, f"loopin-{purpose}-session")
+        self._csrf_key = derive_key(secret_key, f"loopin-{purpose}-csrf")
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, *, worker_id: int, sub: str, now_ms: int) -> str:
-        payload = {"wid": worker_id, "sub": sub, "sid": secrets.token_urlsafe(16)}
+    def issue(self, *, account_id: int, sub: str, now_ms: int) -> str:
+        payload = {"wid": account_id, "sub": sub, "sid": secrets.token_urlsafe(16)}
         return sign_token(self._session_key, payload, expires_ms=now_ms + self.ttl_seconds * 1000)
 
     def read(self, cookie: str | None, *, now_ms: int) -> ConsoleSession | None:
@@ -55,7 +57,7 @@ class SessionKeys:
         wid, sub, sid = payload.get("wid"), payload.get("sub"), payload.get("sid")
         if not (isinstance(wid, int) and isinstance(sub, str) and isinstance(sid, str)):
             return None
-        return ConsoleSession(worker_id=wid, sub=sub, sid=sid)
+        return ConsoleSession(account_id=wid, sub=sub, sid=sid)
 
     def csrf_token(self, bound_to: str) -> str:
         """The form token for a session id (or a pre-session cookie value)."""

@@ -7,8 +7,6 @@ import secrets
 import uuid
 from collections.abc import Sequence
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -20,15 +18,10 @@ from loopin.errors import (
     ValidationError,
 )
 from loopin.models import FlowDefinition, TeamMember, Worker, Workteam
+from loopin.passwords import hash_password, needs_rehash, verify_password
 from loopin.validation import TEAM_NAME, check_email, check_name, check_text
 
 INVITATION_TTL_MS = 7 * 24 * 3600 * 1000
-MIN_PASSWORD_LENGTH = 10
-# OWASP's recommended argon2id baseline (19 MiB, 2 passes, 1 lane): strong, yet cheap
-# enough that sign-in does not become a denial-of-service lever on a small server.
-_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
-# Verifying against this keeps sign-in time the same for unknown e-mail addresses.
-_DUMMY_HASH = _hasher.hash("loopin-timing-equaliser")
 
 
 # -- teams ---------------------------------------------------------------------------
@@ -208,30 +201,15 @@ def accept_invitation(session: Session, token: str, password: str, *, now_ms: in
 def sign_in(session: Session, email: str, password: str, *, now_ms: int) -> Worker:
     worker = session.scalar(select(Worker).where(Worker.email == email.strip().lower()))
     stored = worker.password_hash if worker is not None else None
-    ok = verify_password(stored or _DUMMY_HASH, password)
+    ok = verify_password(stored, password)
     if worker is None or stored is None or not ok:
         raise AuthenticationError("The e-mail address or password is wrong.")
     if worker.status != "active":
         raise AuthenticationError("This worker account is disabled. Ask your admin.")
-    if _hasher.check_needs_rehash(stored):
+    if needs_rehash(stored):
         worker.password_hash = hash_password(password)
     worker.last_seen_at = now_ms
     return worker
-
-
-def hash_password(password: str) -> str:
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationError(f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
-    if len(password) > 1024:
-        raise ValidationError("The password is longer than 1024 characters.")
-    return _hasher.hash(password)
-
-
-def verify_password(stored_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def _new_invitation(worker: Worker, *, now_ms: int) -> str:
