@@ -182,7 +182,7 @@ def hosting_routes(api: FastAPI) -> None:
 
     @api.delete("/endpoints/{name}", status_code=204, tags=["endpoints"])
     def delete_endpoint(name: str, ctx: Ctx, _: Admin) -> None:
-        ctx.write(lambda s: endpoints.delete_endpoint(s, name))
+        ctx.write(lambda s: endpoints.delete_endpoint(s, name, with_own_config=True))
         ctx.models.forget(name)
 
     @api.get("/flows/{name}/threshold-curve", response_model=schemas.ThresholdCurve, tags=["endpoints"])

@@ -19,11 +19,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from loopin.context import Services
-from loopin.errors import LoopinError, NotFoundError, ResourceInUseError, ValidationError
+from loopin.errors import LoopinError, ModelError, NotFoundError, ResourceInUseError, ValidationError
 from loopin.flows import get_flow
-from loopin.inference import BUILTIN_MODELS, ModelSpec
+from loopin.inference import BUILTIN_MODELS, DetectionResult, ModelSpec
 from loopin.model_host import ModelDefinition, ModelHost, Served, Variant, builtin_definition
-from loopin.models import Endpoint, EndpointConfig, Model
+from loopin.models import Endpoint, EndpointConfig, Model, Prediction
 from loopin.routing import RoutingRule
 
 log = logging.getLogger("loopin.endpoints")
@@ -117,9 +117,19 @@ def list_models(session: Session) -> list[Model]:
 
 
 def delete_model(session: Session, name: str) -> None:
+    """Refused while an endpoint serves (or is being updated to) a config that uses it."""
     if name in BUILTIN_MODELS:
         raise ValidationError(f"'{name}' is a built-in model; it cannot be deleted.")
-    session.delete(get_model(session, name))
+    row = get_model(session, name)
+    for endpoint in list_endpoints(session):
+        for config_name in filter(None, (endpoint.config_name, endpoint.pending_config_name)):
+            config = session.scalar(select(EndpointConfig).where(EndpointConfig.name == config_name))
+            if config is not None and name in config_models(config):
+                raise ResourceInUseError(
+                    f"Model '{name}' is used by endpoint '{endpoint.name}' (config '{config_name}'); "
+                    "delete the endpoint or update it to another config first."
+                )
+    session.delete(row)
 
 
 # -- endpoint configs ----------------------------------------------------------------
@@ -161,8 +171,23 @@ def list_configs(session: Session) -> list[EndpointConfig]:
     return list(session.scalars(select(EndpointConfig).order_by(EndpointConfig.name)))
 
 
+def config_models(config: EndpointConfig) -> list[str]:
+    """The models of a config's variants, in order, without repeats."""
+    return list(dict.fromkeys(v["model"] for v in json.loads(config.variants)))
+
+
 def delete_config(session: Session, name: str) -> None:
-    session.delete(get_config(session, name))
+    """Refused while an endpoint serves it or is being updated to it."""
+    row = get_config(session, name)
+    user = session.scalar(
+        select(Endpoint.name).where((Endpoint.config_name == name) | (Endpoint.pending_config_name == name)).limit(1)
+    )
+    if user is not None:
+        raise ResourceInUseError(
+            f"Endpoint config '{name}' is used by endpoint '{user}'; "
+            "delete the endpoint or update it to another config first."
+        )
+    session.delete(row)
 
 
 # -- endpoints -----------------------------------------------------------------------
@@ -233,8 +258,57 @@ def update_endpoint(
     return row
 
 
-def delete_endpoint(session: Session, name: str) -> None:
-    session.delete(get_endpoint(session, name))
+def own_config_name(endpoint_name: str) -> str:
+    """The config that ``deploy`` (and ``loopin endpoints create``) makes for an endpoint."""
+    return f"{endpoint_name}-config"
+
+
+def deploy(
+    session: Session,
+    *,
+    name: str,
+    model: str,
+    instance_count: int = 1,
+    routing: RoutingRule | None = None,
+    now_ms: int,
+) -> Endpoint:
+    """An endpoint serving one model, with its own config ``NAME-config`` (one variant,
+    ``AllTraffic``), made in one step. Loading happens later, in ``deploy_pending``."""
+    _check_name(name, "Endpoint name")
+    if len(own_config_name(name)) > 63:
+        raise ValidationError(f"Endpoint name '{name}' is too long: use at most {63 - len('-config')} characters.")
+    if session.scalar(select(Endpoint.id).where(Endpoint.name == name)) is not None:
+        raise ResourceInUseError(f"An endpoint named '{name}' exists already.")
+    variant = {"variant_name": "AllTraffic", "model": model, "instance_count": instance_count}
+    create_config(session, name=own_config_name(name), variants=[variant], now_ms=now_ms)
+    return create_endpoint(session, name=name, config_name=own_config_name(name), routing=routing, now_ms=now_ms)
+
+
+def delete_endpoint(session: Session, name: str, *, with_own_config: bool = False) -> None:
+    """Delete the endpoint; with ``with_own_config``, its config too when it is the one
+    ``deploy`` made (``NAME-config``) and no other endpoint uses it, so that the same name
+    can be deployed again. SageMaker's DeleteEndpoint keeps every config."""
+    row = get_endpoint(session, name)
+    own = own_config_name(name)
+    session.delete(row)
+    session.flush()
+    if with_own_config and own in (row.config_name, row.pending_config_name):
+        config = session.scalar(select(EndpointConfig).where(EndpointConfig.name == own))
+        in_use = session.scalar(
+            select(Endpoint.id).where((Endpoint.config_name == own) | (Endpoint.pending_config_name == own)).limit(1)
+        )
+        if config is not None and in_use is None:
+            session.delete(config)
+
+
+def last_invoked_ms(session: Session, name: str) -> int | None:
+    """When the endpoint last answered (from the prediction log's index; no count)."""
+    return session.scalar(
+        select(Prediction.created_at)
+        .where(Prediction.endpoint_name == name)
+        .order_by(Prediction.created_at.desc())
+        .limit(1)
+    )
 
 
 # -- serving -------------------------------------------------------------------------
@@ -259,6 +333,23 @@ def served(ctx: Services, endpoint: Endpoint) -> Served:
             return _build_variants(session, ctx.models, endpoint.config_name)
 
     return ctx.models.serve(endpoint.name, endpoint.generation, build)
+
+
+def detect(ctx: Services, endpoint: Endpoint, image: bytes) -> tuple[str, DetectionResult]:
+    """Run the endpoint's model on ``image`` and nothing else: no prediction log, no routing
+    (the admin console's "Try it"). Returns the variant that answered and the result."""
+    if not image:
+        raise ValidationError("The image is empty.")
+    if endpoint.status not in ("InService", "Updating"):
+        raise ValidationError(f"Endpoint '{endpoint.name}' is {endpoint.status}, not InService.")
+    chosen = served(ctx, endpoint).pick()
+    with chosen.slots:
+        try:
+            return chosen.name, chosen.detector.detect(image)
+        except ValidationError:
+            raise
+        except Exception as exc:  # the model itself failed
+            raise ModelError(f"The model failed on this input: {exc}") from exc
 
 
 def deploy_pending(ctx: Services) -> int:

@@ -1,17 +1,27 @@
 """Flow definitions: which team answers which template, how many times, how fast, and
-where the output goes."""
+where the output goes.
+
+A flow is created whole. Afterwards ``update_flow`` may change what does not alter a loop
+already running: the task's title, description and keywords (shown to workers from the
+flow as it is now), the task count and availability lifetime (read when a loop starts)
+and the time limit (read when a worker takes a task; a task held now keeps its
+deadline). The team, the template and the output path stay as created: changing them
+would hand waiting tasks to other people, change what in-flight loops render and the
+answer's shape, or write their output where the client does not look for it. Create a
+new flow for those.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loopin.errors import NotFoundError, ResourceInUseError, ValidationError
-from loopin.models import FlowDefinition, HumanLoop
+from loopin.errors import LoopinError, NotFoundError, ResourceInUseError, ValidationError
+from loopin.models import FlowDefinition, HumanLoop, TaskSlot
 from loopin.store import normalize_output_location
 from loopin.task_templates import get_task_ui
 from loopin.validation import check_name, check_text
@@ -24,6 +34,7 @@ MAX_AVAILABILITY_S = 864_000
 DEFAULT_TIME_LIMIT_S = 3_600
 MIN_TIME_LIMIT_S = 30
 MAX_TIME_LIMIT_S = 28_800  # Ground Truth's limit for custom tasks: 8 hours
+MAX_TASK_COUNT = 3
 
 
 def create_flow(
@@ -42,20 +53,25 @@ def create_flow(
     role_arn: str | None = None,
     now_ms: int,
 ) -> FlowDefinition:
-    check_name(name, what="Flow definition name")
-    check_text(title, what="Task title", max_len=128)
-    check_text(description, what="Task description", max_len=255)
-    _check_int(task_count, what="TaskCount", low=1, high=3)
-    _check_int(availability_lifetime_s, what="Task availability lifetime", low=1, high=MAX_AVAILABILITY_S)
-    _check_int(time_limit_s, what="Task time limit", low=MIN_TIME_LIMIT_S, high=MAX_TIME_LIMIT_S)
-    keywords = list(keywords)
-    if len(keywords) > 5 or any(
-        not isinstance(k, str) or not 1 <= len(k) <= 30 or not KEYWORD.match(k) for k in keywords
-    ):
-        raise ValidationError("Task keywords: at most 5, each 1 to 30 letters or digits (single spaces between words).")
+    """A new flow definition. A ValidationError names the first bad field in its message
+    and every bad field in ``details["fields"]``."""
+    problems = _problems(
+        name=name,
+        title=title,
+        description=description,
+        task_count=task_count,
+        availability_lifetime_s=availability_lifetime_s,
+        time_limit_s=time_limit_s,
+        keywords=keywords,
+    )
     if role_arn is not None and (len(role_arn) > 2048 or not ROLE_ARN.match(role_arn)):
-        raise ValidationError(f"'{role_arn}' is not an IAM role ARN.")
-    output = normalize_output_location(output_path)
+        problems["role_arn"] = f"'{role_arn}' is not an IAM role ARN."
+    output = ""
+    try:
+        output = normalize_output_location(output_path)
+    except ValidationError as exc:
+        problems["output_path"] = exc.message
+    _raise_problems(problems)
     if session.scalar(select(FlowDefinition.id).where(FlowDefinition.name == name)) is not None:
         raise ResourceInUseError(f"A flow definition named '{name}' exists already.")
     flow = FlowDefinition(
@@ -64,7 +80,7 @@ def create_flow(
         task_ui_id=get_task_ui(session, task_ui).id,
         title=title,
         description=description,
-        keywords=json.dumps(keywords),
+        keywords=json.dumps(list(keywords)),
         task_count=task_count,
         availability_lifetime_s=availability_lifetime_s,
         time_limit_s=time_limit_s,
@@ -73,6 +89,41 @@ def create_flow(
         created_at=now_ms,
     )
     session.add(flow)
+    session.flush()
+    return flow
+
+
+def update_flow(
+    session: Session,
+    name: str,
+    *,
+    title: str,
+    description: str,
+    keywords: Sequence[str],
+    task_count: int,
+    availability_lifetime_s: int,
+    time_limit_s: int,
+) -> FlowDefinition:
+    """Change the fields that leave running loops as they are (see the module's notes);
+    errors as in ``create_flow``."""
+    flow = get_flow(session, name)
+    _raise_problems(
+        _problems(
+            name=None,
+            title=title,
+            description=description,
+            task_count=task_count,
+            availability_lifetime_s=availability_lifetime_s,
+            time_limit_s=time_limit_s,
+            keywords=keywords,
+        )
+    )
+    flow.title = title
+    flow.description = description
+    flow.keywords = json.dumps(list(keywords))
+    flow.task_count = task_count
+    flow.availability_lifetime_s = availability_lifetime_s
+    flow.time_limit_s = time_limit_s
     session.flush()
     return flow
 
@@ -86,6 +137,15 @@ def get_flow(session: Session, name: str) -> FlowDefinition:
 
 def list_flows(session: Session) -> list[FlowDefinition]:
     return list(session.scalars(select(FlowDefinition).order_by(FlowDefinition.name)))
+
+
+def tasks_waiting(session: Session) -> dict[int, int]:
+    """Task slots waiting for a worker, by flow id (read from the partial index of
+    available slots: the cost follows the queue, not the history)."""
+    rows = session.execute(
+        select(TaskSlot.flow_id, func.count()).where(TaskSlot.status == "available").group_by(TaskSlot.flow_id)
+    )
+    return {flow_id: count for flow_id, count in rows.tuples()}
 
 
 def delete_flow(session: Session, name: str) -> None:
@@ -102,6 +162,52 @@ def delete_flow(session: Session, name: str) -> None:
     if session.scalar(select(HumanLoop.id).where(HumanLoop.flow_id == flow.id).limit(1)):
         raise ResourceInUseError(f"Flow definition '{name}' still has human loops; delete them first.")
     session.delete(flow)
+
+
+def _problems(
+    *,
+    name: str | None,
+    title: str,
+    description: str,
+    task_count: int,
+    availability_lifetime_s: int,
+    time_limit_s: int,
+    keywords: Sequence[str],
+) -> dict[str, str]:
+    """What is wrong with each field, by field name, in the order the fields are shown
+    (``name`` None: not checked)."""
+    checks: dict[str, Callable[[], object]] = {
+        "name": lambda: name is None or check_name(name, what="Flow definition name"),
+        "title": lambda: check_text(title, what="Task title", max_len=128),
+        "description": lambda: check_text(description, what="Task description", max_len=255),
+        "task_count": lambda: _check_int(task_count, what="TaskCount", low=1, high=MAX_TASK_COUNT),
+        "availability_lifetime_s": lambda: _check_int(
+            availability_lifetime_s, what="Task availability lifetime", low=1, high=MAX_AVAILABILITY_S
+        ),
+        "time_limit_s": lambda: _check_int(
+            time_limit_s, what="Task time limit", low=MIN_TIME_LIMIT_S, high=MAX_TIME_LIMIT_S
+        ),
+        "keywords": lambda: _check_keywords(keywords),
+    }
+    problems: dict[str, str] = {}
+    for field, check in checks.items():
+        try:
+            check()
+        except LoopinError as exc:
+            problems[field] = exc.message
+    return problems
+
+
+def _raise_problems(problems: dict[str, str]) -> None:
+    if problems:
+        raise ValidationError(next(iter(problems.values())), details={"fields": problems})
+
+
+def _check_keywords(keywords: Sequence[str]) -> None:
+    if len(keywords) > 5 or any(
+        not isinstance(k, str) or not 1 <= len(k) <= 30 or not KEYWORD.match(k) for k in keywords
+    ):
+        raise ValidationError("Task keywords: at most 5, each 1 to 30 letters or digits (single spaces between words).")
 
 
 def _check_int(value: int, *, what: str, low: int, high: int) -> None:

@@ -100,6 +100,9 @@ class HumanLoop(Base):
     __table_args__ = (
         Index("ix_loops_flow_created", "flow_id", "created_at", "id"),
         Index("ix_loops_created", "created_at", "id"),
+        # The admin console's filters: every combination of flow and status is a range scan.
+        Index("ix_loops_status_created", "status", "created_at", "id"),
+        Index("ix_loops_flow_status_created", "flow_id", "status", "created_at", "id"),
         Index(
             "ix_loops_open_expiry",
             "expires_at",
@@ -117,7 +120,8 @@ class HumanLoop(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
     flow_id: Mapped[int] = mapped_column(ForeignKey("flow_definitions.id"))
-    status: Mapped[str] = mapped_column(String(16))
+    # active_history: the status before a change is always known, for loop_stats' counters.
+    status: Mapped[str] = mapped_column(String(16), active_history=True)
     input_content: Mapped[str] = mapped_column(Text)
     input_sha256: Mapped[str] = mapped_column(String(64))
     content_classifiers: Mapped[str | None] = mapped_column(Text)  # JSON list
@@ -167,6 +171,13 @@ class TaskSlot(Base):
             postgresql_where=text("worker_id IS NOT NULL"),
         ),
         Index("ix_slots_worker_status", "worker_id", "status"),
+        # The overview's sample of recent answers (median time to a human answer).
+        Index(
+            "ix_slots_submitted",
+            "submitted_at",
+            sqlite_where=text("status = 'submitted'"),
+            postgresql_where=text("status = 'submitted'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -179,6 +190,43 @@ class TaskSlot(Base):
     lease_expires_at: Mapped[int | None] = mapped_column(BigInteger)
     submitted_at: Mapped[int | None] = mapped_column(BigInteger)
     answer: Mapped[str | None] = mapped_column(Text)  # JSON object
+
+
+class LoopStatusCount(Base):
+    """How many loops of a flow are in a status now, spread over a few shard rows so that
+    concurrent commits rarely wait on the same row; the count is the sum over shards.
+    Maintained by ``loop_stats`` in the transaction of every change."""
+
+    __tablename__ = "loop_status_counts"
+
+    flow_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+class LoopDayCount(Base):
+    """Loops created on a UTC day (days since the epoch), by flow and current status."""
+
+    __tablename__ = "loop_day_counts"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flow_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+class InvocationHourCount(Base):
+    """Endpoint invocations per hour (hours since the epoch), and how many went to people."""
+
+    __tablename__ = "invocation_hour_counts"
+
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    endpoint_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger)
+    routed: Mapped[int] = mapped_column(BigInteger)
 
 
 class Decline(Base):

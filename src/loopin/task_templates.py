@@ -73,3 +73,13 @@ def delete_task_ui(session: Session, name: str) -> None:
             f"Task UI '{name}' is used by flow definition(s) {', '.join(used_by)}; delete those first."
         )
     session.delete(ui)
+
+
+def flows_using(session: Session) -> dict[int, list[str]]:
+    """The names of the flow definitions that use each task UI, by task UI id."""
+    using: dict[int, list[str]] = {}
+    for task_ui_id, flow in session.execute(
+        select(FlowDefinition.task_ui_id, FlowDefinition.name).order_by(FlowDefinition.name)
+    ).tuples():
+        using.setdefault(task_ui_id, []).append(flow)
+    return using

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import Subquery, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,11 +19,13 @@ from loopin.errors import (
     ResourceInUseError,
     ValidationError,
 )
-from loopin.models import FlowDefinition, TeamMember, Worker, Workteam
+from loopin.models import FlowDefinition, TaskSlot, TeamMember, Worker, Workteam
 from loopin.passwords import hash_password, needs_rehash, verify_password
-from loopin.validation import TEAM_NAME, check_email, check_name, check_text
+from loopin.validation import EMAIL, TEAM_NAME, check_email, check_name, check_text
 
 INVITATION_TTL_MS = 7 * 24 * 3600 * 1000
+MAX_INVITES = 50  # addresses per batch, as in A2I's console
+RECENT_MS = 24 * 3600 * 1000  # "recently active": signed in or worked on a task within this
 
 
 # -- teams ---------------------------------------------------------------------------
@@ -64,6 +68,101 @@ def delete_team(session: Session, name: str) -> None:
             f"Team '{name}' is used by flow definition(s) {', '.join(used_by)}; delete those first."
         )
     session.delete(team)
+
+
+@dataclass(frozen=True)
+class TeamSummary:
+    team: Workteam
+    members: int
+    active: int  # members whose account is active
+    recently_active: int  # members active within RECENT_MS
+    flows: list[str]
+
+
+@dataclass(frozen=True)
+class Member:
+    worker: Worker
+    last_active_at: int | None  # the last sign-in or task claim/submit
+
+    @property
+    def can_resend(self) -> bool:
+        return self.worker.password_hash is None
+
+    @property
+    def can_enable(self) -> bool:
+        return self.worker.status == "disabled" and self.worker.password_hash is not None
+
+
+def team_summaries(session: Session, *, now_ms: int) -> list[TeamSummary]:
+    flows: dict[int, list[str]] = {}
+    for team_id, flow in session.execute(
+        select(FlowDefinition.team_id, FlowDefinition.name).order_by(FlowDefinition.name)
+    ):
+        flows.setdefault(team_id, []).append(flow)
+    members: dict[int, list[Member]] = {}
+    last_active = _last_active_query()
+    rows = session.execute(
+        select(TeamMember.team_id, Worker, last_active.c.at)
+        .join(Worker, Worker.id == TeamMember.worker_id)
+        .outerjoin(last_active, last_active.c.worker_id == Worker.id)
+    )
+    for team_id, worker, at in rows:
+        members.setdefault(team_id, []).append(Member(worker, _latest(worker.last_seen_at, at)))
+    summaries = []
+    for team in list_teams(session):
+        team_members = members.get(team.id, [])
+        summaries.append(
+            TeamSummary(
+                team=team,
+                members=len(team_members),
+                active=sum(m.worker.status == "active" for m in team_members),
+                recently_active=sum(is_recent(m.last_active_at, now_ms=now_ms) for m in team_members),
+                flows=flows.get(team.id, []),
+            )
+        )
+    return summaries
+
+
+def team_members(session: Session, team_name: str) -> list[Member]:
+    team = get_team(session, team_name)
+    last_active = _last_active_query()
+    rows = session.execute(
+        select(Worker, last_active.c.at)
+        .join(TeamMember, TeamMember.worker_id == Worker.id)
+        .outerjoin(last_active, last_active.c.worker_id == Worker.id)
+        .where(TeamMember.team_id == team.id)
+        .order_by(Worker.email)
+    )
+    return [Member(worker, _latest(worker.last_seen_at, at)) for worker, at in rows]
+
+
+def team_flows(session: Session, team: Workteam) -> list[str]:
+    return list(
+        session.scalars(
+            select(FlowDefinition.name).where(FlowDefinition.team_id == team.id).order_by(FlowDefinition.name)
+        )
+    )
+
+
+def is_recent(at_ms: int | None, *, now_ms: int) -> bool:
+    return at_ms is not None and now_ms - at_ms < RECENT_MS
+
+
+def _last_active_query() -> Subquery:
+    """Per worker, the latest time they took or answered a task."""
+    return (
+        select(
+            TaskSlot.worker_id,
+            func.max(func.coalesce(TaskSlot.submitted_at, TaskSlot.accepted_at)).label("at"),
+        )
+        .where(TaskSlot.worker_id.is_not(None))
+        .group_by(TaskSlot.worker_id)
+        .subquery()
+    )
+
+
+def _latest(*times: int | None) -> int | None:
+    return max((t for t in times if t is not None), default=None)
 
 
 def team_member_emails(session: Session, team: Workteam) -> list[str]:
@@ -180,10 +279,83 @@ def remove_worker(session: Session, email: str) -> Worker:
 
 
 def reissue_invitation(session: Session, email: str, *, now_ms: int) -> tuple[Worker, str]:
+    """A new one-time invitation token (the old link stops working). Also for a worker who
+    was disabled or removed before accepting: they are invited again."""
     worker = get_worker(session, email)
-    if worker.status != "invited":
+    if worker.password_hash is not None:
         raise ValidationError(f"Worker '{worker.email}' has already accepted an invitation.")
+    worker.status = "invited"
     return worker, _new_invitation(worker, now_ms=now_ms)
+
+
+# -- inviting a batch ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Invited:
+    email: str
+    outcome: str  # invited (new worker) | added (existing worker joined) | member (already was) | repeated
+    status: str  # the worker's account status
+    token: str | None = None  # a new worker's one-time invitation token
+
+
+def split_addresses(text: str) -> list[str]:
+    """The addresses in ``text``, separated by commas, semicolons, spaces or new lines."""
+    return [part for part in re.split(r"[,;\s]+", text) if part]
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` is not an e-mail address, or None if it is one."""
+    if len(address) > 254:
+        return "is longer than 254 characters"
+    if address.count("@") != 1:
+        return "needs exactly one @"
+    local, domain = address.split("@")
+    if not local:
+        return "has nothing before the @"
+    if "." not in domain.strip("."):
+        return "needs a domain with a dot after the @, like example.com"
+    if not EMAIL.match(address):
+        return "has a character an e-mail address cannot have"
+    return None
+
+
+def invite_workers(session: Session, team_name: str, addresses: Sequence[str], *, now_ms: int) -> list[Invited]:
+    """Invite up to MAX_INVITES addresses to a team: an unknown address becomes an invited
+    worker with a one-time token, a known worker joins the team. All or nothing: if any
+    address is not valid, the ValidationError names each with its reason (also in
+    ``details["invalid"]``) and nothing is written."""
+    team = get_team(session, team_name)
+    if not addresses:
+        raise ValidationError("Enter at least one e-mail address.")
+    if len(addresses) > MAX_INVITES:
+        raise ValidationError(f"Invite at most {MAX_INVITES} addresses at a time; this list has {len(addresses)}.")
+    invalid = [(a, problem) for a in addresses if (problem := address_problem(a))]
+    if invalid:
+        listed = "; ".join(f"'{a}' {problem}" for a, problem in invalid)
+        raise ValidationError(
+            f"Nobody was invited: {listed}. Correct the list and invite again.",
+            details={"invalid": [{"address": a, "reason": problem} for a, problem in invalid]},
+        )
+    results: list[Invited] = []
+    status: dict[str, str] = {}
+    for address in addresses:
+        email = check_email(address)
+        if email in status:
+            results.append(Invited(email, "repeated", status[email]))
+            continue
+        worker = session.scalar(select(Worker).where(Worker.email == email))
+        if worker is None:
+            name = email.split("@")[0][:128]
+            worker, token = create_worker(session, email=email, name=name, teams=[team.name], now_ms=now_ms)
+            results.append(Invited(email, "invited", worker.status, token))
+        elif session.get(TeamMember, (team.id, worker.id)) is not None:
+            results.append(Invited(email, "member", worker.status))
+        else:
+            session.add(TeamMember(team_id=team.id, worker_id=worker.id))
+            results.append(Invited(email, "added", worker.status))
+        status[email] = worker.status
+    return results
 
 
 def accept_invitation(session: Session, token: str, password: str, *, now_ms: int) -> Worker:
