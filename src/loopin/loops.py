@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+import loopin.loop_stats  # noqa: F401  (its session hooks keep the loop counters)
 from loopin.clock import iso_ms, utc_path
 from loopin.errors import ConflictError, NotFoundError, ValidationError
 from loopin.events import record_status
@@ -30,6 +31,7 @@ MAX_INPUT_CHARS = 3_145_728
 MAX_PAGE_SIZE = 100
 CONTENT_CLASSIFIERS = {"FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"}
 ACTIVE = ("InProgress", "Stopping")
+STATUSES = ("InProgress", "Stopping", "Completed", "Failed", "Stopped")
 
 
 @dataclass(frozen=True)
@@ -121,13 +123,17 @@ def list_loops(
     session: Session,
     *,
     flow_name: str | None = None,
+    status: str | None = None,
     created_after_ms: int | None = None,
     created_before_ms: int | None = None,
     sort_order: str = "Descending",
     page_token: str | None = None,
     max_results: int = MAX_PAGE_SIZE,
 ) -> LoopPage:
-    """Keyset pagination over (created_at, id): stable under inserts, never OFFSET."""
+    """Keyset pagination over (created_at, id): stable under inserts, never OFFSET. Every
+    combination of flow and status filters is a range of one index (see ``HumanLoop``)."""
+    if status is not None and status not in STATUSES:
+        raise ValidationError(f"Status must be one of {', '.join(STATUSES)}.")
     if sort_order not in ("Ascending", "Descending"):
         raise ValidationError("SortOrder must be 'Ascending' or 'Descending'.")
     if isinstance(max_results, bool) or not 1 <= max_results <= MAX_PAGE_SIZE:
@@ -137,16 +143,21 @@ def list_loops(
     if flow_name is not None:
         flow_id = get_flow(session, flow_name).id
         query = query.where(HumanLoop.flow_id == flow_id)
+    if status is not None:
+        query = query.where(HumanLoop.status == status)
     if created_after_ms is not None:
         query = query.where(HumanLoop.created_at >= created_after_ms)
     if created_before_ms is not None:
         query = query.where(HumanLoop.created_at <= created_before_ms)
-    scope = {"f": flow_id, "a": created_after_ms, "b": created_before_ms, "s": sort_order}
+    scope = {"f": flow_id, "a": created_after_ms, "b": created_before_ms, "s": sort_order, "st": status}
     descending = sort_order == "Descending"
     if page_token:
         created, last_id = _decode_token(page_token, scope)
+        # The first condition bounds the index range; the second skips the rows of the
+        # last page's millisecond that were shown already.
         if descending:
             query = query.where(
+                HumanLoop.created_at <= created,
                 or_(
                     HumanLoop.created_at < created,
                     and_(HumanLoop.created_at == created, HumanLoop.id < last_id),
@@ -154,6 +165,7 @@ def list_loops(
             )
         else:
             query = query.where(
+                HumanLoop.created_at >= created,
                 or_(
                     HumanLoop.created_at > created,
                     and_(HumanLoop.created_at == created, HumanLoop.id > last_id),

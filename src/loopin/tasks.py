@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError, ValidationError
@@ -20,6 +20,7 @@ from loopin.loops import fail_loop, settle_loop
 from loopin.models import Decline, FlowDefinition, HumanLoop, TaskSlot, TeamMember, Worker
 
 MAX_ANSWER_CHARS = 3_145_728
+SEEN_EVERY_MS = 60_000  # how often a working worker's last_seen_at is moved on
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ def claim_next(session: Session, worker: Worker, *, flow_name: str | None = None
     """The worker's current task in the job if they hold one, else the next available
     slot (oldest loop first, never a loop they hold, answered or declined). None if none."""
     _require_active(worker)
+    _seen(session, worker, now_ms=now_ms)
     flow_ids = worker_flow_ids(session, worker)
     if flow_name is not None:
         flow = session.scalar(select(FlowDefinition).where(FlowDefinition.name == flow_name))
@@ -159,6 +161,7 @@ def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any
     encoded = json.dumps(answer, separators=(",", ":"), ensure_ascii=False)
     if len(encoded) > MAX_ANSWER_CHARS:
         raise ValidationError(f"The answer is larger than {MAX_ANSWER_CHARS:,} characters.")
+    _seen(session, worker, now_ms=now_ms)  # before the loop's lock, in the order disabling takes them
     slot, loop = _lock_own_slot(session, worker, slot_id)
     if slot.status == "submitted":
         raise TaskStateError(f"Task {slot_id} was submitted already; an answer counts once.")
@@ -170,6 +173,19 @@ def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any
     slot.answer = encoded
     settle_loop(session, loop, now_ms=now_ms)
     return loop
+
+
+def slots_of_loop(session: Session, loop: HumanLoop) -> list[tuple[TaskSlot, Worker | None]]:
+    """A loop's task slots in order, with the worker holding or having answered each."""
+    return [
+        (slot, worker)
+        for slot, worker in session.execute(
+            select(TaskSlot, Worker)
+            .outerjoin(Worker, Worker.id == TaskSlot.worker_id)
+            .where(TaskSlot.loop_id == loop.id)
+            .order_by(TaskSlot.slot_index)
+        )
+    ]
 
 
 def release_all_for_worker(session: Session, worker_id: int, *, now_ms: int) -> None:
@@ -292,6 +308,20 @@ def _free_slot(slot: TaskSlot, loop: HumanLoop) -> None:
     slot.worker_id = None
     slot.accepted_at = None
     slot.lease_expires_at = None
+
+
+def _seen(session: Session, worker: Worker, *, now_ms: int) -> None:
+    """Move the worker's last_seen_at on (for the overview's active workers), at most once
+    every ``SEEN_EVERY_MS`` so that a busy worker does not write their row on every task."""
+    session.execute(
+        update(Worker)
+        .where(
+            Worker.id == worker.id,
+            or_(Worker.last_seen_at.is_(None), Worker.last_seen_at < now_ms - SEEN_EVERY_MS),
+        )
+        .values(last_seen_at=now_ms)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _require_live_lease(slot: TaskSlot, *, now_ms: int) -> None:

@@ -1,0 +1,94 @@
+"""The admin console's doors in Debian's Chromium: the first-start setup link, sign-in and
+sign-out, and every section of the navigation loading without script errors or Content
+Security Policy violations. The sections' own paths are in their test files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from loopin import admins
+from loopin.admin_console.base import NAVIGATION
+from tests.admin_support import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.browser import Live, admin_sign_in, chromium_available, launch, live_server
+
+DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not chromium_available():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: run scripts/install-browser.sh")
+        pytest.skip("Chromium is not installed (scripts/install-browser.sh)")
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live(tmp_path: Path, sqlite_template: Path) -> Iterator[Live]:
+    with live_server(tmp_path / "data", sqlite_template=sqlite_template) as live:
+        yield live
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.problems = []  # type: ignore[attr-defined]
+    page.on("pageerror", lambda exc: page.problems.append(str(exc)))  # type: ignore[attr-defined]
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            page.problems.append(message.text)  # type: ignore[attr-defined]
+
+    page.on("console", on_console)
+    yield page
+    context.close()
+
+
+def test_the_first_admin_is_created_from_the_setup_link_and_can_sign_out_and_in(live: Live, page: Page) -> None:
+    with live.services.db.write() as session:
+        token = admins.issue_setup_link(session, now_ms=live.clock.now_ms())
+    page.goto(f"{live.url}/admin/setup/{token}")
+    page.fill("input[name=email]", ADMIN_EMAIL)
+    page.fill("input[name=name]", "Ada Admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.fill("input[name=confirm]", ADMIN_PASSWORD)
+    page.screenshot(path=str(DOCS_IMAGES / "admin-setup.png"))
+    page.click("button:has-text('Create admin')")
+    page.wait_for_url("**/admin/overview")
+    expect(page.locator(".who .email")).to_have_text(ADMIN_EMAIL)
+
+    page.click("button:has-text('Sign out')")
+    page.wait_for_url("**/admin/sign-in?notice=signed-out")
+    page.goto(f"{live.url}/admin/loops")
+    page.wait_for_url("**/admin/sign-in?next=*")
+    page.fill("input[name=email]", ADMIN_EMAIL)
+    page.fill("input[name=password]", "not-the-password")
+    page.click("button:has-text('Sign in')")
+    expect(page.locator(".error")).to_have_text("The e-mail address or password is wrong.")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.screenshot(path=str(DOCS_IMAGES / "admin-sign-in.png"))
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url("**/admin/loops")
+    # The link is spent.
+    page.goto(f"{live.url}/admin/setup/{token}")
+    expect(page.locator("h1")).to_have_text("This setup link is not valid")
+    assert page.problems == []  # type: ignore[attr-defined]
+
+
+def test_every_section_loads_without_script_errors_or_policy_violations(live: Live, page: Page) -> None:
+    admin_sign_in(page, live)
+    for key, label, href in NAVIGATION:
+        page.click(f".admin-nav a:has-text('{label}')")
+        page.wait_for_url(f"**{href}")
+        page.wait_for_load_state("networkidle")
+        expect(page.locator(f".admin-nav a[href='{href}']")).to_have_attribute("aria-current", "page")
+        assert page.problems == [], (key, page.problems)  # type: ignore[attr-defined]
