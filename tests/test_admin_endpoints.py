@@ -84,9 +84,15 @@ def test_a_try_routes_only_when_asked(admin_console: AdminConsole, services: Ser
     deploy(admin_console, services, flow="review", threshold="0.5", classes="cup")
     admin_console.get("/admin/endpoints/detector")
     dry = admin_console.fetch("/admin/endpoints/detector/try", COFFEE, content_type="image/jpeg").json()
-    assert dry["routing"] == {"flow": "review", "threshold": 0.5, "classes": ["cup"], "reason": "low-confidence"}
+    assert dry["routing"] == {
+        "flow": "review",
+        "threshold": 0.5,
+        "min_score": 0.2,
+        "classes": ["cup"],
+        "reason": "low-confidence",
+    }
     doubtful = [d for d, flag in zip(dry["detections"], dry["doubtful"], strict=True) if flag]
-    assert doubtful and all(d["label"] == "cup" and d["score"] < 0.5 for d in doubtful)
+    assert doubtful and all(d["label"] == "cup" and 0.2 <= d["score"] < 0.5 for d in doubtful)
     assert count(services, HumanLoop) == 0 and count(services, Prediction) == 0
     routed = admin_console.fetch("/admin/endpoints/detector/try?route=true", COFFEE, content_type="image/jpeg").json()
     assert routed["human_loop"]["status"] == "InProgress" and routed["detections"] == dry["detections"]
@@ -185,7 +191,8 @@ def test_a_model_in_use_cannot_be_deleted(admin_console: AdminConsole, services:
     admin_console.get("/admin/endpoints/detector")
     admin_console.post("/admin/endpoints/detector/delete")
     admin_console.get("/admin/models/mine")
-    assert admin_console.post("/admin/models/mine/delete").headers["location"] == "/admin/endpoints?notice=model-deleted"
+    response = admin_console.post("/admin/models/mine/delete")
+    assert response.headers["location"] == "/admin/endpoints?notice=model-deleted"
     assert api.list_models() == []
 
 

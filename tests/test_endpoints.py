@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from loopin.errors import NotFoundError, ValidationError
+from loopin.errors import NotFoundError, ResourceInUseError, ValidationError
 from loopin.inference import Detector
 from loopin.jobs import run_once
 from loopin.routing import AUDIT_BUCKETS
-from loopin.schemas import RoutingRule, VariantSpec
+from loopin.schemas import DEFAULT_MIN_SCORE, RoutingRule, VariantSpec
 from tests.aws_support import signed_headers
 from tests.helpers import admin_client, setup_flow
 from tests.test_inference import ASTRONAUT_PERSON, COFFEE_CUP, MOTORCYCLE, YOLO_ROWS, constant_model, iou, yolo_spec
@@ -226,8 +226,9 @@ def test_routing_starts_one_loop_with_the_walkthrough_input(admin, services) -> 
         for d in confident
     ]
     assert task_input["initialValue"][0]["label"] == "person"
-    assert len(task_input["predictions"]) == len(first.detections)
-    assert task_input["labels"] == list(dict.fromkeys(d.label for d in first.detections))
+    counted = [d for d in first.detections if d.score >= DEFAULT_MIN_SCORE]  # the rest is noise
+    assert 0 < len(task_input["predictions"]) == len(counted) < len(first.detections)
+    assert task_input["labels"] == list(dict.fromkeys(d.label for d in counted))
     # A retry with the same key returns the same answer and starts nothing.
     again = admin.invoke_endpoint("detector", ASTRONAUT, idempotency_key="upload-1")
     assert again.human_loop == first.human_loop and again.prediction_id == first.prediction_id
@@ -306,3 +307,25 @@ def test_threshold_curve_replays_the_prediction_log_against_the_answers(admin, s
     by_threshold = {p.threshold: (p.routed, p.missed) for p in curve.points}
     assert by_threshold[0.0] == by_threshold[0.9] == (0, 1)  # nothing goes to people; the fix is missed
     assert by_threshold[0.95] == by_threshold[1.0] == (2, 0)  # both go to people; nothing is missed
+
+
+def test_deleting_rules_for_models_configs_and_endpoints(admin, services) -> None:
+    admin.register_model("mine", builtin=BUILTIN)
+    deploy(admin, services, model="mine")
+    with pytest.raises(ResourceInUseError, match="used by endpoint 'detector'"):
+        admin.delete_model("mine")
+    with pytest.raises(ResourceInUseError, match="used by endpoint 'detector'"):
+        admin.delete_endpoint_config("detector-config")
+    admin.create_endpoint_config("shared", variants=[VariantSpec(model="mine")])
+    assert admin.update_endpoint("detector", config="shared").status == "Updating"
+    with pytest.raises(ResourceInUseError):  # being loaded
+        admin.delete_endpoint_config("shared")
+    run_once(services)
+    admin.delete_endpoint_config("detector-config")  # no longer used
+    admin.delete_endpoint("detector")
+    assert [c.name for c in admin.list_endpoint_configs()] == ["shared"]  # not the endpoint's own: kept
+    deploy(admin, services, model="mine")  # the name is free again
+    admin.delete_endpoint("detector")  # and its own config goes with it
+    assert [c.name for c in admin.list_endpoint_configs()] == ["shared"]
+    admin.delete_model("mine")
+    assert admin.list_models() == []

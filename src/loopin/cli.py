@@ -844,9 +844,15 @@ def models_delete(name: str, url: UrlOption = None) -> None:
     out.print(f"deleted model {name}")
 
 
-def _routing(flow: str | None, threshold: float | None, classes: list[str] | None, sample: float | None) -> Any:
+def _routing(
+    flow: str | None,
+    threshold: float | None,
+    classes: list[str] | None,
+    sample: float | None,
+    min_score: float | None = None,
+) -> Any:
     if flow is None:
-        if threshold is not None or classes or sample is not None:
+        if threshold is not None or classes or sample is not None or min_score is not None:
             raise ValidationError("Routing options need --flow: the flow definition that reviews the images.")
         return None
     rule: dict[str, Any] = {"flow": flow, "classes": classes or None}
@@ -854,13 +860,21 @@ def _routing(flow: str | None, threshold: float | None, classes: list[str] | Non
         rule["threshold"] = threshold
     if sample is not None:
         rule["sample_percent"] = sample
-    return RoutingRule.model_validate(rule)
+    if min_score is not None:
+        rule["min_score"] = min_score
+    try:
+        return RoutingRule.model_validate(rule)
+    except PydanticValidationError as exc:
+        raise ValidationError("Invalid routing: " + "; ".join(e["msg"] for e in exc.errors())) from exc
 
 
 FlowOption = Annotated[str | None, typer.Option(help="Flow definition that reviews doubtful images.")]
 ThresholdOption = Annotated[float | None, typer.Option(help="Detections below it go to people (default 0.9).")]
 ClassOption = Annotated[list[str] | None, typer.Option("--class", help="Only this class counts (repeatable).")]
 SampleOption = Annotated[float | None, typer.Option(help="Percent of confident images sent for an audit.")]
+MinScoreOption = Annotated[
+    float | None, typer.Option(help="Detections below it are ignored as noise (default 0.2, below the threshold).")
+]
 
 
 @endpoints_app.command("create")
@@ -872,6 +886,7 @@ def endpoints_create(
     threshold: ThresholdOption = None,
     classes: ClassOption = None,
     sample_percent: SampleOption = None,
+    min_score: MinScoreOption = None,
     wait: Annotated[bool, typer.Option(help="Wait until the endpoint is InService.")] = True,
     url: UrlOption = None,
     as_json: JsonFlag = False,
@@ -880,7 +895,7 @@ def endpoints_create(
     from loopin.schemas import VariantSpec
 
     client = _client(url)
-    routing = _routing(flow, threshold, classes, sample_percent)
+    routing = _routing(flow, threshold, classes, sample_percent, min_score)
     client.create_endpoint_config(f"{name}-config", variants=[VariantSpec(model=model, instance_count=instances)])
     endpoint = client.create_endpoint(name, config=f"{name}-config", routing=routing)
     if wait:
@@ -909,12 +924,13 @@ def endpoints_update(
     threshold: ThresholdOption = None,
     classes: ClassOption = None,
     sample_percent: SampleOption = None,
+    min_score: MinScoreOption = None,
     no_routing: Annotated[bool, typer.Option(help="Stop routing to people.")] = False,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Change an endpoint's config or its routing rule."""
-    routing = _routing(flow, threshold, classes, sample_percent)
+    routing = _routing(flow, threshold, classes, sample_percent, min_score)
     _emit(_client(url).update_endpoint(name, config=config, routing=routing, clear_routing=no_routing), as_json)
 
 
@@ -936,14 +952,15 @@ def endpoints_invoke(
 ) -> None:
     """Detect objects on images; doubtful ones go to people when the endpoint (or --flow) routes.
 
-    Each image is sent with an idempotency key made from its content, so running the same
-    command again starts no second review."""
+    Each image is sent with an idempotency key made from its content and the routing
+    options, so running the same command again starts no second review."""
     client = _client(url)
 
     def one(path: Path) -> Any:
         data = path.read_bytes()
         kind = {".png": "image/png", ".webp": "image/webp"}.get(path.suffix.lower(), "image/jpeg")
-        key = "cli-" + hashlib.sha256(data).hexdigest()
+        options = json.dumps([flow, threshold, sorted(classes or [])]).encode()
+        key = "cli-" + hashlib.sha256(data + b"\0" + options).hexdigest()
         result = client.invoke_endpoint(
             name, data, content_type=kind, flow=flow, threshold=threshold, classes=classes, idempotency_key=key
         )

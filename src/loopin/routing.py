@@ -20,10 +20,9 @@ AUDIT_BUCKETS = 10_000  # audit sampling resolution: 0.01 %
 
 
 def considered(rule: RoutingRule, detections: Sequence[Detection]) -> list[Detection]:
-    if rule.classes is None:
-        return list(detections)
-    wanted = set(rule.classes)
-    return [d for d in detections if d.label in wanted]
+    """The detections the rule looks at: of its classes, and not below its noise floor."""
+    wanted = set(rule.classes) if rule.classes is not None else None
+    return [d for d in detections if d.score >= rule.min_score and (wanted is None or d.label in wanted)]
 
 
 def decide(rule: RoutingRule, detections: Sequence[Detection], image_sha256: str) -> str | None:

@@ -226,19 +226,47 @@ class TaskSubmit(Request):
 # -- models and endpoints ------------------------------------------------------------
 
 
+DEFAULT_MIN_SCORE = 0.2
+
+
 class RoutingRule(BaseModel):
-    """When an endpoint sends an image to people, and to which flow."""
+    """When an endpoint sends an image to people, and to which flow: when a detection scores
+    in [min_score, threshold), or when the image is drawn for an audit."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     flow: str = Field(description="Flow definition that reviews the routed images.")
     threshold: float = Field(default=0.9, ge=0.0, le=1.0, description="Detections scoring below it need a person.")
+    min_score: float = Field(
+        default=DEFAULT_MIN_SCORE,
+        ge=0.0,
+        le=1.0,
+        description="Detections below it are background noise: they neither send the image to a person "
+        "nor are offered to them. Must be below the threshold.",
+    )
     classes: tuple[str, ...] | None = Field(
         default=None, description="Only these class labels count (and are offered as labels); None: all."
     )
     sample_percent: float = Field(
         default=0.0, ge=0.0, le=100.0, description="Share of images sent for an audit even when all is confident."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _low_threshold_keeps_its_meaning(cls, data: Any) -> Any:
+        # A threshold at or below the default noise floor, with no floor given: no floor,
+        # so "below 0.15 goes to people" still means what it says.
+        if isinstance(data, dict) and data.get("min_score") is None:
+            threshold = data.get("threshold")
+            if isinstance(threshold, int | float) and threshold <= DEFAULT_MIN_SCORE:
+                return {**data, "min_score": 0.0}
+        return data
+
+    @model_validator(mode="after")
+    def _floor_below_threshold(self) -> RoutingRule:
+        if self.min_score > 0 and self.min_score >= self.threshold:
+            raise ValueError(f"min_score ({self.min_score:g}) must be below the threshold ({self.threshold:g})")
+        return self
 
 
 class ModelCreate(Request):

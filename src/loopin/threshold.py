@@ -1,7 +1,8 @@
 """The threshold picture: for a flow whose loops people have reviewed, replay other
 confidence thresholds against the prediction log and the answers.
 
-For each threshold t:
+Detections are looked at as the endpoints' routing rules look at them: of the rules'
+classes, and not below their noise floor (``min_score``). For each threshold t:
 - ``routed``: how many logged images would have gone to people (some detection below t);
 - ``missed``: how many *reviewed* images would not have gone to people at t although the
   people changed something — a box at or above t that they removed or moved, or a box they
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from loopin.endpoints import list_endpoints, routing_rule
 from loopin.flows import get_flow
 from loopin.models import HumanLoop, Prediction, TaskSlot
 
@@ -43,8 +45,20 @@ class Curve:
 Box = tuple[str, float, float, float, float]  # label, left, top, right, bottom
 
 
-def threshold_curve(session: Session, flow_name: str, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> Curve:
+def threshold_curve(
+    session: Session,
+    flow_name: str,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    *,
+    min_score: float | None = None,
+    classes: Sequence[str] | None = None,
+) -> Curve:
+    """The curve for a flow. Without ``min_score`` and ``classes``, those of the endpoints
+    routing to the flow are used (the lowest floor; every class any of them looks at)."""
     get_flow(session, flow_name)  # must exist
+    if min_score is None:
+        min_score, classes = _rules_view(session, flow_name)
+    wanted = set(classes) if classes is not None else None
     predictions = session.execute(
         select(Prediction.detections, Prediction.loop_name).where(Prediction.flow_name == flow_name)
     ).all()
@@ -52,7 +66,11 @@ def threshold_curve(session: Session, flow_name: str, thresholds: Sequence[float
     images = []
     for detections_json, loop_name in predictions:
         detections = json.loads(detections_json)
-        model = [(d["label"], d["score"], (d["left"], d["top"], d["right"], d["bottom"])) for d in detections]
+        model = [
+            (d["label"], d["score"], (d["left"], d["top"], d["right"], d["bottom"]))
+            for d in detections
+            if d["score"] >= min_score and (wanted is None or d["label"] in wanted)
+        ]
         images.append((model, human.get(loop_name) if loop_name else None))
     points = []
     for t in thresholds:
@@ -65,6 +83,15 @@ def threshold_curve(session: Session, flow_name: str, thresholds: Sequence[float
                 missed += _differ(confident, people)
         points.append(Point(threshold=t, routed=routed, missed=missed))
     return Curve(flow=flow_name, images=len(images), reviewed=sum(p is not None for _, p in images), points=points)
+
+
+def _rules_view(session: Session, flow_name: str) -> tuple[float, list[str] | None]:
+    rules = [r for r in (routing_rule(e) for e in list_endpoints(session)) if r is not None and r.flow == flow_name]
+    if not rules:
+        return 0.0, None
+    if any(r.classes is None for r in rules):
+        return min(r.min_score for r in rules), None
+    return min(r.min_score for r in rules), sorted({c for r in rules for c in r.classes or ()})
 
 
 def _human_boxes(session: Session, loop_names: list[str]) -> dict[str, list[Box]]:

@@ -90,10 +90,12 @@ class AdminPages:
             return None
         return SignedInAdmin(admin, session.sid)
 
-    async def form_post(self, request: Request, *, max_fields: int = 60) -> tuple[SignedInAdmin, Form] | Response:
+    async def form_post(
+        self, request: Request, *, max_fields: int = 60, limit: int = FORM_LIMIT
+    ) -> tuple[SignedInAdmin, Form] | Response:
         """The signed-in admin and the form of a POST with a valid CSRF field, or the
         response that refuses it (sign-in page, or a 403 page)."""
-        form = await read_form(request, FORM_LIMIT, max_fields=max_fields)
+        form = await read_form(request, limit, max_fields=max_fields)
         me = await run_in_threadpool(self.signed_in, request)
         if me is None:
             return to_sign_in(request)

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from loopin import flows, task_templates, workforce
 from loopin.admin_console.base import AdminPages, SignedInAdmin, to_sign_in
 from loopin.admin_console.templates import when
-from loopin.errors import LoopinError, ResourceInUseError, ValidationError
+from loopin.errors import LoopinError, NotFoundError, ResourceInUseError, ValidationError
 from loopin.models import FlowDefinition, TaskUi, Workteam
 from loopin.web_pages import Form, error_status, redirect
 
@@ -96,9 +96,16 @@ def add_routes(pages: AdminPages) -> None:
         me, form = posted
         values = _values(form, ("name", "team", "task_ui", "output_path", *EDITABLE))
         name = values["name"]
-        try:
-            await pages.write(
-                lambda s: flows.create_flow(
+
+        def run(s: Session) -> None:
+            # The team and template come from lists; one gone meanwhile is that field's problem.
+            missing: dict[str, str] = {}
+            if values["team"] not in {t.name for t in workforce.list_teams(s)}:
+                missing["team"] = "Choose one of the teams."
+            if values["task_ui"] not in {u.name for u in task_templates.list_task_uis(s)}:
+                missing["task_ui"] = "Choose one of the templates."
+            try:
+                flows.create_flow(
                     s,
                     name=name,
                     team=values["team"],
@@ -107,11 +114,16 @@ def add_routes(pages: AdminPages) -> None:
                     now_ms=ctx.clock.now_ms(),
                     **_settings(values),
                 )
-            )
+            except (ValidationError, NotFoundError) as exc:
+                problems = {**_field_errors(exc), **missing}
+                if not problems:
+                    raise
+                raise ValidationError(next(iter(problems.values())), details={"fields": problems}) from exc
+
+        try:
+            await pages.write(run)
         except LoopinError as exc:
-            errors = _field_errors(exc)
-            if isinstance(exc, ResourceInUseError):
-                errors = {"name": exc.message}
+            errors = {"name": exc.message} if isinstance(exc, ResourceInUseError) else _field_errors(exc)
             return await new_form(me, error_status(exc), values=values, errors=errors, error=_summary(exc, errors))
         return redirect(f"/admin/flows/{quote(name, safe='')}?notice=created")
 
@@ -146,7 +158,7 @@ def add_routes(pages: AdminPages) -> None:
             section="flows",
             flow=flow,
             team=found["team"],
-            template=found["template"],
+            task_ui=found["template"],
             waiting=found["waiting"],
             created=when(flow.created_at),
             v=values if values is not None else _current(flow),

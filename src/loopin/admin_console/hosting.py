@@ -26,7 +26,7 @@ from loopin.flows import list_flows
 from loopin.inference import BUILTIN_MODELS, Detection
 from loopin.invocations import MAX_BODY_BYTES, invoke
 from loopin.routing import considered, decide, with_overrides
-from loopin.schemas import RoutingRule
+from loopin.schemas import DEFAULT_MIN_SCORE, RoutingRule
 from loopin.web_pages import Form, redirect
 
 NOTICES = {
@@ -62,7 +62,10 @@ def add_routes(pages: AdminPages) -> None:
         except LoopinError as exc:
             return pages.error_page(me, exc)
         flows = await pages.read(lambda s: [f.name for f in list_flows(s)])
-        values.setdefault("form", {"name": _suggest_name(name), "instances": "1", "threshold": "0.5"})
+        values.setdefault(
+            "form",
+            {"name": _suggest_name(name), "instances": "1", "threshold": "0.5", "min_score": f"{DEFAULT_MIN_SCORE:g}"},
+        )
         return pages.page(
             "admin/model.html", me, status, section="endpoints", model=model, flows=flows, error=error, **values
         )
@@ -89,7 +92,10 @@ def add_routes(pages: AdminPages) -> None:
         except NotFoundError as exc:
             return pages.error_page(me, exc)
         except LoopinError as exc:
-            values = {k: form.get(k) for k in ("name", "instances", "flow", "threshold", "classes", "sample_percent")}
+            values = {
+                k: form.get(k)
+                for k in ("name", "instances", "flow", "threshold", "min_score", "classes", "sample_percent")
+            }
             return await _model_page(me, model, 400, error=exc.message, form=values)
         return redirect(f"{_endpoint_path(row.name)}?notice=deployed")
 
@@ -124,6 +130,7 @@ def add_routes(pages: AdminPages) -> None:
             {
                 "flow": rule.flow if rule else "",
                 "threshold": f"{rule.threshold:g}" if rule else "0.5",
+                "min_score": f"{rule.min_score:g}" if rule else f"{DEFAULT_MIN_SCORE:g}",
                 "classes": ", ".join(rule.classes or ()) if rule else "",
                 "sample_percent": f"{rule.sample_percent:g}" if rule else "0",
             },
@@ -155,7 +162,7 @@ def add_routes(pages: AdminPages) -> None:
         except NotFoundError as exc:
             return pages.error_page(me, exc)
         except LoopinError as exc:
-            values = {k: form.get(k) for k in ("flow", "threshold", "classes", "sample_percent")}
+            values = {k: form.get(k) for k in ("flow", "threshold", "min_score", "classes", "sample_percent")}
             return await _endpoint_page(me, name, 400, error=exc.message, form=values)
         return redirect(f"{_endpoint_path(name)}?notice={'routing' if rule else 'routing-off'}")
 
@@ -335,6 +342,7 @@ def _rule_from(form: Form) -> RoutingRule | None:
         {
             "flow": flow,
             "threshold": _number(form, "threshold", "The threshold"),
+            "min_score": _number(form, "min_score", "The noise floor"),
             "classes": classes or None,
             "sample_percent": _number(form, "sample_percent", "The audit sample"),
         },
@@ -372,6 +380,14 @@ def _try(pages: AdminPages, name: str, image: bytes, route: bool) -> dict[str, A
     counted = {id(d) for d in considered(rule, detections)} if rule else set()
     answer["doubtful"] = [rule is not None and id(d) in counted and d.score < rule.threshold for d in detections]
     answer["routing"] = (
-        {"flow": rule.flow, "threshold": rule.threshold, "classes": rule.classes, "reason": reason} if rule else None
+        {
+            "flow": rule.flow,
+            "threshold": rule.threshold,
+            "min_score": rule.min_score,
+            "classes": rule.classes,
+            "reason": reason,
+        }
+        if rule
+        else None
     )
     return answer

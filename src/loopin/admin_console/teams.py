@@ -135,7 +135,7 @@ def add_routes(pages: AdminPages) -> None:
                 return pages.error_page(me, exc)
             invalid = exc.details.get("invalid", [])
             return await team_page(me, name, error_status(exc), error=exc.message, invalid=invalid, emails=text)
-        return await team_page(me, name, results=await _deliver(name, invited))
+        return await team_page(me, name, results=await deliver(name, invited))
 
     async def resend(name: str, request: Request) -> Response:
         posted = await pages.form_post(request)
@@ -152,9 +152,9 @@ def add_routes(pages: AdminPages) -> None:
             invited = await pages.write(reissue)
         except LoopinError as exc:
             return await team_page(me, name, error_status(exc), error=exc.message)
-        return await team_page(me, name, results=await _deliver(name, [invited]))
+        return await team_page(me, name, results=await deliver(name, [invited]))
 
-    async def _deliver(team_name: str, invited: list[workforce.Invited]) -> list[dict[str, Any]]:
+    async def deliver(team_name: str, invited: list[workforce.Invited]) -> list[dict[str, Any]]:
         """E-mail the new invitations (after the commit); the result rows for the page, with
         the link wherever no e-mail went out."""
         links = {i.email: _invitation_url(settings.resolved_public_url, i.token) for i in invited if i.token}
@@ -164,7 +164,7 @@ def add_routes(pages: AdminPages) -> None:
             errors = await run_in_threadpool(mailer.send_invitations, settings, mails)
         rows = []
         for i in invited:
-            link = links.get(i.email)
+            link = links[i.email] if i.token else None
             sent = link is not None and mailer.enabled(settings) and i.email not in errors
             rows.append(
                 {

@@ -161,7 +161,7 @@ def add_routes(pages: AdminPages) -> None:
             return to_sign_in(request)
         if not csrf_ok:
             return pages.message(me, "Please try again", STALE_FORM, 403)
-        name, content, existing = form.get("name").strip(), form.get("content"), form.get("existing") or None
+        name, content, existing = form.get("name").strip(), _text(form, "content"), form.get("existing") or None
         try:
             task_templates.check_template(content)
         except ValidationError as exc:
@@ -187,7 +187,7 @@ def add_routes(pages: AdminPages) -> None:
             content=content,
             existing=existing,
             flows=flows,
-            sample=form.get("input"),
+            sample=_text(form, "input"),
             new_name=name,
             problem=problem,
         )
@@ -243,7 +243,7 @@ def add_routes(pages: AdminPages) -> None:
         if not csrf_ok:
             return preview_message(403, Problem("session", STALE_FORM))
         try:
-            html, origins = await run_in_threadpool(render_preview, form.get("content"), form.get("input"))
+            html, origins = await run_in_threadpool(render_preview, _text(form, "content"), _text(form, "input"))
         except PreviewProblem as exc:
             return preview_message(400, exc.problem)
         return task_frame_response(html, 200, origins)
@@ -290,6 +290,11 @@ async def _template_form(pages: AdminPages, request: Request) -> tuple[SignedInA
     form = await read_form(request, _TEMPLATE_FORM_LIMIT, max_fields=10)
     me = await run_in_threadpool(pages.signed_in, request)
     return me, form, me is not None and pages.keys.check_csrf(me.sid, form.get("csrf"))
+
+
+def _text(form: Form, field: str) -> str:
+    """A text area's value with the line breaks browsers send (CRLF) as typed (LF)."""
+    return form.get(field).replace("\r\n", "\n")
 
 
 def when(ms: int) -> str:
