@@ -119,7 +119,9 @@ class Settings(BaseModel):
     smtp_username: str = Field(default="", description="SMTP user name; empty to send without signing in.")
     smtp_password: str = Field(default="", description="SMTP password.")
     smtp_from: str = Field(
-        default="", description="Sender address of invitation e-mails, e.g. 'Review team <review@example.com>'."
+        default="",
+        description="Sender of invitation e-mails, e.g. 'Review team <review@example.com>'. Empty: the SMTP "
+        "user name if it is an e-mail address, else loopin@<host of the public URL>.",
     )
 
     @field_validator("account_id")
