@@ -58,6 +58,11 @@ def test_operator_and_reviewer_round_trip(cli, tmp_path: Path) -> None:
         "text",
     )
     assert flow["task_count"] == 1 and flow["keywords"] == ["text"]
+    updated = _json(env, "flows", "update", "ask", "--time-limit", "600", "--keyword", "text")
+    assert (updated["time_limit_seconds"], updated["keywords"], updated["title"]) == (600, ["text"], "Answer")
+    refused = run_cli(env, "flows", "update", "ask", "--task-count", "9", check=False)
+    assert refused.returncode == 1 and "ValidationException" in refused.stderr
+    assert _json(env, "flows", "describe", "ask")["task_count"] == 1
 
     started = _json(env, "loops", "start", "q-1", "--flow", "ask", "--input", '{"question": "Cat or dog?"}')
     assert started["created"] is True

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +27,7 @@ from loopin.jobs import write_output_now
 from loopin.models import FlowDefinition, HumanLoop, TaskUi, Worker, Workteam
 from loopin.signing import sign_token
 
+T = TypeVar("T")
 log = logging.getLogger("loopin.api")
 
 STATUS_BY_CODE = {
@@ -146,6 +147,10 @@ def _task_ui(ctx: Services, ui: TaskUi) -> schemas.TaskUi:
         content_sha256=ui.content_sha256,
         created_at=iso_ms(ui.created_at),
     )
+
+
+def _given(value: T | None, current: T) -> T:
+    return current if value is None else value
 
 
 def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow:
@@ -363,6 +368,24 @@ def _template_and_flow_routes(api: FastAPI) -> None:
     def get_flow(name: str, ctx: Ctx, _: Admin) -> schemas.Flow:
         with ctx.db.read() as s:
             return _flow(s, ctx, flows.get_flow(s, name))
+
+    @api.patch("/flows/{name}", response_model=schemas.Flow, tags=["flow definitions"])
+    def update_flow(name: str, body: schemas.FlowUpdate, ctx: Ctx, _: Admin) -> schemas.Flow:
+        def run(s: Session) -> schemas.Flow:
+            flow = flows.get_flow(s, name)
+            updated = flows.update_flow(
+                s,
+                name,
+                title=_given(body.title, flow.title),
+                description=_given(body.description, flow.description),
+                keywords=_given(body.keywords, json.loads(flow.keywords)),
+                task_count=_given(body.task_count, flow.task_count),
+                availability_lifetime_s=_given(body.availability_lifetime_seconds, flow.availability_lifetime_s),
+                time_limit_s=_given(body.time_limit_seconds, flow.time_limit_s),
+            )
+            return _flow(s, ctx, updated)
+
+        return ctx.write(run)
 
     @api.delete("/flows/{name}", status_code=204, tags=["flow definitions"])
     def delete_flow(name: str, ctx: Ctx, _: Admin) -> None:

@@ -624,6 +624,31 @@ def flows_create(
     _emit(flow, as_json)
 
 
+@flows_app.command("update")
+def flows_update(
+    name: str,
+    title: Annotated[str | None, typer.Option(help="Task title shown to workers.")] = None,
+    description: Annotated[str | None, typer.Option(help="Task description shown to workers.")] = None,
+    task_count: Annotated[int | None, typer.Option(help="Distinct workers per loop (1-3), for new loops.")] = None,
+    keyword: Annotated[list[str] | None, typer.Option("--keyword", help="Keyword (repeatable); replaces all.")] = None,
+    availability: Annotated[int | None, typer.Option(help="Seconds a task may wait, for new loops.")] = None,
+    time_limit: Annotated[int | None, typer.Option(help="Seconds a worker has, for tasks taken from now.")] = None,
+    url: UrlOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a flow definition (team, template and output location stay)."""
+    flow = _client(url).update_flow(
+        name,
+        title=title,
+        description=description,
+        keywords=keyword,
+        task_count=task_count,
+        availability_lifetime_seconds=availability,
+        time_limit_seconds=time_limit,
+    )
+    _emit(flow, as_json)
+
+
 @flows_app.command("list")
 def flows_list(url: UrlOption = None, as_json: JsonFlag = False) -> None:
     _emit(_client(url).list_flows(), as_json, ["name", "team", "task_ui", "task_count", "output_path"])

@@ -241,6 +241,31 @@ class Client:
         )
         return self._http.model(schemas.Flow, "POST", "/flows", json_body=body.model_dump())
 
+    def update_flow(
+        self,
+        name: str,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        keywords: Sequence[str] | None = None,
+        task_count: int | None = None,
+        availability_lifetime_seconds: int | None = None,
+        time_limit_seconds: int | None = None,
+    ) -> schemas.Flow:
+        """Change a flow's title, description, keywords, task count or time limits (those
+        given). Team, template and output path cannot change."""
+        body = schemas.FlowUpdate(
+            title=title,
+            description=description,
+            keywords=list(keywords) if keywords is not None else None,
+            task_count=task_count,
+            availability_lifetime_seconds=availability_lifetime_seconds,
+            time_limit_seconds=time_limit_seconds,
+        )
+        return self._http.model(
+            schemas.Flow, "PATCH", f"/flows/{_q(name)}", json_body=body.model_dump(exclude_none=True)
+        )
+
     def list_flows(self) -> list[schemas.Flow]:
         return self._http.models(schemas.Flow, "GET", "/flows")
 

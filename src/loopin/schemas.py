@@ -112,6 +112,18 @@ class FlowCreate(Request):
     role_arn: str | None = None
 
 
+class FlowUpdate(Request):
+    """The fields of a flow definition that may change; those left out stay. New values apply
+    to loops started (task count, availability) or tasks taken (time limit) afterwards."""
+
+    title: str | None = None
+    description: str | None = None
+    keywords: list[str] | None = None
+    task_count: int | None = None
+    availability_lifetime_seconds: int | None = None
+    time_limit_seconds: int | None = None
+
+
 class Flow(Response):
     name: str
     arn: str
