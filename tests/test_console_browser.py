@@ -439,8 +439,10 @@ def test_entity_annotation_without_a_crowd_form_makes_its_own_and_submits(live: 
     assert frame.locator("crowd-form > crowd-entity-annotation").count() == 1
     select_text(frame, 0, 13)
     frame.click(".lc-label:has-text('Key Phrase')")
+    # The form made its own Submit button, hidden here: the console's is the one to use.
+    expect(frame.locator("crowd-button.lc-auto-submit")).to_be_hidden()
     with page.expect_navigation():
-        frame.click("crowd-button.lc-auto-submit button")
+        page.click("#submit-button")
     assert live.output(loop)["humanAnswers"][0]["answerContent"] == {
         "crowd-entity-annotation": {"entities": [{"label": "keyPhrase", "startOffset": 0, "endOffset": 13}]}
     }

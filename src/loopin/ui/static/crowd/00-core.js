@@ -338,7 +338,12 @@
 
   window.addEventListener('message', function (e) {
     if (e.source !== window.parent || !e.data) return;
-    if (e.data.type === 'loopin:hello' && ready) post({ type: 'loopin:ready' });
+    if (e.data.type === 'loopin:hello') {
+      // The host page has its own Submit button: the one crowd-form adds would be a second.
+      C.hostSubmits = true;
+      document.querySelectorAll('crowd-button.lc-auto-submit').forEach(function (b) { b.hidden = true; });
+      if (ready) post({ type: 'loopin:ready' });
+    }
     if (e.data.type === 'loopin:submit') C.submitPage();
   });
 

@@ -76,7 +76,9 @@
     build() {
       var self = this;
       if (!this.querySelector('crowd-button[form-action="submit"], button[type="submit"], input[type="submit"]')) {
-        this.appendChild(C.h('crowd-button.lc-auto-submit', { 'form-action': 'submit', variant: 'primary' }, ['Submit']));
+        var auto = C.h('crowd-button.lc-auto-submit', { 'form-action': 'submit', variant: 'primary' }, ['Submit']);
+        auto.hidden = Boolean(C.hostSubmits);
+        this.appendChild(auto);
       }
       // Plain submit buttons in the template submit this form (as they would a <form>).
       this.addEventListener('click', function (e) {
