@@ -161,7 +161,7 @@ def list_loops(
                 or_(
                     HumanLoop.created_at < created,
                     and_(HumanLoop.created_at == created, HumanLoop.id < last_id),
-                )
+                ),
             )
         else:
             query = query.where(
@@ -169,7 +169,7 @@ def list_loops(
                 or_(
                     HumanLoop.created_at > created,
                     and_(HumanLoop.created_at == created, HumanLoop.id > last_id),
-                )
+                ),
             )
     if descending:
         query = query.order_by(HumanLoop.created_at.desc(), HumanLoop.id.desc())

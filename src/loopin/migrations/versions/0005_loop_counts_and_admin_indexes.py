@@ -49,9 +49,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("human_loops", schema=None) as batch_op:
         batch_op.create_index("ix_loops_status_created", ["status", "created_at", "id"], unique=False)
-        batch_op.create_index(
-            "ix_loops_flow_status_created", ["flow_id", "status", "created_at", "id"], unique=False
-        )
+        batch_op.create_index("ix_loops_flow_status_created", ["flow_id", "status", "created_at", "id"], unique=False)
     with op.batch_alter_table("task_slots", schema=None) as batch_op:
         batch_op.create_index(
             "ix_slots_submitted",

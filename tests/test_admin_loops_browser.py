@@ -1,0 +1,164 @@
+"""The admin console's overview and human-loop pages in Debian's Chromium (SQLite only,
+like the other browser tests), and the screenshots of them in the docs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from loopin import loops
+from loopin.admin_console.loops import MIN_SCORE_DRAWN
+from loopin.client import WorkerClient
+from loopin.jobs import run_once
+from loopin.loop_stats import DAY_MS
+from loopin.schemas import RoutingRule, VariantSpec
+from tests.browser import PASSWORD, Live, admin_sign_in, chromium_available, launch, live_server
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = (ROOT / "tests" / "data" / "astronaut.jpg").read_bytes()
+DOCS_IMAGES = ROOT / "docs" / "images"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not chromium_available():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: run scripts/install-browser.sh")
+        pytest.skip("Chromium is not installed (scripts/install-browser.sh)")
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live(tmp_path: Path, sqlite_template: Path) -> Iterator[Live]:
+    with live_server(tmp_path / "data", sqlite_template=sqlite_template) as live:
+        yield live
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.errors = []  # type: ignore[attr-defined]
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
+    yield page
+    context.close()
+
+
+def seed_history(live: Live) -> None:
+    """Two weeks of earlier loops in several states, so the overview has something to show."""
+    now = live.clock.now_ms()
+    with live.services.db.write() as s:
+        for day in range(13, 0, -1):
+            for i in range(6 + (day * 7) % 11):
+                at = now - day * DAY_MS + i * 600_000
+                loop, _ = loops.start_loop(
+                    s, name=f"earlier-{day:02d}-{i:02d}", flow_name="photos", input_content='{"text": "a"}', now_ms=at
+                )
+                if i % 9 == 4:
+                    loops.fail_loop(s, loop, code="Expired", reason="Nobody answered in time.", now_ms=at + DAY_MS)
+                elif i % 9 == 7:
+                    loops.stop_loop(s, loop.name, now_ms=at + 60_000)
+                elif day > 1 or i < 3:  # a shortcut: these were answered (the counters follow)
+                    loop.status, loop.ended_at = "Completed", at + 300_000
+
+
+def test_a_routed_loop_shows_the_models_and_the_workers_boxes(live: Live, page: Page):
+    admin = live.admin
+    admin.create_team("MyTeam", description="Reviewers")
+    admin.create_worker("worker0@myteam.example", teams=["MyTeam"], password=PASSWORD)
+    admin.create_task_ui("boxes", template="<crowd-form><p>{{ task.input.taskObject }}</p></crowd-form>")
+    for flow in ("review", "photos"):
+        admin.create_flow(
+            flow,
+            team="MyTeam",
+            task_ui="boxes",
+            title="Check the boxes",
+            description="Fix the boxes the detector drew",
+            output_path="s3://review-bucket/a2i-results",
+        )
+    seed_history(live)
+    admin.create_endpoint_config("detector-config", variants=[VariantSpec(model="nanodet-m-416-coco")])
+    admin.create_endpoint("detector", config="detector-config", routing=RoutingRule(flow="review", threshold=0.5))
+    run_once(live.services)
+    routed = admin.invoke_endpoint("detector", ASTRONAUT)
+    assert routed.human_loop is not None
+    name = routed.human_loop["name"]
+    admin.invoke_endpoint("detector", ASTRONAUT, threshold=0.0)  # not routed
+    task_input = admin.describe_loop(name).input
+    human = [
+        *task_input["initialValue"],
+        {"label": "rocket", "left": 400, "top": 8, "width": 70, "height": 242},
+    ]
+    worker = WorkerClient.sign_in(live.url, "worker0@myteam.example", PASSWORD)
+    task = worker.next_task("review")
+    assert task is not None and task.input == task_input
+    live.clock.advance(42)
+    worker.submit(task.task_id, {"annotatedResult": {"boundingBoxes": human, "inputImageProperties": {}}})
+    worker.close()
+
+    admin_sign_in(page, live)
+    page.goto(live.url + "/admin/overview")
+    assert page.inner_text("[data-stat=routed]") == "50.0 %"
+    assert page.inner_text("[data-stat=active-workers]") == "1"
+    assert page.locator("svg.chart g.bar").count() == 14
+    assert page.locator("svg.chart rect.Completed").count() >= 13
+    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_IMAGES / "admin-overview.png"))
+
+    page.goto(live.url + "/admin/loops")
+    page.select_option("select[name=status]", "Completed")
+    page.click("button:has-text('Filter')")
+    page.wait_for_url("**/admin/loops?*status=Completed*")
+    first = page.locator("table.loops tbody tr").first
+    assert name in first.inner_text() and "Completed" in first.inner_text()
+    assert page.locator("table.loops tbody tr").count() == 50 and page.locator("a[rel=next]").count() == 1
+    page.goto(live.url + "/admin/loops")
+    page.screenshot(path=str(DOCS_IMAGES / "admin-loops.png"))
+
+    page.click(f"a:has-text('{name}')")
+    page.wait_for_selector("figure.boxes-figure svg")
+    drawn = [p for p in task_input["predictions"] if p["score"] >= MIN_SCORE_DRAWN]
+    assert len(drawn) >= 3 and page.locator("g[data-kind=model] rect").count() == len(drawn)
+    assert page.locator("g[data-kind=human] rect").count() == len(human)
+    assert "worker0@myteam.example" in page.inner_text("table.answers")
+    assert "42.0 s" in page.inner_text("table.answers")
+    shown = json.loads(page.inner_text("pre.input"))
+    assert shown == task_input
+    page.screenshot(path=str(DOCS_IMAGES / "admin-loop.png"), full_page=True)
+    href = page.get_attribute("a.output-link", "href")
+    assert href is not None
+    output = page.context.request.get(live.url + href if href.startswith("/") else href).json()
+    assert output["humanLoopName"] == name and output["humanAnswers"][0]["answerContent"]["annotatedResult"]
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_stop_and_delete_ask_first(live: Live, page: Page):
+    admin = live.admin
+    admin.create_team("MyTeam", description="Reviewers")
+    admin.create_task_ui("boxes", template="<crowd-form><p>{{ task.input.text }}</p></crowd-form>")
+    admin.create_flow(
+        "review", team="MyTeam", task_ui="boxes", title="t", description="d", output_path="s3://review-bucket/out"
+    )
+    admin.start_loop("to-stop", flow="review", input={"text": "hello"})
+    admin_sign_in(page, live)
+    page.goto(live.url + "/admin/loops/to-stop")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("button:has-text('Stop')")
+    assert admin.describe_loop("to-stop").status == "InProgress"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button:has-text('Stop')")
+    page.wait_for_selector("text=The human loop was stopped.")
+    assert admin.describe_loop("to-stop").status == "Stopped"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button:has-text('Delete')")
+    page.wait_for_selector("text=The human loop was deleted.")
+    assert admin.list_loops().loops == []
+    assert page.errors == []  # type: ignore[attr-defined]
