@@ -197,10 +197,10 @@ def test_a_worker_reaches_no_admin_page_and_no_admin_api(app, services, access_k
     # The worker's API token, and the worker's e-mail and password, on the admin API.
     http = TestClient(app)
     bearer = {"Authorization": f"Bearer {token}"}
-    for path in ("/api/v1/flows", "/api/v1/workteams", "/api/v1/human-loops", "/api/v1/endpoints"):
+    for path in ("/api/v1/flows", "/api/v1/teams", "/api/v1/loops", "/api/v1/endpoints"):
         assert http.get(path, headers=bearer).status_code == 401, path
         assert http.get(path, auth=(emails[0], PASSWORD)).status_code == 401, path
-    assert http.post("/api/v1/workteams", headers=bearer, json={"name": "x", "description": "x"}).status_code == 401
+    assert http.post("/api/v1/teams", headers=bearer, json={"name": "x", "description": "x"}).status_code == 401
 
     # A worker's password does not open the admin console, nor an admin's the worker console.
     console = AdminConsole(app)
