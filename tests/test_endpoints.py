@@ -307,6 +307,11 @@ def test_threshold_curve_replays_the_prediction_log_against_the_answers(admin, s
     by_threshold = {p.threshold: (p.routed, p.missed) for p in curve.points}
     assert by_threshold[0.0] == by_threshold[0.9] == (0, 1)  # nothing goes to people; the fix is missed
     assert by_threshold[0.95] == by_threshold[1.0] == (2, 0)  # both go to people; nothing is missed
+    # Replayed as the rule looks: with a noise floor over the model's 0.9, its boxes count
+    # for nothing, no image would go to people, and both corrected images would be missed.
+    admin.update_endpoint("reds", routing=RoutingRule(flow="review", threshold=0.95, min_score=0.92))
+    by_threshold = {p.threshold: (p.routed, p.missed) for p in admin.threshold_curve("review").points}
+    assert by_threshold[0.95] == (0, 2)
 
 
 def test_deleting_rules_for_models_configs_and_endpoints(admin, services) -> None:
