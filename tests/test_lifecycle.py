@@ -336,3 +336,17 @@ def test_start_with_the_same_object_in_another_key_order_is_the_same_input(admin
     setup_flow(admin)
     admin.start_loop("ordered", flow="review", input={"a": 1, "b": 2})
     assert not admin.start_loop("ordered", flow="review", input={"b": 2, "a": 1}).created
+
+
+def test_a_flow_update_applies_to_loops_started_afterwards(admin):
+    setup_flow(admin, workers=2, flow="review")
+    admin.start_loop("before", flow="review", input={"q": 1})
+    updated = admin.update_flow("review", task_count=2, title="Look again")
+    assert (updated.task_count, updated.title, updated.team) == (2, "Look again", "MyTeam")
+    admin.start_loop("after", flow="review", input={"q": 2})
+    assert admin.describe_loop("before").task_count == 1
+    assert admin.describe_loop("after").task_count == 2
+    with pytest.raises(ValidationError):
+        admin.update_flow("review", task_count=4)
+    with pytest.raises(NotFoundError):
+        admin.update_flow("missing", title="x")

@@ -455,7 +455,7 @@ def _loop_routes(api: FastAPI) -> None:
                 **_loop(ctx, loop, flow.name).model_dump(),
                 input=json.loads(loop.input_content),
                 answers_received=loops.answers_received(s, loop),
-                task_count=flow.task_count,
+                task_count=loops.answers_wanted(s, loop),
             )
 
     @api.post("/loops/{name}/stop", response_model=schemas.Loop, tags=["human loops"])

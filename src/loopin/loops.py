@@ -211,6 +211,12 @@ def answers_received(session: Session, loop: HumanLoop) -> int:
     return session.scalar(select(func.count()).where(TaskSlot.loop_id == loop.id, TaskSlot.status == "submitted")) or 0
 
 
+def answers_wanted(session: Session, loop: HumanLoop) -> int:
+    """The loop's own task count: one slot per answer, made when it started (the flow's
+    task count may have changed since)."""
+    return session.scalar(select(func.count()).where(TaskSlot.loop_id == loop.id)) or 0
+
+
 def settle_loop(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
     """Move a loop on after one of its slots changed. The caller holds the loop's row lock."""
     if loop.output_state != "none" or loop.status not in ACTIVE:
