@@ -72,6 +72,10 @@ def test_operator_and_reviewer_round_trip(cli, tmp_path: Path) -> None:
     assert "started 0 loops" in run_cli(env, "loops", "start-batch", str(batch), "--flow", "ask").stdout
     listed = _json(env, "loops", "list", "--flow", "ask", "--sort", "Ascending")
     assert [loop["name"] for loop in listed][0] == "q-1" and len(listed) == 4
+    assert len(_json(env, "loops", "list", "--status", "InProgress")) == 4
+    assert _json(env, "loops", "list", "--status", "Completed") == []
+    refused = run_cli(env, "loops", "list", "--status", "Done", check=False)
+    assert refused.returncode == 1 and "ValidationException" in refused.stderr
 
     reviewer = {**env, "LOOPIN_WORKER_EMAIL": "rev@example.com", "LOOPIN_WORKER_PASSWORD": "a-long-password"}
     jobs = _json(reviewer, "tasks", "jobs")

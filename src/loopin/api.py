@@ -425,6 +425,7 @@ def _loop_routes(api: FastAPI) -> None:
         ctx: Ctx,
         _: Admin,
         flow: str | None = None,
+        status: str | None = None,
         created_after: str | None = None,
         created_before: str | None = None,
         sort_order: str = "Descending",
@@ -435,6 +436,7 @@ def _loop_routes(api: FastAPI) -> None:
             page = loops.list_loops(
                 s,
                 flow_name=flow,
+                status=status,
                 created_after_ms=_time(created_after, "created_after"),
                 created_before_ms=_time(created_before, "created_before"),
                 sort_order=sort_order,

@@ -720,6 +720,9 @@ def loops_describe(name: str, url: UrlOption = None, as_json: JsonFlag = False) 
 @loops_app.command("list")
 def loops_list(
     flow: Annotated[str | None, typer.Option(help="Only this flow definition.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only this status: InProgress, Completed, Failed, Stopping or Stopped.")
+    ] = None,
     created_after: Annotated[str | None, typer.Option(help="ISO time, inclusive.")] = None,
     created_before: Annotated[str | None, typer.Option(help="ISO time, inclusive.")] = None,
     sort: Annotated[str, typer.Option(help="Ascending or Descending.")] = "Descending",
@@ -730,6 +733,7 @@ def loops_list(
     loops = []
     for loop in _client(url).iter_loops(
         flow=flow,
+        status=status,
         created_after=created_after,
         created_before=created_before,
         sort_order=sort,

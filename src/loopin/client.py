@@ -298,6 +298,7 @@ class Client:
         self,
         *,
         flow: str | None = None,
+        status: str | None = None,
         created_after: str | None = None,
         created_before: str | None = None,
         sort_order: str = "Descending",
@@ -306,6 +307,7 @@ class Client:
     ) -> schemas.LoopPage:
         params = {
             "flow": flow,
+            "status": status,
             "created_after": created_after,
             "created_before": created_before,
             "sort_order": sort_order,
