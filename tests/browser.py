@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from playwright.sync_api import Browser, Frame, Page, Playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Frame, Page, Playwright
 
 from loopin import admins
 from loopin.access_keys import create_key
@@ -147,3 +147,22 @@ def admin_sign_in(page: Page, live: Live) -> None:
     page.fill("input[name=password]", ADMIN_PASSWORD)
     page.click("button:has-text('Sign in')")
     page.wait_for_url("**/admin/**")
+
+
+def open_page(browser: Browser) -> tuple[BrowserContext, Page]:
+    """A 1280x800 page in a context of its own (its own cookies). ``page.errors`` collects
+    script errors and console errors such as CSP violations; Chromium's "Failed to load
+    resource" lines are left out, since the pages that refuse on purpose (a 4xx answer)
+    are checked by the tests themselves."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.errors = errors  # type: ignore[attr-defined]
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    page.on("console", on_console)
+    return context, page

@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from loopin.access_keys import create_key
 from loopin.clock import ManualClock
@@ -21,6 +22,7 @@ from loopin.context import Services
 from loopin.db import Database
 from loopin.server import build_services, create_app
 from tests.admin_support import AdminConsole, create_admin_account
+from tests.browser import chromium_available, launch, open_page
 
 PG_ADMIN_DSN = os.environ.get("LOOPIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -169,3 +171,26 @@ def admin_console(services: Services) -> AdminConsole:
     """A signed-in admin's view of the admin console (an account is created for it)."""
     create_admin_account(services)
     return AdminConsole(create_app(services=services, run_jobs=False)).sign_in()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, driven by Playwright (one per test module)."""
+    if not chromium_available():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: run scripts/install-browser.sh")
+        pytest.skip("Chromium is not installed (scripts/install-browser.sh)")
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page (see ``tests.browser.open_page``); the test fails if it met a script
+    error or a CSP violation."""
+    context, page = open_page(browser)
+    yield page
+    context.close()
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -5,7 +5,6 @@ tests), and the screenshots of the docs."""
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from loopin.client import WorkerClient
 from loopin.endpoints import deploy_pending
 from loopin.inference import Detector
 from loopin.schemas import RoutingRule, VariantSpec
-from tests.browser import Live, admin_sign_in, chromium_available, launch, live_server
+from tests.browser import Live, admin_sign_in, live_server
 from tests.helpers import PASSWORD, setup_flow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,39 +45,10 @@ def graded_box(image: Image.Image) -> list[dict[str, Any]]:
     ]
 
 
-def _refused(text: str) -> bool:
-    """Chromium logs every 4xx answer to a fetch; the tests check those answers themselves."""
-    return text.startswith("Failed to load resource: the server responded with a status of 4")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not chromium_available():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: run scripts/install-browser.sh")
-        pytest.skip("Chromium is not installed (scripts/install-browser.sh)")
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def live(tmp_path: Path, sqlite_template: Path) -> Iterator[Live]:
     with live_server(tmp_path / "data", sqlite_template=sqlite_template) as live:
         yield live
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and not _refused(msg.text) else None)
-    yield page
-    context.close()
-    assert errors == [], errors  # no script errors, no CSP violations
 
 
 def test_deploy_the_builtin_model_and_try_it(live: Live, page: Page) -> None:

@@ -4,12 +4,11 @@ like the other browser tests), and the screenshots of them in the docs."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
 from loopin import loops
 from loopin.admin_console.loops import MIN_SCORE_DRAWN
@@ -17,39 +16,17 @@ from loopin.client import WorkerClient
 from loopin.jobs import run_once
 from loopin.loop_stats import DAY_MS
 from loopin.schemas import RoutingRule, VariantSpec
-from tests.browser import PASSWORD, Live, admin_sign_in, chromium_available, launch, live_server
+from tests.browser import PASSWORD, Live, admin_sign_in, live_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = (ROOT / "tests" / "data" / "astronaut.jpg").read_bytes()
 DOCS_IMAGES = ROOT / "docs" / "images"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not chromium_available():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: run scripts/install-browser.sh")
-        pytest.skip("Chromium is not installed (scripts/install-browser.sh)")
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def live(tmp_path: Path, sqlite_template: Path) -> Iterator[Live]:
     with live_server(tmp_path / "data", sqlite_template=sqlite_template) as live:
         yield live
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.errors = []  # type: ignore[attr-defined]
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
-    yield page
-    context.close()
 
 
 def seed_history(live: Live) -> None:

@@ -5,32 +5,19 @@ screenshots. SQLite only, as the other browser tests."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
-from tests.browser import PASSWORD, Live, admin_sign_in, chromium_available, launch, live_server, task_frame
+from tests.browser import PASSWORD, Live, admin_sign_in, live_server, open_page, task_frame
 from tests.helpers import TEMPLATE
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS_IMAGES = ROOT / "docs" / "images"
 IMAGE = "s3://review-bucket/images/astronaut.jpg"
 VIEWPORT = {"width": 1280, "height": 800}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not chromium_available():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: run scripts/install-browser.sh")
-        pytest.skip("Chromium is not installed (scripts/install-browser.sh)")
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -42,27 +29,9 @@ def live(tmp_path: Path, sqlite_template: Path) -> Iterator[Live]:
         yield live
 
 
-def new_page(browser: Browser) -> tuple[BrowserContext, Page]:
-    """A fresh browser context (its own cookies) and a page that records script errors and
-    CSP violations."""
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.errors = []  # type: ignore[attr-defined]
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
-    page.on(  # CSP violations; a 400 answer is expected where the test sends bad input
-        "console",
-        lambda msg: (
-            page.errors.append(msg.text)  # type: ignore[attr-defined]
-            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    return context, page
-
-
 def test_invite_then_the_worker_signs_in_from_the_link_and_takes_a_task(live: Live, browser: Browser):
     DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    admin_context, admin = new_page(browser)
+    admin_context, admin = open_page(browser)
     admin_sign_in(admin, live)
     admin.goto(live.url + "/admin/teams")
     expect(admin.locator("main")).to_contain_text("No teams yet")
@@ -98,7 +67,7 @@ def test_invite_then_the_worker_signs_in_from_the_link_and_takes_a_task(live: Li
     admin.screenshot(path=str(DOCS_IMAGES / "admin-team-invited.png"))
 
     # Ana opens the link in her own browser, chooses a password and takes the task.
-    worker_context, worker = new_page(browser)
+    worker_context, worker = open_page(browser)
     worker.goto(link)
     worker.fill("input[name=password]", PASSWORD)
     worker.fill("input[name=confirm]", PASSWORD)
@@ -143,7 +112,7 @@ def test_invite_then_the_worker_signs_in_from_the_link_and_takes_a_task(live: Li
 def test_a_dismissed_confirmation_removes_nobody(live: Live, browser: Browser):
     live.admin.create_team("Reviewers", description="Reviewers")
     live.admin.create_worker("ana@example.com", teams=["Reviewers"], password=PASSWORD)
-    context, page = new_page(browser)
+    context, page = open_page(browser)
     admin_sign_in(page, live)
     page.goto(live.url + "/admin/teams/Reviewers")
     page.once("dialog", lambda dialog: dialog.dismiss())

@@ -6,31 +6,18 @@ like the other browser tests; the screenshots for the docs are taken here."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Frame, Page, expect, sync_playwright
+from playwright.sync_api import Frame, Page, expect
 
 from loopin import task_templates
-from tests.browser import Live, admin_sign_in, chromium_available, launch, live_server
+from tests.browser import Live, admin_sign_in, live_server
 from tests.test_console_browser import WALKTHROUGH, WALKTHROUGH_INPUT
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS_IMAGES = ROOT / "docs" / "images"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not chromium_available():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: run scripts/install-browser.sh")
-        pytest.skip("Chromium is not installed (scripts/install-browser.sh)")
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -42,18 +29,6 @@ def live(tmp_path: Path, sqlite_template: Path) -> Iterator[Live]:
             content_type="image/jpeg",
         )
         yield live
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    problems: list[str] = []  # script errors, and CSP violations in the page or the preview
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    page.on("console", lambda msg: problems.append(msg.text) if "Content Security Policy" in msg.text else None)
-    yield page
-    context.close()
-    assert problems == []
 
 
 def preview(page: Page) -> Frame:

@@ -334,3 +334,18 @@ def test_deleting_rules_for_models_configs_and_endpoints(admin, services) -> Non
     assert [c.name for c in admin.list_endpoint_configs()] == ["shared"]
     admin.delete_model("mine")
     assert admin.list_models() == []
+
+
+def test_a_routing_rules_noise_floor_stays_below_its_threshold() -> None:
+    from pydantic import ValidationError as PydanticValidationError
+
+    from loopin.routing import with_overrides
+
+    assert RoutingRule(flow="f").min_score == DEFAULT_MIN_SCORE
+    assert RoutingRule(flow="f", threshold=0.15).min_score == 0  # "below 0.15" keeps its meaning
+    with pytest.raises(PydanticValidationError, match="must be below the threshold"):
+        RoutingRule(flow="f", threshold=0.5, min_score=0.6)
+    base = RoutingRule(flow="f", threshold=0.8, min_score=0.3)
+    assert with_overrides(base, {"threshold": 0.9}).min_score == 0.3  # type: ignore[union-attr]
+    assert with_overrides(base, {"threshold": 0.25}).min_score == DEFAULT_MIN_SCORE  # type: ignore[union-attr]
+    assert with_overrides(base, {"threshold": 0.1}).min_score == 0  # type: ignore[union-attr]

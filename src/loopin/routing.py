@@ -71,6 +71,9 @@ def with_overrides(base: RoutingRule | None, overrides: dict[str, Any]) -> Routi
     if base is None and "flow" not in changes:
         raise ValidationError("This endpoint routes to no flow: give the flow to route to.")
     merged = (base.model_dump() if base else {}) | changes
+    if "min_score" not in changes and merged.get("min_score", 0) >= merged.get("threshold", 1):
+        # A call's lower threshold under the endpoint's noise floor: the floor gives way.
+        del merged["min_score"]
     try:
         return RoutingRule.model_validate(merged)
     except PydanticValidationError as exc:
