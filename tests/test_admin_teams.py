@@ -27,6 +27,7 @@ from loopin import mailer, tasks, workforce
 from loopin.clock import ManualClock
 from loopin.config import Settings
 from loopin.context import Services
+from loopin.errors import AuthenticationError
 from loopin.models import Worker
 from loopin.server import create_app
 from tests.admin_support import AdminConsole
@@ -301,6 +302,30 @@ def test_disable_ends_the_workers_session_and_enable_lets_them_back(admin_consol
     admin_console.post(TEAM + "/enable", email="ana@example.com")
     assert worker.get("/worker/jobs").status_code == 200
     assert worker_row(services, "ana@example.com") == ("active", ["MyTeam"])
+
+
+def test_reset_password_signs_the_worker_out_and_a_new_link_sets_a_new_one(
+    admin_console: AdminConsole, services: Services
+):
+    create_team(admin_console)
+    add_worker(services, "ana@example.com", ["MyTeam"])
+    worker = worker_sign_in(admin_console, "ana@example.com")
+    admin_console.get(TEAM)
+    assert 'action="/admin/teams/MyTeam/reset-password"' in admin_console.last_page
+    page = admin_console.post(TEAM + "/reset-password", 200, email="ana@example.com").text
+    (row,) = results(page)
+    assert row["outcome"].startswith("Password reset") and row["link"]
+    assert worker.get("/worker/jobs").headers["location"] == "/worker/sign-in"  # signed out at once
+    with services.db.write() as s, pytest.raises(AuthenticationError):
+        workforce.sign_in(s, "ana@example.com", PASSWORD, now_ms=1)  # the old password is gone
+    accept(admin_console, str(row["link"]))
+    assert worker_row(services, "ana@example.com") == ("active", ["MyTeam"])
+    # Only an active worker's password can be reset.
+    admin_console.get(TEAM)
+    admin_console.post(TEAM + "/disable", email="ana@example.com")
+    admin_console.get(TEAM)
+    page = admin_console.post(TEAM + "/reset-password", 400, email="ana@example.com").text
+    assert "is not active" in page
 
 
 def test_enable_is_refused_for_a_worker_who_never_accepted(admin_console: AdminConsole, services: Services):

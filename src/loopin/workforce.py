@@ -89,6 +89,10 @@ class Member:
         return self.worker.password_hash is None
 
     @property
+    def can_reset_password(self) -> bool:
+        return self.worker.status == "active"
+
+    @property
     def can_enable(self) -> bool:
         return self.worker.status == "disabled" and self.worker.password_hash is not None
 
@@ -284,6 +288,18 @@ def reissue_invitation(session: Session, email: str, *, now_ms: int) -> tuple[Wo
     worker = get_worker(session, email)
     if worker.password_hash is not None:
         raise ValidationError(f"Worker '{worker.email}' has already accepted an invitation.")
+    worker.status = "invited"
+    return worker, _new_invitation(worker, now_ms=now_ms)
+
+
+def reset_password(session: Session, email: str, *, now_ms: int) -> tuple[Worker, str]:
+    """For a worker who forgot their password: the password is cleared (their sessions end
+    at once) and they choose a new one from a one-time link, as from an invitation."""
+    worker = get_worker(session, email)
+    if worker.status != "active":
+        raise ValidationError(f"Worker '{worker.email}' is not active: resend the invitation or enable them instead.")
+    worker.password_hash = None
+    worker.sub = str(uuid.uuid4())
     worker.status = "invited"
     return worker, _new_invitation(worker, now_ms=now_ms)
 

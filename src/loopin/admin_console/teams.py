@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from loopin import mailer, workforce
 from loopin.admin_console.base import AdminPages, SignedInAdmin, to_sign_in
 from loopin.errors import LoopinError
-from loopin.models import Workteam
+from loopin.models import Worker, Workteam
 from loopin.web_pages import error_status, redirect
 
 NOTICES = {
@@ -35,6 +35,7 @@ NOTICES = {
 OUTCOMES = {
     "invited": "Invited",
     "resent": "New invitation (the earlier link no longer works)",
+    "reset": "Password reset: they choose a new one from this link (signed out until then)",
     "added": "Existing worker, added to the team",
     "member": "Already in the team",
     "repeated": "Listed more than once",
@@ -137,22 +138,27 @@ def add_routes(pages: AdminPages) -> None:
             return await team_page(me, name, error_status(exc), error=exc.message, invalid=invalid, emails=text)
         return await team_page(me, name, results=await deliver(name, invited))
 
-    async def resend(name: str, request: Request) -> Response:
-        posted = await pages.form_post(request)
-        if isinstance(posted, Response):
-            return posted
-        me, form = posted
-        email = form.get("email")
+    def new_link(outcome: str, issue: Callable[..., tuple[Worker, str]]) -> Callable[..., Awaitable[Response]]:
+        """A route giving a worker a new one-time link: a resent invitation, or a password reset."""
 
-        def reissue(s: Session) -> workforce.Invited:
-            worker, token = workforce.reissue_invitation(s, email, now_ms=now())
-            return workforce.Invited(worker.email, "resent", worker.status, token)
+        async def handler(name: str, request: Request) -> Response:
+            posted = await pages.form_post(request)
+            if isinstance(posted, Response):
+                return posted
+            me, form = posted
+            email = form.get("email")
 
-        try:
-            invited = await pages.write(reissue)
-        except LoopinError as exc:
-            return await team_page(me, name, error_status(exc), error=exc.message)
-        return await team_page(me, name, results=await deliver(name, [invited]))
+            def run(s: Session) -> workforce.Invited:
+                worker, token = issue(s, email, now_ms=now())
+                return workforce.Invited(worker.email, outcome, worker.status, token)
+
+            try:
+                invited = await pages.write(run)
+            except LoopinError as exc:
+                return await team_page(me, name, error_status(exc), error=exc.message)
+            return await team_page(me, name, results=await deliver(name, [invited]))
+
+        return handler
 
     async def deliver(team_name: str, invited: list[workforce.Invited]) -> list[dict[str, Any]]:
         """E-mail the new invitations (after the commit); the result rows for the page, with
@@ -220,7 +226,8 @@ def add_routes(pages: AdminPages) -> None:
     r.add_api_route("/admin/teams", create_team, methods=["POST"])
     r.add_api_route("/admin/teams/{name}", team, methods=["GET"])
     r.add_api_route("/admin/teams/{name}/invite", invite, methods=["POST"])
-    r.add_api_route("/admin/teams/{name}/resend", resend, methods=["POST"])
+    r.add_api_route("/admin/teams/{name}/resend", new_link("resent", workforce.reissue_invitation), methods=["POST"])
+    r.add_api_route("/admin/teams/{name}/reset-password", new_link("reset", workforce.reset_password), methods=["POST"])
     for action, path in [
         ("disabled", "disable"),
         ("enabled", "enable"),
@@ -249,6 +256,7 @@ def _member_row(member: workforce.Member, now_ms: int) -> dict[str, Any]:
         "last_active_utc": datetime.fromtimestamp(at / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC") if at else "",
         "recent": workforce.is_recent(at, now_ms=now_ms),
         "can_resend": member.can_resend,
+        "can_reset_password": member.can_reset_password,
         "can_enable": member.can_enable,
         "can_disable": worker.status == "active",
     }
