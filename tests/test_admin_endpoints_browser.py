@@ -61,6 +61,7 @@ def test_deploy_the_builtin_model_and_try_it(live: Live, page: Page) -> None:
     page.select_option("select[name=flow]", "review")
     page.fill("input[name=threshold]", "0.5")
     page.fill("input[name=classes]", "cup")
+    page.screenshot(path=str(DOCS_IMAGES / "admin-model.png"))
     page.get_by_role("button", name="Deploy").click()
     expect(page.locator("#status")).to_have_text("Creating")
     deploy_pending(live.services)

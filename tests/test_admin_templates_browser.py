@@ -124,6 +124,7 @@ def test_template_editor_previews_reports_errors_and_saves_then_a_flow_is_create
     page.fill("input[name=time_limit_s]", "5")
     page.click("button:has-text('Create flow')")
     expect(page.locator("#time_limit_s-error")).to_have_text("Task time limit must be a whole number from 30 to 28800.")
+    page.screenshot(path=str(DOCS_IMAGES / "admin-flow-new.png"))
     page.fill("input[name=time_limit_s]", "600")
     page.click("button:has-text('Create flow')")
     page.wait_for_url("**/admin/flows/box-review?notice=created")
