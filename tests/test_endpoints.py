@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from loopin import threshold
 from loopin.errors import NotFoundError, ResourceInUseError, ValidationError
 from loopin.inference import Detector
 from loopin.jobs import run_once
@@ -279,7 +280,9 @@ def _red_square(box: tuple[int, int, int, int] | None) -> bytes:
     return buf.getvalue()
 
 
-def test_threshold_curve_replays_the_prediction_log_against_the_answers(admin, services, app_client) -> None:
+def test_threshold_curve_replays_the_prediction_log_against_the_answers(
+    admin, services, app_client, monkeypatch
+) -> None:
     from tests.helpers import worker_client
 
     emails = setup_flow(admin, workers=1)
@@ -312,6 +315,8 @@ def test_threshold_curve_replays_the_prediction_log_against_the_answers(admin, s
     admin.update_endpoint("reds", routing=RoutingRule(flow="review", threshold=0.95, min_score=0.92))
     by_threshold = {p.threshold: (p.routed, p.missed) for p in admin.threshold_curve("review").points}
     assert by_threshold[0.95] == (0, 2)
+    monkeypatch.setattr(threshold, "REPLAY_LIMIT", 2)  # only the latest images are replayed
+    assert admin.threshold_curve("review").images == 2
 
 
 def test_deleting_rules_for_models_configs_and_endpoints(admin, services) -> None:

@@ -290,6 +290,7 @@ class Prediction(Base):
     __table_args__ = (
         Index("ix_predictions_endpoint_created", "endpoint_name", "created_at"),
         Index("ix_predictions_loop", "loop_name"),
+        Index("ix_predictions_flow", "flow_name", "id"),  # the threshold replay: a flow's latest
         UniqueConstraint("endpoint_name", "idempotency_key"),
     )
 

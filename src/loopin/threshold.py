@@ -1,7 +1,8 @@
 """The threshold picture: for a flow whose loops people have reviewed, replay other
 confidence thresholds against the prediction log and the answers.
 
-Detections are looked at as the endpoints' routing rules look at them: of the rules'
+The replay takes the flow's latest ``REPLAY_LIMIT`` logged images. Detections are looked
+at as the endpoints' routing rules look at them: of the rules'
 classes, and not below their noise floor (``min_score``). For each threshold t:
 - ``routed``: how many logged images would have gone to people (some detection below t);
 - ``missed``: how many *reviewed* images would not have gone to people at t although the
@@ -25,6 +26,7 @@ from loopin.models import HumanLoop, Prediction, TaskSlot
 
 MATCH_IOU = 0.5
 DEFAULT_THRESHOLDS = tuple(round(i / 20, 2) for i in range(21))  # 0.00, 0.05, ..., 1.00
+REPLAY_LIMIT = 20_000  # the latest logged images of the flow: recent enough, and fast to replay
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class Point:
 @dataclass(frozen=True)
 class Curve:
     flow: str
-    images: int  # logged predictions for the flow
+    images: int  # logged predictions for the flow (the latest REPLAY_LIMIT at most)
     reviewed: int  # of which people answered with boxes
     points: list[Point]
 
@@ -60,7 +62,10 @@ def threshold_curve(
         min_score, classes = _rules_view(session, flow_name)
     wanted = set(classes) if classes is not None else None
     predictions = session.execute(
-        select(Prediction.detections, Prediction.loop_name).where(Prediction.flow_name == flow_name)
+        select(Prediction.detections, Prediction.loop_name)
+        .where(Prediction.flow_name == flow_name)
+        .order_by(Prediction.id.desc())
+        .limit(REPLAY_LIMIT)
     ).all()
     human = _human_boxes(session, [loop for _, loop in predictions if loop])
     images = []
@@ -71,18 +76,20 @@ def threshold_curve(
             for d in detections
             if d["score"] >= min_score and (wanted is None or d["label"] in wanted)
         ]
-        images.append((model, human.get(loop_name) if loop_name else None))
+        lowest = min((score for _, score, _ in model), default=None)  # routed at t iff lowest < t
+        images.append((model, lowest, human.get(loop_name) if loop_name else None))
     points = []
     for t in thresholds:
         routed = missed = 0
-        for model, people in images:
-            goes_to_people = any(score < t for _, score, _ in model)
+        for model, lowest, people in images:
+            goes_to_people = lowest is not None and lowest < t
             routed += goes_to_people
             if people is not None and not goes_to_people:
                 confident = [(label, *box) for label, score, box in model if score >= t]
                 missed += _differ(confident, people)
         points.append(Point(threshold=t, routed=routed, missed=missed))
-    return Curve(flow=flow_name, images=len(images), reviewed=sum(p is not None for _, p in images), points=points)
+    reviewed = sum(people is not None for _, _, people in images)
+    return Curve(flow=flow_name, images=len(images), reviewed=reviewed, points=points)
 
 
 def _rules_view(session: Session, flow_name: str) -> tuple[float, list[str] | None]:
