@@ -94,6 +94,12 @@ class SecretCache:
         self._entries: dict[str, tuple[str, int]] = {}
         self._lock = threading.Lock()
 
+    def is_cached(self, key_id: str) -> bool:
+        """Whether ``secret`` would answer without reading the database."""
+        with self._lock:
+            cached = self._entries.get(key_id)
+        return cached is not None and cached[1] > self._clock.now_ms()
+
     def secret(self, key_id: str) -> str:
         now = self._clock.now_ms()
         with self._lock:

@@ -7,14 +7,19 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from loopin.context import Services
 from loopin.errors import AuthenticationError
 from loopin.models import Worker
 from loopin.signing import derive_key, verify_token
 
+# The dependencies are ``async`` so that FastAPI runs them on the event loop: a sync one
+# would cost a thread-pool hop per request each. Only a secret missing from the cache
+# (once per key every few seconds) reads the database, in the thread pool.
 
-def services(request: Request) -> Services:
+
+async def services(request: Request) -> Services:
     ctx: Services = request.app.state.services
     return ctx
 
@@ -26,13 +31,15 @@ _basic = HTTPBasic(auto_error=False, description="An access key: its id as user,
 _bearer = HTTPBearer(auto_error=False, description="A worker's token from /worker/sign-in.")
 
 
-def admin(ctx: Ctx, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> str:
+async def admin(ctx: Ctx, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> str:
     """The access key id of an admin caller (HTTP Basic with key id and secret)."""
     if credentials is None:
         raise AuthenticationError(
             "This call needs an access key: HTTP Basic auth with the key id and secret "
             "(create one with `loopin keys create`)."
         )
+    if not ctx.secrets.is_cached(credentials.username):
+        await run_in_threadpool(ctx.secrets.secret, credentials.username)
     return ctx.secrets.authenticate(credentials.username, credentials.password)
 
 
