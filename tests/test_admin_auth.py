@@ -295,3 +295,17 @@ def test_admin_commands_create_list_reset_and_the_setup_link(tmp_path: Path, dat
     with services.db.read() as session:
         admin = admins.get_admin(session, "ops@example.com")
         assert admin.name == "Ops" and admins.sign_in(session, "ops@example.com", "new-password-22", now_ms=1)
+
+
+def test_a_garbled_cookie_or_token_is_refused_not_a_server_error(app, services):
+    create_admin_account(services)
+    client = TestClient(app, follow_redirects=False)
+    for cookie in ("abc.\u00e9\u00e9", "\u00e9", "x.y.z"):
+        raw = {"cookie": f"loopin_admin={cookie}; loopin_session={cookie}".encode()}
+        assert client.get("/admin/sign-in", headers=raw).status_code == 200
+        assert client.get("/admin/overview", headers=raw).headers["location"].startswith("/admin/sign-in")
+        assert client.get("/worker/sign-in", headers=raw).status_code == 200
+    console = AdminConsole(app).sign_in()
+    console.get("/admin/overview")
+    response = console.http.post("/admin/sign-out", data={"csrf": "\u00e9t\u00e9"})
+    assert response.status_code == 403

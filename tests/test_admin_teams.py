@@ -525,6 +525,14 @@ def mailbox_message(raw: mailbox.MaildirMessage) -> EmailMessage:
 # -- who may do what -----------------------------------------------------------------------
 
 
+def test_a_crafted_link_cannot_put_its_own_words_in_a_notice(admin_console: AdminConsole, services: Services):
+    create_team(admin_console)
+    words = "ALERT: your session expired, sign in again at https://evil.example"
+    assert words not in admin_console.get(TEAM, done="disabled", email=words)
+    assert "evil.example" not in admin_console.get("/admin/teams", done="deleted", team=words)
+    assert "ana@example.com is disabled" in admin_console.get(TEAM, done="disabled", email="ana@example.com")
+
+
 def test_posts_without_the_csrf_token_are_refused(admin_console: AdminConsole, services: Services):
     create_team(admin_console)
     add_worker(services, "ana@example.com", ["MyTeam"])

@@ -21,6 +21,7 @@ def _preview(console: AdminConsole, content: str, task_input: object, status: in
     response = console.post("/admin/templates/preview", status, content=content, input=text)
     csp = response.headers["content-security-policy"]
     assert "sandbox allow-scripts" in csp and "allow-same-origin" not in csp
+    assert "allow-popups-to-escape-sandbox" not in csp  # a pasted template's windows stay sandboxed
     assert "connect-src 'none'" in csp and "form-action 'none'" in csp
     return response.text
 
@@ -41,7 +42,7 @@ def test_new_template_editor_offers_the_walkthrough_template_and_sample(admin_co
     page = admin_console.get("/admin/templates/new")
     assert "crowd-bounding-box" in page and "grant_read_access" in page
     assert "s3://loopin-sample/astronaut.jpg" in page
-    assert 'formtarget="preview"' in page and 'sandbox="allow-scripts allow-forms' in page
+    assert 'formtarget="preview"' in page and 'sandbox="allow-scripts allow-forms allow-popups"' in page
     assert "<script>" not in page
 
 

@@ -3,6 +3,8 @@ written. Also authentication, the error shape and the OpenAPI document."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -29,6 +31,11 @@ def world(app_client: TestClient, access_key: tuple[str, str]):
     setup_flow(admin, workers=1)
     admin.start_loop("existing", flow="review", input={"a": 1})
     return admin
+
+
+def _token(raw: str) -> str:
+    """A page token as the server encodes one, with made-up contents."""
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 BAD_ADMIN_REQUESTS = [
@@ -262,6 +269,32 @@ BAD_ADMIN_REQUESTS = [
     ("GET", "/loops?max_results=abc", None, 400, "ValidationException"),
     ("GET", "/loops?created_after=yesterday", None, 400, "ValidationException"),
     ("GET", "/loops?next_token=%ZZ", None, 400, "ValidationException"),
+    ("GET", "/loops?next_token=" + _token('{"c":1e400,"i":1}'), None, 400, "ValidationException"),
+    (
+        "GET",
+        "/loops?next_token=eyJjIjoxMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwLCJpIjoxfQ",
+        None,
+        400,
+        "ValidationException",
+    ),  # c: 10**30
+    (
+        "POST",
+        "/loops",
+        {"name": "l", "flow": "review", "input_content": '{"score": NaN}'},
+        400,
+        "ValidationException",
+    ),
+    (
+        "POST",
+        "/loops",
+        {"name": "l", "flow": "review", "input_content": '{"a": ' + "[" * 50_000 + "]" * 50_000 + "}"},
+        400,
+        "ValidationException",
+    ),
+    ("POST", "/loops", {"name": "l\n", "flow": "review", "input": {}}, 400, "ValidationException"),
+    ("POST", "/teams", {"name": "evil\n", "description": "x"}, 400, "ValidationException"),
+    ("POST", "/workers", {"email": "a:b@c.de"}, 400, "ValidationException"),
+    ("POST", "/workers", {"email": "ü@example.com"}, 400, "ValidationException"),
     ("GET", "/loops?flow=nope", None, 404, "ResourceNotFound"),
     ("GET", "/loops/nope", None, 404, "ResourceNotFound"),
     ("POST", "/loops/nope/stop", None, 404, "ResourceNotFound"),
@@ -307,6 +340,7 @@ BAD_WORKER_REQUESTS = [
     ("POST", "/worker/tasks/999/submit", {"answer": {}}, 404, "ResourceNotFound"),
     ("POST", "/worker/tasks/1/submit", {"answer": "not an object"}, 400, "ValidationException"),
     ("POST", "/worker/tasks/1/submit", {}, 400, "ValidationException"),
+    ("POST", "/worker/tasks/1/submit", b'{"answer": {"x": NaN}}', 400, "ValidationException"),
     ("POST", "/worker/tasks/999/release", None, 404, "ResourceNotFound"),
     ("POST", "/worker/tasks/999/decline", None, 404, "ResourceNotFound"),
 ]

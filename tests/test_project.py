@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import typer.main
+from pydantic import ValidationError as PydanticValidationError
 
 import loopin
 from loopin.cli import app
@@ -100,3 +101,10 @@ def test_secret_key_is_generated_once_with_owner_only_permissions(tmp_path: Path
     assert first.secret_key == second.secret_key and len(first.secret_key) >= 48
     mode = stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode)
     assert mode == 0o600
+
+
+def test_an_smtp_password_is_never_sent_in_clear_over_the_network() -> None:
+    with pytest.raises(PydanticValidationError, match="unencrypted"):
+        Settings(smtp_host="mail.example.com", smtp_security="none", smtp_username="u", smtp_password="p")
+    Settings(smtp_host="127.0.0.1", smtp_security="none", smtp_username="u", smtp_password="p")  # a local relay
+    Settings(smtp_host="mail.example.com", smtp_security="starttls", smtp_username="u", smtp_password="p")

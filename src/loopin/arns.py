@@ -15,7 +15,7 @@ def arn(region: str, account_id: str, kind: str, name: str) -> str:
 
 def name_from_arn(value: str, kind: str) -> str:
     """The resource name in an ARN of ``kind`` (the last path segment)."""
-    match = _ARN.match(value)
+    match = _ARN.fullmatch(value)
     if not match or match["kind"] != kind:
         raise ValidationError(f"'{value}' is not a {kind} ARN (arn:aws:sagemaker:<region>:<account>:{kind}/<name>).")
     return match["rest"].rsplit("/", 1)[-1]

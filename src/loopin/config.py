@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ENV_PREFIX = "LOOPIN_"
 
@@ -123,6 +123,16 @@ class Settings(BaseModel):
         description="Sender of invitation e-mails, e.g. 'Review team <review@example.com>'. Empty: the SMTP "
         "user name if it is an e-mail address, else loopin@<host of the public URL>.",
     )
+
+    @model_validator(mode="after")
+    def _no_smtp_password_in_clear(self) -> Settings:
+        local = self.smtp_host in ("localhost", "127.0.0.1", "::1")
+        if self.smtp_security == "none" and self.smtp_password and not local:
+            raise ValueError(
+                "smtp_security 'none' would send the SMTP password unencrypted over the network: "
+                "use 'starttls' or 'tls' (plain connections are for a relay on this machine)"
+            )
+        return self
 
     @field_validator("account_id")
     @classmethod

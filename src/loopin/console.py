@@ -60,7 +60,7 @@ log = logging.getLogger("loopin.console")
 
 COOKIE_PATH = "/worker"
 _FORM_LIMIT = 64 * 1024
-_ANSWER_FORM_LIMIT = 4 * tasks.MAX_ANSWER_CHARS  # URL-encoding can triple the JSON
+_ANSWER_FORM_LIMIT = 9 * tasks.MAX_ANSWER_CHARS  # URL-encoding: up to 9 bytes a character
 
 NOTICES = {
     "signed-out": "You signed out.",

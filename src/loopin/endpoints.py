@@ -33,7 +33,7 @@ MAX_INSTANCES = 16
 
 
 def _check_name(name: str, what: str) -> str:
-    if not isinstance(name, str) or not 1 <= len(name) <= 63 or not SAGEMAKER_NAME.match(name):
+    if not isinstance(name, str) or not 1 <= len(name) <= 63 or not SAGEMAKER_NAME.fullmatch(name):
         raise ValidationError(
             f"{what} '{name}' is not valid: use 1 to 63 letters, digits and hyphens, "
             "starting and ending with a letter or digit."
@@ -78,7 +78,7 @@ def register_model(
         row.spec = ModelSpec.from_dict(spec).model_dump_json()
     else:
         assert callable_target is not None
-        if not CALLABLE_TARGET.match(callable_target):
+        if not CALLABLE_TARGET.fullmatch(callable_target):
             raise ValidationError("A callable model is given as 'module:function'.")
         row.kind, row.callable_target = "callable", callable_target
         if spec is not None:

@@ -64,7 +64,7 @@ def create_flow(
         time_limit_s=time_limit_s,
         keywords=keywords,
     )
-    if role_arn is not None and (len(role_arn) > 2048 or not ROLE_ARN.match(role_arn)):
+    if role_arn is not None and (len(role_arn) > 2048 or not ROLE_ARN.fullmatch(role_arn)):
         problems["role_arn"] = f"'{role_arn}' is not an IAM role ARN."
     output = ""
     try:
@@ -205,7 +205,7 @@ def _raise_problems(problems: dict[str, str]) -> None:
 
 def _check_keywords(keywords: Sequence[str]) -> None:
     if len(keywords) > 5 or any(
-        not isinstance(k, str) or not 1 <= len(k) <= 30 or not KEYWORD.match(k) for k in keywords
+        not isinstance(k, str) or not 1 <= len(k) <= 30 or not KEYWORD.fullmatch(k) for k in keywords
     ):
         raise ValidationError("Task keywords: at most 5, each 1 to 30 letters or digits (single spaces between words).")
 

@@ -46,12 +46,18 @@ def parse_input(input_content: str) -> dict[str, Any]:
     if len(input_content) > MAX_INPUT_CHARS:
         raise ValidationError(f"InputContent is {len(input_content):,} characters; the limit is {MAX_INPUT_CHARS:,}.")
     try:
-        value = json.loads(input_content)
+        value = json.loads(input_content, parse_constant=_not_json)
     except ValueError as exc:
         raise ValidationError(f"InputContent is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ValidationError("InputContent is nested too deeply.") from exc
     if not isinstance(value, dict):
         raise ValidationError("InputContent must be a JSON object ({...}).")
     return value
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def start_loop(
@@ -359,7 +365,9 @@ def _decode_token(token: str, scope: dict[str, Any]) -> tuple[int, int]:
         raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         created, loop_id = int(raw["c"]), int(raw["i"])
         same_scope = all(raw.get(k) == v for k, v in scope.items())
-    except (ValueError, KeyError, TypeError) as exc:
+        if not (0 <= created < 2**63 and 0 <= loop_id < 2**63):  # what the columns hold
+            raise ValueError("out of range")
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         raise ValidationError("NextToken is not a token this server handed out.") from exc
     if not same_scope:
         raise ValidationError(

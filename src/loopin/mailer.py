@@ -79,10 +79,12 @@ def send_invitations(settings: Settings, invitations: Sequence[Invitation]) -> d
     try:
         with _connect(settings) as smtp:
             for invitation in invitations:
-                try:
-                    smtp.send_message(invitation_message(settings, invitation))
+                try:  # the envelope names the account's address, whatever the headers say
+                    smtp.send_message(invitation_message(settings, invitation), to_addrs=[invitation.to])
                     sent.add(invitation.to)
-                except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as exc:
+                except smtplib.SMTPServerDisconnected:
+                    raise
+                except smtplib.SMTPException as exc:  # this address only: go on with the next
                     errors[invitation.to] = _describe(exc)
     except (OSError, smtplib.SMTPException) as exc:  # no connection, or it broke off
         reason = _describe(exc)

@@ -67,7 +67,7 @@ class SessionKeys:
     def check_csrf(self, bound_to: str | None, token: str | None) -> bool:
         if not bound_to or not token:
             return False
-        return hmac.compare_digest(self.csrf_token(bound_to), token)
+        return hmac.compare_digest(self.csrf_token(bound_to).encode(), token.encode())
 
 
 def new_pre_session() -> str:

@@ -38,7 +38,7 @@ def verify_token(key: bytes, token: str, *, now_ms: int) -> dict[str, Any]:
     try:
         body, sig = token.split(".", 1)
         expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(sig, expected):
+        if not hmac.compare_digest(sig.encode(), expected.encode()):
             raise ValueError("bad signature")
         payload: dict[str, Any] = json.loads(_unb64(body))
     except (ValueError, UnicodeDecodeError) as exc:

@@ -359,7 +359,7 @@ class LocalStore(ObjectStore):
         if not (expires.isascii() and expires.isdigit() and len(expires) <= 12):
             raise AccessDeniedError("the signed URL is malformed")
         expected = self._signature(bucket, key, expires)
-        if not hmac.compare_digest(expected, signature.lower()):
+        if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
             raise AccessDeniedError("the signature of the URL does not match")
         if now_ms >= int(expires) * 1000:
             raise AccessDeniedError("the signed URL has expired")

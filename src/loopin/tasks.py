@@ -158,7 +158,10 @@ def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any
     """Record the worker's answer; the loop completes when all its answers are in."""
     if not isinstance(answer, dict):
         raise ValidationError("The answer must be a JSON object.")
-    encoded = json.dumps(answer, separators=(",", ":"), ensure_ascii=False)
+    try:  # NaN and Infinity are not JSON: output.json must stay readable everywhere
+        encoded = json.dumps(answer, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError("The answer holds a number that is not finite (NaN or Infinity).") from exc
     if len(encoded) > MAX_ANSWER_CHARS:
         raise ValidationError(f"The answer is larger than {MAX_ANSWER_CHARS:,} characters.")
     _seen(session, worker, now_ms=now_ms)  # before the loop's lock, in the order disabling takes them

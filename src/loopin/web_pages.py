@@ -29,6 +29,8 @@ PAGE_CSP = (
 # What a task frame may do: run its scripts and submit its forms (loopin catches the
 # submit); open links in new tabs, which leave the sandbox (surveys, reference pages).
 FRAME_SANDBOX = "allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox"
+# An admin's preview of a template (perhaps pasted from elsewhere): its windows stay sandboxed.
+PREVIEW_SANDBOX = "allow-scripts allow-forms allow-popups"
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
@@ -99,7 +101,7 @@ def html_page(html: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=page_headers())
 
 
-def task_frame_response(html: str, status: int, origins: set[str]) -> HTMLResponse:
+def task_frame_response(html: str, status: int, origins: set[str], *, sandbox: str = FRAME_SANDBOX) -> HTMLResponse:
     """A rendered task template for an ``<iframe sandbox>``: its own scripts may run, it may
     load images and media only from loopin and the ``origins`` of the URLs it was granted,
     and it may reach nothing on the network."""
@@ -107,7 +109,7 @@ def task_frame_response(html: str, status: int, origins: set[str]) -> HTMLRespon
     csp = (
         "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
         f"img-src {media}; media-src {media}; font-src 'self' data:; connect-src 'none'; form-action 'none'; "
-        f"frame-ancestors 'self'; base-uri 'none'; sandbox {FRAME_SANDBOX}"
+        f"frame-ancestors 'self'; base-uri 'none'; sandbox {sandbox}"
     )
     return HTMLResponse(html, status_code=status, headers=page_headers(csp, frame_options="SAMEORIGIN"))
 

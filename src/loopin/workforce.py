@@ -331,7 +331,7 @@ def address_problem(address: str) -> str | None:
         return "has nothing before the @"
     if "." not in domain.strip("."):
         return "needs a domain with a dot after the @, like example.com"
-    if not EMAIL.match(address):
+    if not EMAIL.fullmatch(address):
         return "has a character an e-mail address cannot have"
     return None
 

@@ -227,7 +227,7 @@ def _settings(values: dict[str, str]) -> dict[str, Any]:
         "description": values["description"],
         "keywords": [k.strip() for k in values["keywords"].split(",") if k.strip()],
         # Not a whole number: 0, which every range refuses with the field's own message.
-        **{f: int(values[f]) if _WHOLE_NUMBER.match(values[f]) else 0 for f in _LIMITS},
+        **{f: int(values[f]) if _WHOLE_NUMBER.fullmatch(values[f]) else 0 for f in _LIMITS},
     }
 
 

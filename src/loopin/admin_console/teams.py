@@ -22,6 +22,7 @@ from loopin import mailer, workforce
 from loopin.admin_console.base import AdminPages, SignedInAdmin, to_sign_in
 from loopin.errors import LoopinError
 from loopin.models import Worker, Workteam
+from loopin.validation import EMAIL, TEAM_NAME
 from loopin.web_pages import error_status, redirect
 
 NOTICES = {
@@ -56,7 +57,9 @@ def add_routes(pages: AdminPages) -> None:
         me: SignedInAdmin, status: int = 200, *, done: str = "", team: str = "", **values: Any
     ) -> Response:
         summaries = await pages.read(lambda s: workforce.team_summaries(s, now_ms=now()))
-        notice = NOTICES[done].format(team=team) if done == "deleted" else None
+        # The query is the admin's own redirect, but anyone can link here: only a team
+        # name can be echoed, so the notice cannot carry a crafted message.
+        notice = NOTICES[done].format(team=team) if done == "deleted" and TEAM_NAME.fullmatch(team) else None
         return pages.page(
             "admin/teams.html",
             me,
@@ -119,7 +122,8 @@ def add_routes(pages: AdminPages) -> None:
         me = await run_in_threadpool(pages.signed_in, request)
         if me is None:
             return to_sign_in(request)
-        notice = NOTICES[done].format(email=email) if done in NOTICES and done != "deleted" else None
+        echo = done in NOTICES and done != "deleted" and (EMAIL.fullmatch(email) or "{email}" not in NOTICES[done])
+        notice = NOTICES[done].format(email=email) if echo else None  # only an address is echoed
         return await team_page(me, name, notice=notice)
 
     async def invite(name: str, request: Request) -> Response:

@@ -32,7 +32,7 @@ from loopin.errors import LoopinError, ValidationError
 from loopin.rendering import RenderError, render_task
 from loopin.web_pages import (
     CROWD_BUNDLE,
-    FRAME_SANDBOX,
+    PREVIEW_SANDBOX,
     Form,
     error_status,
     origin_of,
@@ -42,7 +42,8 @@ from loopin.web_pages import (
 )
 
 # URL-encoding can triple a template's size.
-_TEMPLATE_FORM_LIMIT = 3 * (task_templates.MAX_TEMPLATE_CHARS + 64 * 1024)
+# URL-encoding makes up to 9 bytes of one character (a 3-byte UTF-8 one, as %XX each).
+_TEMPLATE_FORM_LIMIT = 9 * (task_templates.MAX_TEMPLATE_CHARS + 64 * 1024)
 
 # The sample input shows this bundled photo (the demo's) without touching the store.
 SAMPLE_IMAGE_URI = "s3://loopin-sample/astronaut.jpg"
@@ -152,7 +153,7 @@ def add_routes(pages: AdminPages) -> None:
             new_name=new_name,
             problem=problem,
             notice=notice,
-            frame_sandbox=FRAME_SANDBOX,
+            frame_sandbox=PREVIEW_SANDBOX,
         )
 
     async def create(request: Request) -> Response:
@@ -215,6 +216,8 @@ def add_routes(pages: AdminPages) -> None:
         except json.JSONDecodeError as exc:
             message = f"The sample input is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."
             raise PreviewProblem(Problem("input", message, exc.lineno)) from exc
+        except RecursionError as exc:
+            raise PreviewProblem(Problem("input", "The sample input is nested too deeply.", 1)) from exc
         if not isinstance(task_input, dict):
             message = "The sample input must be a JSON object, like a human loop's InputContent."
             raise PreviewProblem(Problem("input", message, 1))
@@ -246,11 +249,11 @@ def add_routes(pages: AdminPages) -> None:
             html, origins = await run_in_threadpool(render_preview, _text(form, "content"), _text(form, "input"))
         except PreviewProblem as exc:
             return preview_message(400, exc.problem)
-        return task_frame_response(html, 200, origins)
+        return task_frame_response(html, 200, origins, sandbox=PREVIEW_SANDBOX)
 
     def preview_message(status: int, problem: Problem) -> Response:
         html = pages.templates.get_template("admin/template_preview_message.html").render(problem=problem)
-        return task_frame_response(html, status, set())
+        return task_frame_response(html, status, set(), sandbox=PREVIEW_SANDBOX)
 
     async def check(request: Request) -> Response:
         posted = await pages.fetch_post(request, limit=_TEMPLATE_FORM_LIMIT)

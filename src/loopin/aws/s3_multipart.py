@@ -75,7 +75,7 @@ class MultipartUploads:
     def _folder(self, upload_id: str, bucket: str, key: str) -> Path:
         folder = self.root / upload_id
         try:
-            upload = json.loads((folder / "upload.json").read_text()) if _UPLOAD_ID.match(upload_id) else None
+            upload = json.loads((folder / "upload.json").read_text()) if _UPLOAD_ID.fullmatch(upload_id) else None
         except (OSError, ValueError):
             upload = None
         if upload is None or (upload["bucket"], upload["key"]) != (bucket, key):

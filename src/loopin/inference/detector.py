@@ -417,7 +417,7 @@ class Detector:
 
 
 def _import_callable(target: str) -> Callable[[Image.Image], Any]:
-    if not _CALLABLE_TARGET.match(target):
+    if not _CALLABLE_TARGET.fullmatch(target):
         raise ValidationError(f"Model callable {target!r} is not of the form 'module:function'.")
     module_name, _, attr_path = target.partition(":")
     try:
