@@ -309,3 +309,10 @@ def test_a_garbled_cookie_or_token_is_refused_not_a_server_error(app, services):
     console.get("/admin/overview")
     response = console.http.post("/admin/sign-out", data={"csrf": "\u00e9t\u00e9"})
     assert response.status_code == 403
+
+
+def test_an_unknown_admin_page_is_a_page_that_says_so(admin_console, app):
+    page = admin_console.get("/admin/no-such-section/x", 404)
+    assert "Page not found" in page and ADMIN_EMAIL in page
+    anonymous = TestClient(app, follow_redirects=False).get("/admin/no-such-section")
+    assert anonymous.headers["location"].startswith("/admin/sign-in")

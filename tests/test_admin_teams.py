@@ -569,3 +569,12 @@ def test_a_signed_in_worker_gets_no_admin_page(admin_console: AdminConsole, serv
         response = http.post(TEAM + "/invite", data={"emails": "ben@example.com"})
         assert response.status_code == 303 and response.headers["location"] == "/admin/sign-in"
     assert worker_count(services) == 1
+
+
+def test_a_password_reset_email_says_so():
+    settings = Settings(public_url="https://review.example.com")
+    reset = mailer.Invitation("ana@example.com", "https://r/l", "https://r/s", "MyTeam", password_reset=True)
+    message = mailer.invitation_message(settings, reset)
+    assert message["Subject"] == "Choose a new password for the loopin worker console"
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Your admin reset your password" in text and "https://r/l" in text and "invited" not in text

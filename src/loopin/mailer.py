@@ -27,6 +27,7 @@ class Invitation:
     link: str  # the one-time link that sets the worker's password
     sign_in_url: str  # the worker console's sign-in page, for later visits
     team: str
+    password_reset: bool = False  # the admin reset a forgotten password: same link, other words
 
 
 def enabled(settings: Settings) -> bool:
@@ -44,26 +45,34 @@ def sender(settings: Settings) -> str:
 
 def invitation_message(settings: Settings, invitation: Invitation) -> EmailMessage:
     days = INVITATION_TTL_MS // (24 * 3600 * 1000)
+    team = invitation.team
+    if invitation.password_reset:
+        subject = "Choose a new password for the loopin worker console"
+        why = "Your admin reset your password for the loopin worker console (team {team})."
+        action = "Choose your new password"
+        ignore = "If you did not ask for this, tell your admin."
+    else:
+        subject = f"You are invited to review tasks for team {team}"
+        why = "You are invited to join the team {team} and review tasks in the loopin worker console."
+        action = "Choose your password"
+        ignore = "If you did not expect this invitation, you can ignore this e-mail."
     message = EmailMessage()
-    message["Subject"] = f"You are invited to review tasks for team {invitation.team}"
+    message["Subject"] = subject
     message["From"] = sender(settings)
     message["To"] = invitation.to
     message["Message-ID"] = make_msgid(domain=urlsplit(invitation.sign_in_url).hostname or None)
     message.set_content(
-        f"Hello,\n\n"
-        f"You are invited to join the team {invitation.team} and review tasks in the loopin worker console.\n\n"
-        f"Choose your password with this link (it works once, for {days} days):\n{invitation.link}\n\n"
+        f"Hello,\n\n{why.format(team=team)}\n\n"
+        f"{action} with this link (it works once, for {days} days):\n{invitation.link}\n\n"
         f"After that, sign in with your e-mail address and password at:\n{invitation.sign_in_url}\n\n"
-        f"If you did not expect this invitation, you can ignore this e-mail.\n"
+        f"{ignore}\n"
     )
     link, sign_in = escape(invitation.link), escape(invitation.sign_in_url)
     message.add_alternative(
-        f"<p>Hello,</p>"
-        f"<p>You are invited to join the team <strong>{escape(invitation.team)}</strong> and review tasks "
-        f"in the loopin worker console.</p>"
-        f'<p><a href="{link}">Choose your password</a> (the link works once, for {days} days):<br>{link}</p>'
+        f"<p>Hello,</p><p>{escape(why).format(team=f'<strong>{escape(team)}</strong>')}</p>"
+        f'<p><a href="{link}">{action}</a> (the link works once, for {days} days):<br>{link}</p>'
         f'<p>After that, sign in with your e-mail address and password at <a href="{sign_in}">{sign_in}</a>.</p>'
-        f"<p>If you did not expect this invitation, you can ignore this e-mail.</p>",
+        f"<p>{escape(ignore)}</p>",
         subtype="html",
     )
     return message

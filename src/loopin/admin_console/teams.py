@@ -170,7 +170,11 @@ def add_routes(pages: AdminPages) -> None:
         links = {i.email: _invitation_url(settings.resolved_public_url, i.token) for i in invited if i.token}
         errors: dict[str, str] = {}
         if mailer.enabled(settings) and links:
-            mails = [mailer.Invitation(to, link, sign_in_url, team_name) for to, link in links.items()]
+            resets = {i.email for i in invited if i.outcome == "reset"}
+            mails = [
+                mailer.Invitation(to, link, sign_in_url, team_name, password_reset=to in resets)
+                for to, link in links.items()
+            ]
             errors = await run_in_threadpool(mailer.send_invitations, settings, mails)
         rows = []
         for i in invited:
