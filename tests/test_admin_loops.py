@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from loopin import loop_stats, loops, tasks
@@ -22,6 +22,7 @@ from loopin.jobs import run_once
 from loopin.models import FlowDefinition, HumanLoop, Prediction, TaskSlot, Worker
 from tests.admin_support import AdminConsole
 from tests.helpers import admin_client, setup_flow, worker_client
+from tests.servers import loopin_env, run_cli
 
 IMAGE = "s3://review-bucket/images/cat.jpg"
 INPUT = {
@@ -355,3 +356,21 @@ def _prediction(services: Services, key: str, *, routed: bool) -> Prediction:
         response="{}",
         created_at=services.clock.now_ms(),
     )
+
+
+def test_db_recount_rebuilds_counts_that_went_wrong(admin, services: Services, tmp_path, database_url: str):
+    setup_flow(admin, workers=1)
+    for i in range(5):
+        start(services, f"loop-{i}")
+    admin.stop_loop("loop-1")
+    with services.db.write() as s:
+        s.add(_prediction(services, "a", routed=True))
+        s.add(_prediction(services, "b", routed=False))
+    with services.db.write() as s:  # someone edited the database by hand
+        s.execute(text("UPDATE loop_status_counts SET n = n + 7"))
+        s.execute(text("DELETE FROM loop_day_counts"))
+        s.execute(text("UPDATE invocation_hour_counts SET routed = 0"))
+    run_cli(loopin_env(tmp_path / "cli", database_url), "db", "recount")
+    assert_counters_exact(services)
+    with services.db.read() as s:
+        assert loop_stats.invocations_since(s, 0) == loop_stats.Invocations(total=2, routed=1)

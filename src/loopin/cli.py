@@ -247,6 +247,17 @@ def db_upgrade(config: ConfigOption = None) -> None:
     out.print("database is up to date")
 
 
+@db_app.command("recount")
+def db_recount(config: ConfigOption = None) -> None:
+    """Rebuild the admin console's counts from the loops and the prediction log."""
+    from loopin import loop_stats
+
+    _, db = _local_db(config)
+    with db.write() as session:
+        loop_stats.recount(session)
+    out.print("counts rebuilt")
+
+
 def _local_db(config: Path | None) -> tuple[Any, Any]:
     from loopin.config import Settings
     from loopin.db import Database

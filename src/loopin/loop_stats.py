@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, event, func, inspect, select
+from sqlalchemy import Table, case, delete, event, func, insert, inspect, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -151,6 +151,43 @@ def _upsert(session: Session, table: Table, rows: list[dict[str, Any]], key: lis
         index_elements=key, set_={c: table.c[c] + statement.excluded[c] for c in added}
     )
     session.execute(statement)
+
+
+def recount(session: Session) -> None:
+    """Rebuild every count from the loops and the prediction log (``loopin db recount``):
+    after the database was edited by hand or loaded with SQL. Writers wait meanwhile."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Counter updates of transactions committing meanwhile wait, then add to the new rows.
+        session.execute(
+            text("LOCK TABLE loop_status_counts, loop_day_counts, invocation_hour_counts IN EXCLUSIVE MODE")
+        )
+    for model in (LoopStatusCount, LoopDayCount, InvocationHourCount):
+        session.execute(delete(model))
+    loops, day = HumanLoop.__table__.c, (HumanLoop.created_at // DAY_MS).label("day")
+    session.execute(
+        insert(LoopStatusCount).from_select(
+            ["flow_id", "status", "shard", "n"],
+            select(loops.flow_id, loops.status, literal(0), func.count()).group_by(loops.flow_id, loops.status),
+        )
+    )
+    session.execute(
+        insert(LoopDayCount).from_select(
+            ["day", "flow_id", "status", "shard", "n"],
+            select(day, loops.flow_id, loops.status, literal(0), func.count()).group_by(
+                day, loops.flow_id, loops.status
+            ),
+        )
+    )
+    hour = (Prediction.created_at // HOUR_MS).label("hour")
+    routed = func.sum(case((Prediction.routed_reason.is_(None), 0), else_=1))
+    session.execute(
+        insert(InvocationHourCount).from_select(
+            ["hour", "endpoint_name", "shard", "total", "routed"],
+            select(hour, Prediction.endpoint_name, literal(0), func.count(), routed).group_by(
+                hour, Prediction.endpoint_name
+            ),
+        )
+    )
 
 
 # -- reading them ------------------------------------------------------------------------
