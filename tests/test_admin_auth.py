@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy import func, select
 
 from loopin import admins
 from loopin.context import Services
+from loopin.errors import AuthenticationError
 from loopin.models import Admin, AdminSetupLink, Base
 from loopin.server import create_app
 from tests.admin_support import ADMIN_EMAIL, ADMIN_PASSWORD, AdminConsole, create_admin_account
@@ -316,3 +318,24 @@ def test_an_unknown_admin_page_is_a_page_that_says_so(admin_console, app):
     assert "Page not found" in page and ADMIN_EMAIL in page
     anonymous = TestClient(app, follow_redirects=False).get("/admin/no-such-section")
     assert anonymous.headers["location"].startswith("/admin/sign-in")
+
+
+def test_two_setup_links_used_at_once_make_one_first_admin(services):
+    tokens = [_issue_setup_link(services) for _ in range(2)]
+
+    def use(i: int) -> bool:
+        def run(session):
+            return admins.create_first_admin(
+                session, tokens[i], email=f"owner{i}@example.com", name="", password="a-long-password", now_ms=1
+            )
+
+        try:
+            services.write(run)
+            return True
+        except AuthenticationError:
+            return False
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(use, range(2)))
+    assert sorted(outcomes) == [False, True]
+    assert _admin_count(services) == 1

@@ -105,16 +105,24 @@ def setup_link_valid(session: Session, token: str, *, now_ms: int) -> bool:
     return link is not None and link.expires_at > now_ms and not admin_count(session)
 
 
-def create_first_admin(session: Session, token: str, *, email: str, name: str, password: str, now_ms: int) -> Admin:
-    """Use a setup link: creates the first admin and spends every setup link."""
-    link = session.get(AdminSetupLink, _hash(token), with_for_update=True)
-    if link is None or link.expires_at <= now_ms or admin_count(session):
+def create_first_admin(
+    session: Session, token: str, *, email: str, name: str, password: str, now_ms: int
+) -> Admin:
+    """Use a setup link: creates the first admin and spends every setup link.
+
+    Every link is deleted first and the token must be among those deleted: of two setups
+    racing with two links, the second finds the links gone (its delete waits for the
+    first's) and is refused."""
+    spent = session.execute(
+        delete(AdminSetupLink).returning(AdminSetupLink.token_hash, AdminSetupLink.expires_at)
+    ).all()
+    valid = any(h == _hash(token) and expires > now_ms for h, expires in spent)
+    if not valid or admin_count(session):
         raise AuthenticationError(
             "This setup link is not valid any more. Restart the server for a new one, "
             "or run `loopin admin create` on the server machine."
         )
     admin = create_admin(session, email=email, name=name, password=password, now_ms=now_ms)
-    session.execute(delete(AdminSetupLink))
     admin.last_seen_at = now_ms
     return admin
 
