@@ -167,17 +167,28 @@ def test_sign_in_is_rate_limited_per_email_address(app, teams, clock: ManualCloc
 def test_the_limiter_counts_failures_per_client_address_too() -> None:
     limiter = SignInLimiter(per_email=5, per_client=50, window_ms=60_000)
     for i in range(50):
-        assert limiter.retry_after_seconds(email=f"w{i}@x.example", client="10.0.0.1", now_ms=1000 + i) == 0
-        limiter.record_failure(email=f"w{i}@x.example", client="10.0.0.1", now_ms=1000 + i)
-    assert limiter.retry_after_seconds(email="new@x.example", client="10.0.0.1", now_ms=2000) == 59
-    assert limiter.retry_after_seconds(email="new@x.example", client="10.0.0.2", now_ms=2000) == 0
-    assert limiter.retry_after_seconds(email="new@x.example", client="10.0.0.1", now_ms=61_001) == 0
+        assert limiter.begin_attempt(email=f"w{i}@x.example", client="10.0.0.1", now_ms=1000 + i) == 0
+    assert limiter.begin_attempt(email="new@x.example", client="10.0.0.1", now_ms=2000) == 59
+    assert limiter.begin_attempt(email="new@x.example", client="10.0.0.2", now_ms=2000) == 0
+    assert limiter.begin_attempt(email="new@x.example", client="10.0.0.1", now_ms=61_001) == 0
+
+
+def test_the_limiter_counts_an_attempt_before_the_password_is_checked() -> None:
+    """Parallel guesses cannot slip past the limit while the hash runs; a success is
+    not held against the client."""
+    limiter = SignInLimiter(per_email=5, per_client=50, window_ms=60_000)
+    allowed = [limiter.begin_attempt(email="w@x.example", client="10.0.0.1", now_ms=1000) for _ in range(8)]
+    assert allowed.count(0) == 5  # no result recorded yet: still only five
+    for _ in range(45):
+        assert limiter.begin_attempt(email="ok@x.example", client="10.0.0.9", now_ms=1000) == 0
+        limiter.record_success(email="ok@x.example", client="10.0.0.9")
+    assert limiter.begin_attempt(email="ok@x.example", client="10.0.0.9", now_ms=1000) == 0
 
 
 def test_the_limiter_forgets_old_entries_when_it_is_full() -> None:
     limiter = SignInLimiter(window_ms=1000, max_keys=10)
     for i in range(30):
-        limiter.record_failure(email=f"w{i}@x.example", client=f"10.0.0.{i}", now_ms=i * 2000)
+        limiter.begin_attempt(email=f"w{i}@x.example", client=f"10.0.0.{i}", now_ms=i * 2000)
     assert len(limiter._failures) <= 12
 
 

@@ -105,9 +105,7 @@ def setup_link_valid(session: Session, token: str, *, now_ms: int) -> bool:
     return link is not None and link.expires_at > now_ms and not admin_count(session)
 
 
-def create_first_admin(
-    session: Session, token: str, *, email: str, name: str, password: str, now_ms: int
-) -> Admin:
+def create_first_admin(session: Session, token: str, *, email: str, name: str, password: str, now_ms: int) -> Admin:
     """Use a setup link: creates the first admin and spends every setup link.
 
     Every link is deleted first and the token must be among those deleted: of two setups

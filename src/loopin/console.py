@@ -126,7 +126,7 @@ class _Console:
             return self._anonymous_form(request, "sign_in.html", 403, email=email, error=_STALE_FORM)
         client = request.client.host if request.client else "unknown"
         now = self.ctx.clock.now_ms()
-        wait = self.limiter.retry_after_seconds(email=email, client=client, now_ms=now)
+        wait = self.limiter.begin_attempt(email=email, client=client, now_ms=now)
         if wait:
             minutes = -(-wait // 60)
             error = f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
@@ -139,9 +139,8 @@ class _Console:
                 self.ctx.write, lambda s: workforce.sign_in(s, email, password, now_ms=self.ctx.clock.now_ms())
             )
         except AuthenticationError as exc:
-            self.limiter.record_failure(email=email, client=client, now_ms=now)
             return self._anonymous_form(request, "sign_in.html", 401, email=email, error=exc.message)
-        self.limiter.record_success(email=email)
+        self.limiter.record_success(email=email, client=client)
         return self._start_session(worker)
 
     async def sign_out(self, request: Request) -> Response:

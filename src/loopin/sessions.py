@@ -93,25 +93,31 @@ class SignInLimiter:
         self._failures: dict[str, deque[int]] = {}
         self._lock = threading.Lock()
 
-    def retry_after_seconds(self, *, email: str, client: str, now_ms: int) -> int:
-        """0 if an attempt is allowed now, else the seconds until it is."""
-        with self._lock:
-            waits = [
-                self._wait(key, limit, now_ms)
-                for key, limit in ((_email_key(email), self.per_email), ("ip:" + client, self.per_client))
-            ]
-        return max(waits)
+    def begin_attempt(self, *, email: str, client: str, now_ms: int) -> int:
+        """0 if an attempt is allowed now, and then it counts as a failure until
+        ``record_success`` says otherwise; else the seconds until one is allowed.
 
-    def record_failure(self, *, email: str, client: str, now_ms: int) -> None:
+        Counting before the password is checked means parallel guesses cannot slip past
+        the limit while the (slow) hash runs."""
+        keys = ((_email_key(email), self.per_email), ("ip:" + client, self.per_client))
         with self._lock:
+            wait = max(self._wait(key, limit, now_ms) for key, limit in keys)
+            if wait:
+                return wait
             if len(self._failures) >= self._max_keys:
                 self._sweep(now_ms)
-            for key in (_email_key(email), "ip:" + client):
+            for key, _ in keys:
                 self._failures.setdefault(key, deque()).append(now_ms)
+        return 0
 
-    def record_success(self, *, email: str) -> None:
+    def record_success(self, *, email: str, client: str) -> None:
+        """The attempt succeeded: the address's failures are forgotten, and this attempt
+        no longer counts against the client."""
         with self._lock:
             self._failures.pop(_email_key(email), None)
+            attempts = self._failures.get("ip:" + client)
+            if attempts:
+                attempts.pop()
 
     def _wait(self, key: str, limit: int, now_ms: int) -> int:
         times = self._failures.get(key)

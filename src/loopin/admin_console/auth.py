@@ -36,7 +36,7 @@ def add_routes(pages: AdminPages) -> None:
             )
         client = request.client.host if request.client else "unknown"
         now = pages.ctx.clock.now_ms()
-        wait = pages.limiter.retry_after_seconds(email=email, client=client, now_ms=now)
+        wait = pages.limiter.begin_attempt(email=email, client=client, now_ms=now)
         if wait:
             error = f"Too many failed sign-ins. Try again in {-(-wait // 60)} min."
             response = pages.anonymous_form(request, "admin/sign_in.html", 429, email=email, next=next_url, error=error)
@@ -46,11 +46,10 @@ def add_routes(pages: AdminPages) -> None:
         try:
             admin = await pages.write(lambda s: admins.sign_in(s, email, password, now_ms=pages.ctx.clock.now_ms()))
         except AuthenticationError as exc:
-            pages.limiter.record_failure(email=email, client=client, now_ms=now)
             return pages.anonymous_form(
                 request, "admin/sign_in.html", 401, email=email, next=next_url, error=exc.message
             )
-        pages.limiter.record_success(email=email)
+        pages.limiter.record_success(email=email, client=client)
         return pages.start_session(admin, next_url)
 
     async def sign_out(request: Request) -> Response:
