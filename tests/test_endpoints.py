@@ -233,6 +233,7 @@ def test_routing_starts_one_loop_with_the_walkthrough_input(admin, services) -> 
     # A retry with the same key returns the same answer and starts nothing.
     again = admin.invoke_endpoint("detector", ASTRONAUT, idempotency_key="upload-1")
     assert again.human_loop == first.human_loop and again.prediction_id == first.prediction_id
+    assert again == first  # the whole first answer, detections and all
     assert len(admin.list_loops().loops) == 1
     # Without a key, another call is another review.
     assert admin.invoke_endpoint("detector", ASTRONAUT).human_loop["name"] != first.human_loop["name"]

@@ -63,7 +63,7 @@ def invoke(
     with ctx.db.read() as session:
         endpoint = get_endpoint(session, endpoint_name)
         if idempotency_key is not None and (done := _logged(session, endpoint_name, idempotency_key)):
-            return Invocation(json.loads(done.response), replayed=True)
+            return _replay(done)
     if endpoint.status not in ("InService", "Updating"):
         raise ValidationError(f"Endpoint '{endpoint_name}' is {endpoint.status}, not InService.")
     chosen = served(ctx, endpoint).pick(variant)
@@ -85,7 +85,7 @@ def invoke(
 
     def record(session: Session) -> Invocation:
         if idempotency_key is not None and (done := _logged(session, endpoint_name, idempotency_key)):
-            return Invocation(json.loads(done.response), replayed=True)
+            return _replay(done)
         loop = None
         if rule is not None and reason is not None and image_uri is not None:
             loop_name = _loop_name(endpoint_name, idempotency_key)
@@ -102,6 +102,9 @@ def invoke(
                 "status": started.status,
             }
         body = _native(result, chosen.name, loop, reason, rule)
+        # One INSERT: the answer is kept without its detections (they have their column)
+        # and without its own id; a replay puts both back.
+        rest = {k: v for k, v in body.items() if k != "detections"}
         prediction = Prediction(
             endpoint_name=endpoint_name,
             model_name=result.model_name,
@@ -115,16 +118,23 @@ def invoke(
             loop_name=loop["name"] if loop else None,
             image_uri=image_uri,
             idempotency_key=idempotency_key,
-            response="",
+            response=json.dumps(rest),
             created_at=ctx.clock.now_ms(),
         )
         session.add(prediction)
         session.flush()
         body["prediction_id"] = prediction.id
-        prediction.response = json.dumps(body)
         return Invocation(body, replayed=False)
 
     return ctx.write(record)
+
+
+def _replay(done: Prediction) -> Invocation:
+    """The first call's answer, as it was sent."""
+    rest = json.loads(done.response)
+    rest.pop("detections", None)  # rows logged before the answer was kept without them
+    rest.pop("prediction_id", None)
+    return Invocation({"detections": json.loads(done.detections), **rest, "prediction_id": done.id}, replayed=True)
 
 
 def _logged(session: Session, endpoint_name: str, key: str) -> Prediction | None:
