@@ -9,7 +9,7 @@ cookie or token never opens an admin page.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -129,6 +129,25 @@ class AdminPages:
                 return fn(s)
 
         return await run_in_threadpool(run)
+
+    def delete_action(
+        self, remove: Callable[[Session, str], object], done_url: str
+    ) -> Callable[[str, Request], Awaitable[Response]]:
+        """A form POST route that deletes the named thing with ``remove``, then goes to
+        ``done_url``; a refusal (in use, not found) is shown as a page."""
+
+        async def handler(name: str, request: Request) -> Response:
+            posted = await self.form_post(request)
+            if isinstance(posted, Response):
+                return posted
+            me, _ = posted
+            try:
+                await self.write(lambda s: remove(s, name))
+            except LoopinError as exc:
+                return self.error_page(me, exc)
+            return redirect(done_url)
+
+        return handler
 
     # -- pages ------------------------------------------------------------------------
 

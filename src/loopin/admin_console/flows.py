@@ -189,23 +189,16 @@ def add_routes(pages: AdminPages) -> None:
             return pages.error_page(me, exc)
         return redirect(f"/admin/flows/{quote(name, safe='')}?notice=saved")
 
-    async def delete(name: str, request: Request) -> Response:
-        posted = await pages.form_post(request)
-        if isinstance(posted, Response):
-            return posted
-        me, _ = posted
-        try:
-            await pages.write(lambda s: flows.delete_flow(s, name))
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
-        return redirect("/admin/flows?notice=deleted")
-
     r.add_api_route("/admin/flows", list_page, methods=["GET"])
     r.add_api_route("/admin/flows", create, methods=["POST"])
     r.add_api_route("/admin/flows/new", new_page, methods=["GET"])
     r.add_api_route("/admin/flows/{name}", flow_page, methods=["GET"])
     r.add_api_route("/admin/flows/{name}", update, methods=["POST"])
-    r.add_api_route("/admin/flows/{name}/delete", delete, methods=["POST"])
+    r.add_api_route(
+        "/admin/flows/{name}/delete",
+        pages.delete_action(flows.delete_flow, "/admin/flows?notice=deleted"),
+        methods=["POST"],
+    )
 
 
 _LIMITS = {

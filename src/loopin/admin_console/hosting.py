@@ -99,17 +99,6 @@ def add_routes(pages: AdminPages) -> None:
             return await _model_page(me, model, 400, error=exc.message, form=values)
         return redirect(f"{_endpoint_path(row.name)}?notice=deployed")
 
-    async def delete_model(name: str, request: Request) -> Response:
-        posted = await pages.form_post(request)
-        if isinstance(posted, Response):
-            return posted
-        me, _ = posted
-        try:
-            await pages.write(lambda s: endpoints.delete_model(s, name))
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
-        return redirect("/admin/endpoints?notice=model-deleted")
-
     async def endpoint_page(name: str, request: Request, notice: str = "") -> Response:
         me = await run_in_threadpool(pages.signed_in, request)
         if me is None:
@@ -192,7 +181,11 @@ def add_routes(pages: AdminPages) -> None:
     r.add_api_route("/admin/endpoints", endpoints_page, methods=["GET"])
     r.add_api_route("/admin/endpoints", deploy, methods=["POST"])
     r.add_api_route("/admin/models/{name}", model_page, methods=["GET"])
-    r.add_api_route("/admin/models/{name}/delete", delete_model, methods=["POST"])
+    r.add_api_route(
+        "/admin/models/{name}/delete",
+        pages.delete_action(endpoints.delete_model, "/admin/endpoints?notice=model-deleted"),
+        methods=["POST"],
+    )
     r.add_api_route("/admin/endpoints/{name}", endpoint_page, methods=["GET"])
     r.add_api_route("/admin/endpoints/{name}/routing", save_routing, methods=["POST"])
     r.add_api_route("/admin/endpoints/{name}/delete", delete_endpoint, methods=["POST"])

@@ -97,21 +97,14 @@ def add_routes(pages: AdminPages) -> None:
             await run_in_threadpool(write_output_now, pages.ctx, name)
         return redirect(f"{_loop_path(name)}?notice=stopped")
 
-    async def delete(name: str, request: Request) -> Response:
-        posted = await pages.form_post(request)
-        if isinstance(posted, Response):
-            return posted
-        me, _ = posted
-        try:
-            await pages.write(lambda s: loops.delete_loop(s, name))
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
-        return redirect("/admin/loops?notice=deleted")
-
     r.add_api_route("/admin/loops", list_page, methods=["GET"])
     r.add_api_route("/admin/loops/{name}", loop_page, methods=["GET"])
     r.add_api_route("/admin/loops/{name}/stop", stop, methods=["POST"])
-    r.add_api_route("/admin/loops/{name}/delete", delete, methods=["POST"])
+    r.add_api_route(
+        "/admin/loops/{name}/delete",
+        pages.delete_action(loops.delete_loop, "/admin/loops?notice=deleted"),
+        methods=["POST"],
+    )
 
 
 def _loop_values(pages: AdminPages, s: Session, name: str) -> dict[str, Any]:

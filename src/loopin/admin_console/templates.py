@@ -193,17 +193,6 @@ def add_routes(pages: AdminPages) -> None:
             problem=problem,
         )
 
-    async def delete(name: str, request: Request) -> Response:
-        posted = await pages.form_post(request)
-        if isinstance(posted, Response):
-            return posted
-        me, _ = posted
-        try:
-            await pages.write(lambda s: task_templates.delete_task_ui(s, name))
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
-        return redirect("/admin/templates?notice=deleted")
-
     def render_preview(template: str, input_text: str) -> tuple[str, set[str]]:
         """The task frame's HTML for the template and the sample input, and the origins of
         the URLs it was granted; raises ``PreviewProblem``."""
@@ -278,7 +267,11 @@ def add_routes(pages: AdminPages) -> None:
     r.add_api_route("/admin/templates/preview", preview, methods=["POST"])
     r.add_api_route("/admin/templates/check", check, methods=["POST"])
     r.add_api_route("/admin/templates/{name}", edit_page, methods=["GET"])
-    r.add_api_route("/admin/templates/{name}/delete", delete, methods=["POST"])
+    r.add_api_route(
+        "/admin/templates/{name}/delete",
+        pages.delete_action(task_templates.delete_task_ui, "/admin/templates?notice=deleted"),
+        methods=["POST"],
+    )
 
 
 class PreviewProblem(Exception):
