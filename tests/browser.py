@@ -82,7 +82,7 @@ def live_server(data_dir: Path, *, sqlite_template: Path | None = None) -> Itera
             raise RuntimeError("the live server did not start")
         time.sleep(0.02)
     with services.db.write() as session:
-        key = create_key(session, secret_key=settings.secret_key, description="browser tests", now_ms=0)
+        key = create_key(session, secret_key=settings.secret_key, description="browser tests", now_ms=clock.now_ms())
     admin = Client(url, access_key_id=key.access_key_id, secret_access_key=key.secret_access_key)
     try:
         yield Live(url, services, clock, admin)

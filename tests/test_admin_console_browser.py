@@ -62,3 +62,15 @@ def test_every_section_loads_without_script_errors_or_policy_violations(live: Li
         page.wait_for_load_state("networkidle")
         expect(page.locator(f".admin-nav a[href='{href}']")).to_have_attribute("aria-current", "page")
         assert page.errors == [], (key, page.errors)  # type: ignore[attr-defined]
+
+
+def test_an_access_key_is_made_and_its_secret_shown_once(live: Live, page: Page) -> None:
+    admin_sign_in(page, live)
+    page.goto(f"{live.url}/admin/keys")
+    page.fill("input[name=description]", "labelling pipeline")
+    page.click("button:has-text('Create key')")
+    expect(page.locator("#new-key-secret")).to_have_count(1)
+    page.screenshot(path=str(DOCS_IMAGES / "admin-keys.png"))
+    page.goto(f"{live.url}/admin/keys")  # the list never shows a secret again
+    expect(page.locator("#new-key-secret")).to_have_count(0)
+    expect(page.locator("td", has_text="labelling pipeline")).to_have_count(1)

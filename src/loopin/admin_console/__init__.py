@@ -7,12 +7,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from loopin.admin_console import auth, flows, hosting, loops, overview, teams, templates, threshold
+from loopin.admin_console import auth, flows, hosting, keys, loops, overview, teams, templates, threshold
 from loopin.admin_console.base import AdminPages, to_sign_in
 from loopin.context import Services
 from loopin.web_pages import StaticAssets
 
-SECTIONS = [auth, overview, loops, flows, threshold, templates, teams, hosting]
+SECTIONS = [auth, overview, loops, flows, threshold, templates, teams, hosting, keys]
 
 
 def admin_router(services: Services, assets: StaticAssets) -> APIRouter:

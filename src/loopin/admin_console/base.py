@@ -53,6 +53,7 @@ NAVIGATION = [
     ("templates", "Templates", "/admin/templates"),
     ("teams", "Teams", "/admin/teams"),
     ("endpoints", "Models & endpoints", "/admin/endpoints"),
+    ("keys", "Access keys", "/admin/keys"),
 ]
 
 
