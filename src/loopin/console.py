@@ -40,11 +40,12 @@ from loopin.errors import (
 from loopin.jobs import write_output_now
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, TaskUi, Worker
 from loopin.rendering import RenderError, render_task
-from loopin.sessions import PRE_SESSION_COOKIE, SESSION_COOKIE, SessionKeys, SignInLimiter, new_pre_session
+from loopin.sessions import SESSION_COOKIE, SessionKeys, SignInLimiter
 from loopin.web_pages import (
     CROWD_BUNDLE,
     FRAME_SANDBOX,
     PAGE_CSP,
+    ConsoleCookies,
     Form,
     StaticAssets,
     error_status,
@@ -86,8 +87,13 @@ class _Console:
     def __init__(self, ctx: Services, assets: StaticAssets) -> None:
         self.ctx = ctx
         self.keys = SessionKeys(ctx.settings.secret_key, ttl_seconds=ctx.settings.worker_token_ttl_seconds)
+        self.cookies = ConsoleCookies(
+            self.keys,
+            name=SESSION_COOKIE,
+            path=COOKIE_PATH,
+            secure=ctx.settings.resolved_public_url.startswith("https://"),
+        )
         self.limiter = SignInLimiter()
-        self.secure_cookies = ctx.settings.resolved_public_url.startswith("https://")
         self.assets = assets
         self.pages = page_environment(assets)
         self.router = APIRouter(include_in_schema=False)
@@ -122,7 +128,7 @@ class _Console:
     async def sign_in(self, request: Request) -> Response:
         form = await read_form(request, _FORM_LIMIT)
         email = form.get("email", "")[:254]
-        if not self._pre_session_ok(request, form):
+        if not self.cookies.pre_session_ok(request, form):
             return self._anonymous_form(request, "sign_in.html", 403, email=email, error=_STALE_FORM)
         client = request.client.host if request.client else "unknown"
         now = self.ctx.clock.now_ms()
@@ -148,9 +154,7 @@ class _Console:
         signed_in = await run_in_threadpool(self._signed_in, request)
         if signed_in and not self.keys.check_csrf(signed_in.sid, form.get("csrf")):
             return self._message(_STALE_FORM_TITLE, _STALE_FORM, 403, signed_in)
-        response = redirect("/worker/sign-in?notice=signed-out")
-        response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, secure=self.secure_cookies, httponly=True)
-        return response
+        return self.cookies.end(redirect("/worker/sign-in?notice=signed-out"))
 
     def invitation_page(self, token: str, request: Request) -> Response:
         return self._anonymous_form(request, "invitation.html", action=_invitation_path(token))
@@ -158,7 +162,7 @@ class _Console:
     async def accept_invitation(self, token: str, request: Request) -> Response:
         form = await read_form(request, _FORM_LIMIT)
         action = _invitation_path(token)
-        if not self._pre_session_ok(request, form):
+        if not self.cookies.pre_session_ok(request, form):
             return self._anonymous_form(request, "invitation.html", 403, action=action, error=_STALE_FORM)
         password = form.get("password", "")
         if password != form.get("confirm", ""):
@@ -323,7 +327,7 @@ class _Console:
     # -- sessions -------------------------------------------------------------------------
 
     def _signed_in(self, request: Request) -> _SignedIn | None:
-        session = self.keys.read(request.cookies.get(SESSION_COOKIE), now_ms=self.ctx.clock.now_ms())
+        session = self.cookies.session(request, now_ms=self.ctx.clock.now_ms())
         if session is None:
             return None
         with self.ctx.db.read() as s:
@@ -343,36 +347,15 @@ class _Console:
         return me, form
 
     def _start_session(self, worker: Worker) -> Response:
-        response = redirect("/worker/jobs")
-        cookie = self.keys.issue(account_id=worker.id, sub=worker.sub, now_ms=self.ctx.clock.now_ms())
-        response.set_cookie(
-            SESSION_COOKIE,
-            cookie,
-            max_age=self.keys.ttl_seconds,
-            path=COOKIE_PATH,
-            secure=self.secure_cookies,
-            httponly=True,
-            samesite="lax",
-        )
-        response.delete_cookie(PRE_SESSION_COOKIE, path=COOKIE_PATH, secure=self.secure_cookies, httponly=True)
-        return response
-
-    def _pre_session_ok(self, request: Request, form: Form) -> bool:
-        pre = request.cookies.get(PRE_SESSION_COOKIE)
-        if not pre:
-            return False
-        return self.keys.check_csrf("pre:" + pre, form.get("csrf"))
+        now = self.ctx.clock.now_ms()
+        return self.cookies.start(redirect("/worker/jobs"), account_id=worker.id, sub=worker.sub, now_ms=now)
 
     # -- pages ----------------------------------------------------------------------------
 
     def _anonymous_form(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
         """A form shown before sign-in, with a CSRF token bound to a pre-session cookie."""
-        pre = request.cookies.get(PRE_SESSION_COOKIE) or new_pre_session()
-        response = self._page(template, None, status, csrf=self.keys.csrf_token("pre:" + pre), **values)
-        response.set_cookie(
-            PRE_SESSION_COOKIE, pre, path=COOKIE_PATH, secure=self.secure_cookies, httponly=True, samesite="lax"
-        )
-        return response
+        pre, csrf = self.cookies.pre_session(request)
+        return self.cookies.keep_pre_session(self._page(template, None, status, csrf=csrf, **values), pre)
 
     def _page(self, template: str, me: _SignedIn | None, status: int = 200, **values: Any) -> HTMLResponse:
         if me is not None:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Request
@@ -18,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from loopin.errors import LoopinError
+from loopin.sessions import PRE_SESSION_COOKIE, ConsoleSession, SessionKeys, new_pre_session
 
 UI_DIR = Path(__file__).parent / "ui"
 CROWD_BUNDLE = "crowd-html-elements.js"
@@ -85,6 +87,48 @@ def page_environment(assets: StaticAssets) -> Environment:
     env = Environment(loader=PackageLoader("loopin", "ui/templates"), autoescape=select_autoescape(default=True))
     env.globals["static_url"] = assets.url
     return env
+
+
+class ConsoleCookies:
+    """One console's cookies, sent only under its ``path``: the signed session cookie
+    ``name``, and the pre-session cookie that forms shown before sign-in bind their CSRF
+    token to. All are HttpOnly and SameSite=Lax, and Secure when the console is on https."""
+
+    def __init__(self, keys: SessionKeys, *, name: str, path: str, secure: bool) -> None:
+        self.keys = keys
+        self.name = name
+        self.path = path
+        self.secure = secure
+
+    def session(self, request: Request, *, now_ms: int) -> ConsoleSession | None:
+        return self.keys.read(request.cookies.get(self.name), now_ms=now_ms)
+
+    def start(self, response: Response, *, account_id: int, sub: str, now_ms: int) -> Response:
+        cookie = self.keys.issue(account_id=account_id, sub=sub, now_ms=now_ms)
+        response.set_cookie(self.name, cookie, max_age=self.keys.ttl_seconds, **self._attributes())
+        response.delete_cookie(PRE_SESSION_COOKIE, path=self.path, secure=self.secure, httponly=True)
+        return response
+
+    def end(self, response: Response) -> Response:
+        response.delete_cookie(self.name, path=self.path, secure=self.secure, httponly=True)
+        return response
+
+    def pre_session(self, request: Request) -> tuple[str, str]:
+        """For a form shown before sign-in: the pre-session id (set it on the page with
+        ``keep_pre_session``) and the CSRF token bound to it."""
+        pre = request.cookies.get(PRE_SESSION_COOKIE) or new_pre_session()
+        return pre, self.keys.csrf_token("pre:" + pre)
+
+    def keep_pre_session(self, response: Response, pre: str) -> Response:
+        response.set_cookie(PRE_SESSION_COOKIE, pre, **self._attributes())
+        return response
+
+    def pre_session_ok(self, request: Request, form: Form) -> bool:
+        pre = request.cookies.get(PRE_SESSION_COOKIE)
+        return bool(pre) and self.keys.check_csrf("pre:" + str(pre), form.get("csrf"))
+
+    def _attributes(self) -> dict[str, Any]:
+        return {"path": self.path, "secure": self.secure, "httponly": True, "samesite": "lax"}
 
 
 def page_headers(csp: str = PAGE_CSP, *, frame_options: str = "DENY") -> dict[str, str]:

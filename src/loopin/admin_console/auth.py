@@ -30,7 +30,7 @@ def add_routes(pages: AdminPages) -> None:
     async def sign_in(request: Request) -> Response:
         form = await read_form(request, _FORM_LIMIT)
         email, next_url = form.get("email")[:254], safe_next(form.get("next"))
-        if not pages.pre_session_ok(request, form):
+        if not pages.cookies.pre_session_ok(request, form):
             return pages.anonymous_form(
                 request, "admin/sign_in.html", 403, email=email, next=next_url, error=STALE_FORM
             )
@@ -56,7 +56,7 @@ def add_routes(pages: AdminPages) -> None:
         posted = await pages.form_post(request)
         if isinstance(posted, Response):
             return posted
-        return pages.end_session(redirect("/admin/sign-in?notice=signed-out"))
+        return pages.cookies.end(redirect("/admin/sign-in?notice=signed-out"))
 
     async def setup_page(token: str, request: Request) -> Response:
         valid = await pages.read(lambda s: admins.setup_link_valid(s, token, now_ms=pages.ctx.clock.now_ms()))
@@ -68,7 +68,7 @@ def add_routes(pages: AdminPages) -> None:
         form = await read_form(request, _FORM_LIMIT)
         action = _setup_path(token)
         values = {"action": action, "email": form.get("email")[:254], "name": form.get("name")[:128]}
-        if not pages.pre_session_ok(request, form):
+        if not pages.cookies.pre_session_ok(request, form):
             return pages.anonymous_form(request, "admin/setup.html", 403, error=STALE_FORM, **values)
         if form.get("password") != form.get("confirm"):
             error = "The two passwords are not the same. Type them again."

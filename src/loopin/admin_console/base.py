@@ -22,9 +22,10 @@ from starlette.concurrency import run_in_threadpool
 from loopin.context import Services
 from loopin.errors import AuthenticationError, LoopinError, ValidationError
 from loopin.models import Admin
-from loopin.sessions import PRE_SESSION_COOKIE, SessionKeys, SignInLimiter, new_pre_session
+from loopin.sessions import SessionKeys, SignInLimiter
 from loopin.web_pages import (
     PAGE_CSP,
+    ConsoleCookies,
     Form,
     StaticAssets,
     error_status,
@@ -73,14 +74,19 @@ class AdminPages:
             ctx.settings.secret_key, ttl_seconds=ctx.settings.admin_session_ttl_seconds, purpose="admin"
         )
         self.limiter = SignInLimiter()
-        self.secure_cookies = ctx.settings.resolved_public_url.startswith("https://")
+        self.cookies = ConsoleCookies(
+            self.keys,
+            name=ADMIN_COOKIE,
+            path=COOKIE_PATH,
+            secure=ctx.settings.resolved_public_url.startswith("https://"),
+        )
         self.templates = page_environment(assets)
         self.router = APIRouter(include_in_schema=False)
 
     # -- who is asking ----------------------------------------------------------------
 
     def signed_in(self, request: Request) -> SignedInAdmin | None:
-        session = self.keys.read(request.cookies.get(ADMIN_COOKIE), now_ms=self.ctx.clock.now_ms())
+        session = self.cookies.session(request, now_ms=self.ctx.clock.now_ms())
         if session is None:
             return None
         with self.ctx.db.read() as s:
@@ -183,35 +189,12 @@ class AdminPages:
 
     def anonymous_form(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
         """A form shown before sign-in, with a CSRF token bound to a pre-session cookie."""
-        pre = request.cookies.get(PRE_SESSION_COOKIE) or new_pre_session()
-        response = self.page(template, None, status, csrf=self.keys.csrf_token("pre:" + pre), **values)
-        response.set_cookie(
-            PRE_SESSION_COOKIE, pre, path=COOKIE_PATH, secure=self.secure_cookies, httponly=True, samesite="lax"
-        )
-        return response
-
-    def pre_session_ok(self, request: Request, form: Form) -> bool:
-        pre = request.cookies.get(PRE_SESSION_COOKIE)
-        return bool(pre) and self.keys.check_csrf("pre:" + str(pre), form.get("csrf"))
+        pre, csrf = self.cookies.pre_session(request)
+        return self.cookies.keep_pre_session(self.page(template, None, status, csrf=csrf, **values), pre)
 
     def start_session(self, admin: Admin, next_url: str = "/admin") -> Response:
-        response = redirect(next_url)
-        cookie = self.keys.issue(account_id=admin.id, sub=admin.sub, now_ms=self.ctx.clock.now_ms())
-        response.set_cookie(
-            ADMIN_COOKIE,
-            cookie,
-            max_age=self.keys.ttl_seconds,
-            path=COOKIE_PATH,
-            secure=self.secure_cookies,
-            httponly=True,
-            samesite="lax",
-        )
-        response.delete_cookie(PRE_SESSION_COOKIE, path=COOKIE_PATH, secure=self.secure_cookies, httponly=True)
-        return response
-
-    def end_session(self, response: Response) -> Response:
-        response.delete_cookie(ADMIN_COOKIE, path=COOKIE_PATH, secure=self.secure_cookies, httponly=True)
-        return response
+        now = self.ctx.clock.now_ms()
+        return self.cookies.start(redirect(next_url), account_id=admin.id, sub=admin.sub, now_ms=now)
 
 
 def to_sign_in(request: Request | None = None) -> Response:
