@@ -20,11 +20,10 @@ from loopin.admin_console.base import AdminPages, to_sign_in
 from loopin.errors import LoopinError, ValidationError
 from loopin.jobs import write_output_now
 from loopin.models import FlowDefinition, HumanLoop
+from loopin.schemas import DEFAULT_MIN_SCORE
 from loopin.web_pages import origin_of, redirect
 
 PAGE_SIZE = 50
-# A detector's long tail of unlikely boxes hides the image: the page draws the rest.
-MIN_SCORE_DRAWN = 0.2
 _NOTICES = {"deleted": "The human loop was deleted.", "stopped": "The human loop was stopped."}
 
 
@@ -170,7 +169,7 @@ def _loop_values(pages: AdminPages, s: Session, name: str) -> dict[str, Any]:
         "image_url": image_url,
         "figures": figures,
         "output_url": output_url,
-        "min_score": MIN_SCORE_DRAWN,
+        "min_score": DEFAULT_MIN_SCORE,
         "can_stop": loop.status == "InProgress" and loop.output_state == "none",
         "can_delete": loop.status not in loops.ACTIVE and loop.output_state != "pending",
         "path": _loop_path(loop.name),
@@ -180,7 +179,8 @@ def _loop_values(pages: AdminPages, s: Session, name: str) -> dict[str, Any]:
 
 def _model_boxes(task_input: dict[str, Any]) -> list[dict[str, Any]]:
     """The model's boxes: the predictions routed with the loop (with their scores) down to
-    ``MIN_SCORE_DRAWN``, else the pre-filled ``initialValue``."""
+    the routing rules' default noise floor (``DEFAULT_MIN_SCORE``: a detector's long tail of
+    unlikely boxes would hide the image), else the pre-filled ``initialValue``."""
     predictions = task_input.get("predictions")
     if isinstance(predictions, list):
         return [
@@ -196,7 +196,7 @@ def _model_boxes(task_input: dict[str, Any]) -> list[dict[str, Any]]:
             for p in predictions
             if isinstance(p, dict)
             and _numbers(p, "left", "top", "right", "bottom")
-            and not (_numbers(p, "score") and p["score"] < MIN_SCORE_DRAWN)
+            and not (_numbers(p, "score") and p["score"] < DEFAULT_MIN_SCORE)
         ]
     initial = task_input.get("initialValue")
     return _boxes(initial, "model") if isinstance(initial, list) else []
