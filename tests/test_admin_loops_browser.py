@@ -11,11 +11,10 @@ import pytest
 from playwright.sync_api import Page
 
 from loopin import loops
-from loopin.admin_console.loops import MIN_SCORE_DRAWN
 from loopin.client import WorkerClient
 from loopin.jobs import run_once
 from loopin.loop_stats import DAY_MS
-from loopin.schemas import RoutingRule, VariantSpec
+from loopin.schemas import DEFAULT_MIN_SCORE, RoutingRule, VariantSpec
 from tests.browser import PASSWORD, Live, admin_sign_in, live_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +101,7 @@ def test_a_routed_loop_shows_the_models_and_the_workers_boxes(live: Live, page: 
 
     page.click(f"a:has-text('{name}')")
     page.wait_for_selector("figure.boxes-figure svg")
-    drawn = [p for p in task_input["predictions"] if p["score"] >= MIN_SCORE_DRAWN]
+    drawn = [p for p in task_input["predictions"] if p["score"] >= DEFAULT_MIN_SCORE]
     assert len(drawn) >= 3 and page.locator("g[data-kind=model] rect").count() == len(drawn)
     assert page.locator("g[data-kind=human] rect").count() == len(human)
     assert "worker0@myteam.example" in page.inner_text("table.answers")
