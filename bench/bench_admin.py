@@ -44,7 +44,8 @@ from loopin import admins  # noqa: E402
 from loopin.access_keys import create_key  # noqa: E402
 from loopin.client import Client  # noqa: E402
 from loopin.config import Settings  # noqa: E402
-from loopin.server import build_services, create_app  # noqa: E402
+from loopin.services import build_services  # noqa: E402
+from loopin.web.server import create_app  # noqa: E402
 
 PG_ADMIN = os.environ.get("LOOPIN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 FLOWS = ["orders", "returns", "parcels", "labels", "rare"]  # 40 / 30 / 20 / 9 / 1 %
@@ -246,7 +247,7 @@ def run(kind: str, n: int, requests: int, workdir: Path) -> dict[str, Any]:
         with services.db.write() as s:
             key = create_key(s, secret_key=settings.secret_key, description="bench", now_ms=now)
             admins.create_admin(s, email=ADMIN_EMAIL, name="Bench", password=ADMIN_PASSWORD, now_ms=now)
-        app = create_app(services=services, run_jobs=False)
+        app = create_app(services=services, run_background=False)
         with TestClient(app) as http:
             setup(
                 Client(

@@ -903,8 +903,8 @@ def summarise_profile(raw_path: Path, top: int = 25) -> dict[str, Any]:
                 frames.append((f"{short}:{m.group('fn')}", _pkg(path)))
             total += count
             names = {f for f, _ in frames}
-            if "loopin/jobs.py:JobRunner._loop" in names:
-                thread = "loopin-jobs"
+            if "loopin/background.py:BackgroundRunner._loop" in names:
+                thread = "loopin-background"
             thread_c[thread] += count
             if not frames:
                 self_c["(no Python frame)"] += count

@@ -528,7 +528,7 @@ def breakdown(workdir: Path, images: list[bytes], n: int) -> dict[str, Any]:
     from loopin import endpoints
     from loopin.config import Settings
     from loopin.invocations import invoke
-    from loopin.server import build_services
+    from loopin.services import build_services
 
     ctx = build_services(Settings.load(environ={}, data_dir=workdir / "data-inprocess"))
     variants = [{"variant_name": "AllTraffic", "model": MODEL}]
@@ -577,7 +577,7 @@ BUCKETS = (  # first match wins: (what, frame prefixes found anywhere in the sta
     ("access key check: read transaction + unseal", ("loopin/api_auth.py:admin", "loopin/access_keys.py:authenticate")),
     ("rest of invocations.invoke", ("loopin/invocations.py:invoke",)),
     ("response: validation + JSON", ("fastapi/routing.py:serialize_response", "json/", "starlette/responses.py")),
-    ("periodic jobs thread", ("loopin/jobs.py",)),
+    ("periodic work thread", ("loopin/background.py",)),
     (
         "HTTP: uvicorn, h11, Starlette, FastAPI, anyio, asyncio",
         ("uvicorn/", "h11/", "starlette/", "fastapi/", "anyio/", "asyncio/"),

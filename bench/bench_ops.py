@@ -48,7 +48,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from loopin.access_keys import create_key  # noqa: E402
 from loopin.client import Client, WorkerClient  # noqa: E402
 from loopin.config import Settings  # noqa: E402
-from loopin.server import create_app  # noqa: E402
+from loopin.web.server import create_app  # noqa: E402
 
 PG_ADMIN = os.environ.get("LOOPIN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "bench-password-123"
@@ -67,7 +67,7 @@ def run(kind: str, n: int) -> None:
     settings = Settings(
         database_url=url, data_dir=tmp, secret_key="bench-" + uuid.uuid4().hex, public_url="http://testserver"
     )
-    app = create_app(settings, run_jobs=False)
+    app = create_app(settings, run_background=False)
     ctx = app.state.services
     counts: collections.Counter[str] = collections.Counter()
 

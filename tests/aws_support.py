@@ -24,8 +24,8 @@ from botocore.credentials import Credentials
 
 from loopin.clock import ManualClock
 from loopin.config import Settings
-from loopin.context import Services
-from loopin.server import create_app
+from loopin.services import Services
+from loopin.web.server import create_app
 from tests.conftest import _free_port
 
 REGION = "us-east-1"
@@ -66,9 +66,9 @@ def url(services: Services) -> Iterator[str]:
 
 
 @contextmanager
-def serve_in_thread(services: Services, *, run_jobs: bool = True) -> Iterator[str]:
+def serve_in_thread(services: Services, *, run_background: bool = True) -> Iterator[str]:
     """``create_app(services)`` on ``services.settings.port``; yields its URL."""
-    app = create_app(services=services, run_jobs=run_jobs)
+    app = create_app(services=services, run_background=run_background)
     port = services.settings.port
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -25,8 +25,8 @@ from loopin.access_keys import create_key
 from loopin.client import Client
 from loopin.clock import ManualClock
 from loopin.config import Settings
-from loopin.context import Services
-from loopin.server import build_services, create_app
+from loopin.services import Services, build_services
+from loopin.web.server import create_app
 from tests.admin_support import ADMIN_EMAIL, ADMIN_PASSWORD, create_admin_account
 
 CHROMIUM = "/usr/bin/chromium"
@@ -72,7 +72,7 @@ def live_server(data_dir: Path, *, sqlite_template: Path | None = None) -> Itera
     settings = Settings(data_dir=data_dir, public_url=url, secret_key="browser-" + uuid.uuid4().hex)
     clock = ManualClock(start_ms=int(time.time() * 1000))
     services = build_services(settings, clock=clock)
-    app = create_app(services=services, run_jobs=False)
+    app = create_app(services=services, run_background=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -18,9 +18,9 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from loopin.access_keys import create_key
 from loopin.clock import ManualClock
 from loopin.config import Settings
-from loopin.context import Services
 from loopin.db import Database
-from loopin.server import build_services, create_app
+from loopin.services import Services, build_services
+from loopin.web.server import create_app
 from tests.admin_support import AdminConsole, create_admin_account
 from tests.browser import chromium_available, launch, open_page
 
@@ -114,7 +114,7 @@ def services(settings: Settings, clock: ManualClock) -> Iterator[Services]:
 
 @pytest.fixture
 def app_client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services=services, run_jobs=False)) as client:
+    with TestClient(create_app(services=services, run_background=False)) as client:
         yield client
 
 
@@ -170,7 +170,7 @@ def make_bucket(endpoint: str, bucket: str) -> None:
 def admin_console(services: Services) -> AdminConsole:
     """A signed-in admin's view of the admin console (an account is created for it)."""
     create_admin_account(services)
-    return AdminConsole(create_app(services=services, run_jobs=False)).sign_in()
+    return AdminConsole(create_app(services=services, run_background=False)).sign_in()
 
 
 @pytest.fixture(scope="module")

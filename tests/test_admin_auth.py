@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from loopin import admins
-from loopin.context import Services
 from loopin.errors import AuthenticationError
 from loopin.models import Admin, AdminSetupLink, Base
-from loopin.server import create_app
+from loopin.services import Services
+from loopin.web.server import create_app
 from tests.admin_support import ADMIN_EMAIL, ADMIN_PASSWORD, AdminConsole, create_admin_account
 from tests.helpers import PASSWORD, admin_client, setup_flow
 from tests.servers import loopin_env, run_cli
@@ -31,7 +31,7 @@ from tests.servers import loopin_env, run_cli
 
 @pytest.fixture
 def app(services: Services) -> FastAPI:
-    return create_app(services=services, run_jobs=False)
+    return create_app(services=services, run_background=False)
 
 
 def _issue_setup_link(services: Services) -> str | None:

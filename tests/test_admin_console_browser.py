@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from loopin import admins
-from loopin.admin_console.base import NAVIGATION
+from loopin.web.consoles.admin.base import NAVIGATION
 from tests.admin_support import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.browser import Live, admin_sign_in, live_server
 

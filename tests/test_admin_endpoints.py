@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from loopin.client import Client
-from loopin.context import Services
 from loopin.endpoints import deploy_pending
 from loopin.errors import ResourceInUseError
 from loopin.models import HumanLoop, Prediction
+from loopin.services import Services
 from tests.admin_support import AdminConsole
 from tests.helpers import admin_client, setup_flow
 

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from loopin import flows, loops, task_templates, workforce
-from loopin.admin_console.flows import EDITABLE
-from loopin.context import Services
 from loopin.errors import ValidationError
 from loopin.models import FlowDefinition, TaskSlot
+from loopin.services import Services
+from loopin.web.consoles.admin.flows import EDITABLE
 from tests.admin_support import AdminConsole
 
 GOOD = {

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from loopin.clock import ManualClock
-from loopin.context import Services
 from loopin.models import AccessKey
+from loopin.services import Services
 from tests.admin_support import AdminConsole
 
 

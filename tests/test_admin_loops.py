@@ -16,10 +16,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from loopin import loop_stats, loops, tasks
+from loopin.background import run_once
 from loopin.clock import ManualClock
-from loopin.context import Services
-from loopin.jobs import run_once
 from loopin.models import FlowDefinition, HumanLoop, Prediction, TaskSlot, Worker
+from loopin.services import Services
 from tests.admin_support import AdminConsole
 from tests.helpers import admin_client, setup_flow, worker_client
 from tests.servers import loopin_env, run_cli
@@ -159,9 +159,9 @@ def test_list_filters_by_flow_status_and_time_and_pages_exactly(
 
 
 def test_pages_need_an_admin(services: Services):
-    from loopin.server import create_app
+    from loopin.web.server import create_app
 
-    anonymous = AdminConsole(create_app(services=services, run_jobs=False))
+    anonymous = AdminConsole(create_app(services=services, run_background=False))
     for path in ("/admin/loops", "/admin/loops/x", "/admin/overview"):
         response = anonymous.http.get(path)
         assert response.status_code == 303 and response.headers["location"].startswith("/admin/sign-in?next=")

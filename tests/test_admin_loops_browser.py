@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import Page
 
 from loopin import loops
+from loopin.background import run_once
 from loopin.client import WorkerClient
-from loopin.jobs import run_once
 from loopin.loop_stats import DAY_MS
 from loopin.schemas import DEFAULT_MIN_SCORE, RoutingRule, VariantSpec
 from tests.browser import PASSWORD, Live, admin_sign_in, live_server

@@ -26,10 +26,10 @@ from fastapi.testclient import TestClient
 from loopin import mailer, tasks, workforce
 from loopin.clock import ManualClock
 from loopin.config import Settings
-from loopin.context import Services
 from loopin.errors import AuthenticationError
 from loopin.models import Worker
-from loopin.server import create_app
+from loopin.services import Services
+from loopin.web.server import create_app
 from tests.admin_support import AdminConsole
 from tests.helpers import PASSWORD, admin_client, setup_flow
 
@@ -418,7 +418,9 @@ def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int,
 
 def smtp_console(services: Services, **smtp: object) -> AdminConsole:
     settings = services.settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_security": "none", **smtp})
-    return AdminConsole(create_app(services=dataclasses.replace(services, settings=settings), run_jobs=False)).sign_in()
+    return AdminConsole(
+        create_app(services=dataclasses.replace(services, settings=settings), run_background=False)
+    ).sign_in()
 
 
 def test_invitations_are_emailed_through_smtp_and_their_links_work(

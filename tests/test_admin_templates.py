@@ -7,8 +7,8 @@ import json
 import re
 
 from loopin import flows, task_templates, workforce
-from loopin.context import Services
 from loopin.models import TaskUi
+from loopin.services import Services
 from tests.admin_support import AdminConsole
 from tests.test_console_browser import WALKTHROUGH, WALKTHROUGH_INPUT
 

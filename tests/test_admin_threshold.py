@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from loopin.client import Client
-from loopin.context import Services
 from loopin.endpoints import deploy_pending
 from loopin.schemas import RoutingRule, VariantSpec
+from loopin.services import Services
 from tests.admin_support import AdminConsole
 from tests.helpers import admin_client, setup_flow, worker_client
 

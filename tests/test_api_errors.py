@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from loopin.context import Services
 from loopin.models import Base
+from loopin.services import Services
 from tests.conftest import basic_auth
 from tests.helpers import PASSWORD, admin_client, setup_flow
 

@@ -13,10 +13,10 @@ from botocore.exceptions import ClientError
 from botocore.parsers import RestJSONParser
 from botocore.session import get_session
 
-from loopin.aws.errors import a2i_error, rest_json_response
 from loopin.client import Client, WorkerClient
 from loopin.clock import ManualClock
 from loopin.errors import QuotaExceededError
+from loopin.web.aws.errors import a2i_error, rest_json_response
 from tests import aws_support
 from tests.aws_support import client, error_code, signed
 from tests.helpers import PASSWORD, setup_flow

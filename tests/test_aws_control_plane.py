@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loopin.context import Services
+from loopin.services import Services
 from tests import aws_support
 from tests.aws_support import client, error_code, signed
 from tests.helpers import TEMPLATE

@@ -15,13 +15,12 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
-from loopin.aws.errors import WireError
-from loopin.aws.s3_multipart import MULTIPART_DIR
-from loopin.aws.s3_payload import verified_payload
 from loopin.clock import ManualClock
 from loopin.config import Settings
-from loopin.context import Services
-from loopin.server import build_services
+from loopin.services import Services, build_services
+from loopin.web.aws.errors import WireError
+from loopin.web.aws.s3_multipart import MULTIPART_DIR
+from loopin.web.aws.s3_payload import verified_payload
 from tests import aws_support
 from tests.aws_support import client, error_code, serve_in_thread, signed
 

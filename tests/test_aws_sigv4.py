@@ -17,8 +17,7 @@ from botocore.credentials import Credentials
 from loopin.access_keys import revoke_key
 from loopin.clock import ManualClock
 from loopin.config import Settings
-from loopin.context import Services
-from loopin.server import build_services
+from loopin.services import Services, build_services
 from tests import aws_support
 from tests.aws_support import REGION, client, error_code, serve_in_thread
 from tests.conftest import _free_port

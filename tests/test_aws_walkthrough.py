@@ -22,7 +22,7 @@ from PIL import Image
 
 from loopin.client import Client
 from loopin.config import Settings
-from loopin.context import Services
+from loopin.services import Services
 from tests import aws_support
 from tests.aws_support import client
 

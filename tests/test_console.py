@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from loopin.client import Client
 from loopin.clock import ManualClock
-from loopin.context import Services
-from loopin.server import create_app
-from loopin.sessions import SignInLimiter
+from loopin.services import Services
+from loopin.web.server import create_app
+from loopin.web.sessions import SignInLimiter
 from tests.helpers import PASSWORD, admin_client, setup_flow
 
 DATA = Path(__file__).parent / "data"
@@ -75,7 +75,7 @@ class Console:
 
 @pytest.fixture
 def app(services: Services) -> FastAPI:
-    return create_app(services=services, run_jobs=False)
+    return create_app(services=services, run_background=False)
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_sign_in_sets_a_signed_httponly_lax_session_cookie_and_sign_out_ends_it(
 
 def test_the_session_cookie_is_secure_when_the_console_is_served_over_https(services, teams):
     settings = services.settings.model_copy(update={"public_url": "https://loopin.example"})
-    app = create_app(services=dataclasses.replace(services, settings=settings), run_jobs=False)
+    app = create_app(services=dataclasses.replace(services, settings=settings), run_background=False)
     console = Console(app, base_url="https://testserver")
     console.get("/worker/sign-in")
     response = console.post("/worker/sign-in", email=teams["mine"][0], password=PASSWORD, csrf=console.csrf())

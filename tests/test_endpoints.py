@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from loopin import threshold
+from loopin.background import run_once
 from loopin.errors import NotFoundError, ResourceInUseError, ValidationError
 from loopin.inference import Detector
-from loopin.jobs import run_once
 from loopin.routing import AUDIT_BUCKETS
 from loopin.schemas import DEFAULT_MIN_SCORE, RoutingRule, VariantSpec
 from tests.aws_support import signed_headers

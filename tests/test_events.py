@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from loopin.background import run_once
 from loopin.client import Client, WorkerClient
 from loopin.errors import ValidationError
-from loopin.jobs import run_once
 from tests.helpers import PASSWORD, admin_client, setup_flow, worker_client
 from tests.receiver import receiver
 from tests.servers import create_key, loopin_env, serve
@@ -97,7 +97,7 @@ def test_failing_receiver_is_retried_then_dead_lettered_then_replayed(admin, ser
 
 @pytest.fixture
 def quick_timeout_services(settings, clock):
-    from loopin.server import build_services
+    from loopin.services import build_services
 
     ctx = build_services(settings.model_copy(update={"webhook_timeout_seconds": 0.3}), clock=clock)
     yield ctx
@@ -106,12 +106,12 @@ def quick_timeout_services(settings, clock):
 
 def test_slow_receiver_times_out_and_is_retried(quick_timeout_services, clock) -> None:
     from loopin.access_keys import create_key as make_key
-    from loopin.server import create_app
+    from loopin.web.server import create_app
 
     ctx = quick_timeout_services
     with ctx.db.write() as s:
         key = make_key(s, secret_key=ctx.settings.secret_key, description="", now_ms=0)
-    with TestClient(create_app(services=ctx, run_jobs=False)) as http, receiver() as hook:
+    with TestClient(create_app(services=ctx, run_background=False)) as http, receiver() as hook:
         admin = admin_client(http, (key.access_key_id, key.secret_access_key))
         setup_flow(admin, workers=1)
         hook.delay = 1.0

@@ -7,15 +7,15 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from loopin.background import run_once
 from loopin.clock import ManualClock
-from loopin.context import Services
 from loopin.errors import (
     ConflictError,
     NotFoundError,
     TaskStateError,
     ValidationError,
 )
-from loopin.jobs import run_once
+from loopin.services import Services
 from tests.helpers import admin_client, setup_flow, worker_client
 
 INPUT = {"taskObject": "s3://images/cat.jpg", "labels": ["cat", "dog"], "initialValue": []}

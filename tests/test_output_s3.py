@@ -12,12 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from loopin.access_keys import create_key
+from loopin.background import run_once
 from loopin.clock import ManualClock
 from loopin.config import Settings
-from loopin.context import Services
-from loopin.jobs import run_once
-from loopin.server import build_services, create_app
+from loopin.services import Services, build_services
 from loopin.store import S3Store
+from loopin.web.server import create_app
 from tests.conftest import _free_port, make_bucket
 from tests.helpers import admin_client, setup_flow, worker_client
 
@@ -36,7 +36,7 @@ def _s3_app(
     services = build_services(settings, clock=clock)
     with services.db.write() as session:
         key = create_key(session, secret_key=services.settings.secret_key, description="", now_ms=0)
-    client = TestClient(create_app(services=services, run_jobs=False))
+    client = TestClient(create_app(services=services, run_background=False))
     return services, client, admin_client(client, (key.access_key_id, key.secret_access_key))
 
 

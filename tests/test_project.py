@@ -40,43 +40,132 @@ def test_every_cli_command_is_documented() -> None:
     assert [p for p in paths if p not in text] == []
 
 
-def _imports(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("loopin"):
-            found.add(node.module.split(".")[1] if "." in node.module else "")
-            found.update(alias.name for alias in node.names if node.module == "loopin")
-        elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("loopin."))
-    return found - {""}
-
-
-WEB = {
-    "api",
-    "api_auth",
-    "api_hosting",
-    "api_events",
-    "server",
-    "web_store",
-    "web_pages",
-    "cli",
-    "console",
-    "admin_console",
-    "aws",
+# The layers of shared/DESIGN.md, lowest first. Each top-level module or subpackage of
+# src/loopin is in exactly one; a unit may import its own layer and the layers below it.
+LAYERS: dict[str, set[str]] = {
+    "foundation": {"config", "errors", "schemas", "clock", "validation", "arns", "passwords", "signing", "outbound"},
+    "storage": {"models", "db", "migrations", "store", "inference", "model_host"},
+    "domain": {
+        "workforce",
+        "admins",
+        "access_keys",
+        "task_templates",
+        "rendering",
+        "flows",
+        "loops",
+        "tasks",
+        "loop_stats",
+        "endpoints",
+        "invocations",
+        "routing",
+        "threshold",
+        "events",
+        "webhooks",
+        "mailer",
+        "outputs",
+        "background",
+        "demo",
+        "services",
+    },
+    "web": {"web"},
+    "clients": {"cli", "client", "__init__"},
 }
+RANK = {unit: rank for rank, units in enumerate(LAYERS.values()) for unit in units}
 SDK = {"client", "schemas", "errors"}
+WEB_SURFACES = {"api", "consoles", "aws"}  # only web.server puts them together
+DATA_DIRS = {"ui", "weights", "demo_data"}
 
 
-def test_domain_and_storage_never_import_the_web_layer() -> None:
-    for path in SRC.glob("*.py"):
-        if path.stem in WEB or path.stem == "__init__":
+def _loopin_imports(path: Path, *, runtime_only: bool = False) -> set[str]:
+    """Dotted names under ``loopin`` that a file imports (``loopin.x.y`` -> ``x.y``);
+    ``runtime_only`` leaves out the imports under ``if TYPE_CHECKING:``."""
+    found = set()
+    nodes: list[ast.AST] = [ast.parse(path.read_text())]
+    while nodes:
+        node = nodes.pop()
+        if runtime_only and isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            nodes.extend(node.orelse)
             continue
-        assert not (_imports(path) & WEB), f"{path.name} imports the web layer"
+        nodes.extend(ast.iter_child_nodes(node))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "loopin":
+            rest = node.module.removeprefix("loopin").lstrip(".")
+            found.update([rest] if rest else [a.name for a in node.names])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.removeprefix("loopin.") for a in node.names if a.name.startswith("loopin."))
+    return found
 
 
-def test_sdk_imports_nothing_of_the_server() -> None:
+def _unit(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.stem if len(rel.parts) == 1 else rel.parts[0]
+
+
+def _sources() -> list[Path]:
+    return [p for p in SRC.rglob("*.py") if "versions" not in p.relative_to(SRC).parts[:-1]]
+
+
+def test_every_module_and_subpackage_has_a_layer() -> None:
+    units = {_unit(p) for p in _sources()}
+    assert sorted(units - set(RANK)) == []
+    assert sorted(set(RANK) - units) == []
+    on_disk = {p.name for p in SRC.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+    assert on_disk - units == DATA_DIRS
+
+
+def test_layers_point_one_way() -> None:
+    wrong = []
+    for path in _sources():
+        unit = _unit(path)
+        for name in _loopin_imports(path):
+            target = name.split(".")[0]
+            if target in ("__version__",):
+                continue
+            if RANK[target] > RANK[unit]:
+                wrong.append(f"{path.relative_to(SRC)} ({unit}) imports {name}")
+    assert wrong == []
+
+
+def test_top_level_units_have_no_import_cycles() -> None:
+    graph: dict[str, set[str]] = {}
+    for path in _sources():
+        graph.setdefault(_unit(path), set()).update(
+            n.split(".")[0] for n in _loopin_imports(path, runtime_only=True) if n.split(".")[0] in RANK
+        )
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(unit: str) -> None:
+        assert unit not in visiting, " -> ".join([*visiting[visiting.index(unit) :], unit])
+        if unit in done:
+            return
+        visiting.append(unit)
+        for dep in graph.get(unit, set()) - {unit}:
+            visit(dep)
+        visiting.pop()
+        done.add(unit)
+
+    for unit in graph:
+        visit(unit)
+
+
+def test_web_surfaces_do_not_import_one_another() -> None:
+    wrong = []
+    for path in (SRC / "web").rglob("*.py"):
+        parts = path.relative_to(SRC / "web").parts
+        own = parts[0] if len(parts) > 1 else None
+        for name in _loopin_imports(path):
+            bits = name.split(".")
+            other_surface = len(bits) > 1 and bits[0] == "web" and bits[1] in WEB_SURFACES and bits[1] != own
+            if own in WEB_SURFACES and other_surface:
+                wrong.append(f"web/{'/'.join(parts)} imports {name}")
+    assert wrong == []
+
+
+def test_the_cli_and_the_sdk_never_import_the_server_packages() -> None:
+    for path in (SRC / "cli").rglob("*.py"):
+        assert not any(n.split(".")[0] == "web" for n in _loopin_imports(path)), path
     for name in SDK:
-        assert _imports(SRC / f"{name}.py") <= SDK, name
+        assert {n.split(".")[0] for n in _loopin_imports(SRC / f"{name}.py")} <= SDK, name
 
 
 def test_public_api() -> None:

@@ -39,7 +39,7 @@ from loopin.store import (
     open_store,
     parse_object_uri,
 )
-from loopin.web_store import store_router
+from loopin.web.store_urls import store_router
 
 SECRET = "test-secret-key"
 PUBLIC_URL = "http://testserver"

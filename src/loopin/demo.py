@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loopin import access_keys, endpoints, flows, task_templates, workforce
-from loopin.context import Services
 from loopin.invocations import invoke
 from loopin.models import Endpoint, FlowDefinition, TaskUi, Worker, Workteam
 from loopin.schemas import RoutingRule
+from loopin.services import Services
 
 TEAM, FLOW, TEMPLATE, ENDPOINT = "demo-team", "demo-review", "demo-boxes", "demo-detector"
 WORKER_EMAIL = "demo-worker@loopin.example"

@@ -18,13 +18,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from loopin.context import Services
 from loopin.errors import LoopinError, ModelError, NotFoundError, ResourceInUseError, ValidationError
 from loopin.flows import get_flow
 from loopin.inference import BUILTIN_MODELS, DetectionResult, ModelSpec
 from loopin.model_host import ModelDefinition, ModelHost, Served, Variant, builtin_definition
 from loopin.models import Endpoint, EndpointConfig, Model, Prediction
 from loopin.routing import RoutingRule
+from loopin.services import Services
 
 log = logging.getLogger("loopin.endpoints")
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")

@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loopin.arns import arn
-from loopin.context import Services
 from loopin.endpoints import get_endpoint, routing_rule, served
 from loopin.errors import ModelError, ValidationError
 from loopin.inference import DetectionResult
@@ -22,10 +21,25 @@ from loopin.loops import start_loop
 from loopin.models import Prediction
 from loopin.routing import decide, loop_input, with_overrides
 from loopin.schemas import RoutingRule
+from loopin.services import Services
 from loopin.store import join_uri
 
 MAX_BODY_BYTES = 6_291_456  # SageMaker's InvokeEndpoint limit
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/x-image")
 _IMAGE_SUFFIX = {b"\xff\xd8\xff": ("jpg", "image/jpeg"), b"\x89PNG": ("png", "image/png")}
+
+
+def invocation_body(body: bytes | None) -> bytes:
+    """An invocation's body as read with the ``MAX_BODY_BYTES`` cap (None: it was over)."""
+    if body is None:
+        raise ValidationError(f"The body is larger than {MAX_BODY_BYTES:,} bytes (6 MiB).")
+    return body
+
+
+def check_image_type(content_type: str | None) -> None:
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media and media not in IMAGE_TYPES:
+        raise ValidationError(f"Content-Type '{media}' is not an image type loopin reads ({', '.join(IMAGE_TYPES)}).")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Status moves InProgress -> Completed | Failed | Stopping -> Stopped. A loop whose answers
 are all in first gets ``output_state='pending'``; it takes its final status only once its
-``output.json`` exists (see ``jobs.write_pending_outputs``), so no loop is ever Completed
+``output.json`` exists (see ``outputs.write_pending_outputs``), so no loop is ever Completed
 without its file.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 import loopin.loop_stats  # noqa: F401  (its session hooks keep the loop counters)
 from loopin.clock import iso_ms, utc_path
@@ -26,6 +26,8 @@ from loopin.flows import get_flow
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Worker
 from loopin.store import join_uri
 from loopin.validation import LOOP_NAME, check_name
+
+OUTPUTS_DUE = "loopin.outputs_due"  # key in Session.info: ids of the loops made pending in it
 
 MAX_INPUT_CHARS = 3_145_728
 MAX_PAGE_SIZE = 100
@@ -329,6 +331,18 @@ def complete_output(session: Session, loop_id: int, *, uri: str, now_ms: int) ->
     record_status(session, loop, now_ms=now_ms)
 
 
+def note_output_due(session: Session, loop_id: int) -> None:
+    """Ask for the loop's output to be written as soon as this session commits
+    (``Services.write`` does it)."""
+    session.info.setdefault(OUTPUTS_DUE, set()).add(loop_id)
+
+
+def take_outputs_due(session: Session) -> set[int]:
+    """The loops made pending in this (committed) session, forgotten once taken."""
+    due: set[int] = session.info.pop(OUTPUTS_DUE, set())
+    return due
+
+
 def output_failed(session: Session, loop_id: int, *, error: str, next_attempt_ms: int) -> None:
     session.execute(
         update(HumanLoop)
@@ -341,6 +355,9 @@ def _mark_output_pending(loop: HumanLoop, final_status: str, *, now_ms: int) -> 
     loop.output_state = "pending"
     loop.output_final_status = final_status
     loop.output_next_attempt_at = now_ms
+    session = object_session(loop)
+    if session is not None:
+        note_output_due(session, loop.id)
 
 
 def _cancel_available_slots(session: Session, loop_id: int) -> None:

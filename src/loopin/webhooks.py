@@ -20,12 +20,12 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from loopin.context import Services
 from loopin.errors import NotFoundError, ResourceInUseError, ValidationError
 from loopin.events import eventbridge
 from loopin.flows import get_flow
 from loopin.models import Delivery, Event, Webhook
 from loopin.outbound import check_url_syntax, resolve_allowed
+from loopin.services import Services
 from loopin.signing import seal, unseal
 from loopin.validation import check_name
 

@@ -1,0 +1,85 @@
+"""Periodic work, idempotent and safe when several server processes run it at once:
+endpoint deployment, lease expiry, availability expiry, (re)writing pending outputs and
+webhook delivery."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from loopin.endpoints import deploy_pending
+from loopin.events import NEW_EVENTS
+from loopin.outputs import write_pending_outputs
+from loopin.services import Services
+from loopin.tasks import expire_leases, expire_loops
+from loopin.webhooks import deliver_due
+
+log = logging.getLogger("loopin.background")
+WAKE_SPACING_SECONDS = 0.05
+
+
+def run_once(ctx: Services) -> dict[str, int]:
+    """One round of every periodic duty; the counts of what each did."""
+    deployed = deploy_pending(ctx)
+    with ctx.db.write() as session:
+        leases = expire_leases(session, now_ms=ctx.clock.now_ms())
+    with ctx.db.write() as session:
+        expired = expire_loops(session, now_ms=ctx.clock.now_ms())
+    outputs = write_pending_outputs(ctx)
+    delivered = deliver_due(ctx)
+    return {
+        "endpoints_deployed": deployed,
+        "leases_expired": leases,
+        "loops_expired": expired,
+        "outputs_written": outputs,
+        "webhooks_delivered": delivered,
+    }
+
+
+class BackgroundRunner:
+    """Runs ``run_once`` every ``settings.job_interval_seconds`` in a daemon thread, and at
+    once when this process commits a new event (so webhooks do not wait for the next round)."""
+
+    def __init__(self, ctx: Services) -> None:
+        self._ctx = ctx
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="loopin-background", daemon=True)
+
+    def start(self) -> None:
+        event.listen(Session, "after_commit", self._after_commit)
+        self._thread.start()
+
+    def stop(self) -> None:
+        event.remove(Session, "after_commit", self._after_commit)
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(NEW_EVENTS, False):
+            self._wake.set()
+
+    def _loop(self) -> None:
+        interval = self._ctx.settings.job_interval_seconds
+        next_full = 0.0
+        while not self._stop.is_set():
+            woken = self._wake.wait(max(0.0, next_full - time.monotonic()))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                if woken and time.monotonic() < next_full:
+                    # A new event: deliver it now, leave the other duties to their round.
+                    deliver_due(self._ctx)
+                    time.sleep(WAKE_SPACING_SECONDS)  # under load, one delivery round per spacing
+                    continue
+                run_once(self._ctx)
+            except Exception:  # periodic work must never take the server down; log and go on
+                log.exception("periodic work failed; retrying next round")
+            next_full = time.monotonic() + interval * random.uniform(0.8, 1.2)

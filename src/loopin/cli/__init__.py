@@ -1,0 +1,34 @@
+"""The ``loopin`` command, one module per audience: ``on_server`` (run on the server machine:
+``serve``, ``db``, ``keys``, ``admin``), ``resources`` and ``hosting`` (an admin's commands
+against a running server's API, from any machine) and ``reviewer`` (a worker's ``tasks`` commands)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from pydantic import ValidationError as PydanticValidationError
+
+from loopin.cli import hosting, on_server, resources, reviewer
+from loopin.cli.output import err
+from loopin.errors import LoopinError
+
+app = typer.Typer(help="loopin: human review of machine-learning predictions.", no_args_is_help=True)
+app.command()(on_server.serve)
+for sub, name in on_server.GROUPS + resources.GROUPS + reviewer.GROUPS + hosting.GROUPS:
+    app.add_typer(sub, name=name)
+
+
+def main() -> None:
+    try:
+        app()
+    except LoopinError as exc:
+        err.print(f"[red]error[/red] [bold]{exc.code}[/bold]: {exc.message}", highlight=False)
+        sys.exit(1)
+    except PydanticValidationError as exc:  # a bad setting in the environment or config file
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        err.print(f"[red]error[/red] invalid setting: {problems}", highlight=False)
+        sys.exit(1)
+
+
+__all__ = ["app", "main"]

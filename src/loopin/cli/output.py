@@ -1,0 +1,112 @@
+"""What every ``loopin`` command shares: the common options, printing a result as a table or
+JSON, reaching the server, reading arguments."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from loopin.client import Client
+from loopin.errors import ValidationError
+
+T = TypeVar("T")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UrlOption = Annotated[str | None, typer.Option("--url", envvar="LOOPIN_URL", help="Server URL.")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", envvar="LOOPIN_CONFIG", help="TOML config file.")]
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    return value
+
+
+def emit(value: Any, as_json: bool, columns: list[str] | None = None) -> None:
+    data = _dump(value)
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    rows = data if isinstance(data, list) else [data]
+    if not rows:
+        out.print("(none)")
+        return
+    if isinstance(data, dict) and columns is None:
+        table = Table(show_header=False, box=None)
+        for key, val in data.items():
+            table.add_row(f"[bold]{key}[/bold]", _cell(val))
+        out.print(table)
+        return
+    cols = columns or list(rows[0].keys())
+    table = Table(*cols)
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in cols))
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        return (
+            json.dumps(value)
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value))
+            else ", ".join(value)
+        )
+    return str(value)
+
+
+def server_url(url: str | None) -> str:
+    """--url, else LOOPIN_URL, else the URL the local settings say the server listens on."""
+    if url:
+        return url
+    from loopin.config import Settings
+
+    return Settings.load().resolved_public_url
+
+
+def api_client(url: str | None) -> Client:
+    return Client(server_url(url))
+
+
+def read_arg(value: str) -> str:
+    """``@path`` reads a file, ``-`` reads standard input, anything else is the value."""
+    if value == "-":
+        return sys.stdin.read()
+    if value.startswith("@"):
+        return Path(value[1:]).read_text()
+    return value
+
+
+def json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValidationError(f"The {what} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValidationError(f"The {what} must be a JSON object ({{...}}).")
+    return value
+
+
+def with_progress(items: list[T], label: str, fn: Callable[[T], Any]) -> list[Any]:
+    results = []
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task(label, total=len(items))
+        for item in items:
+            results.append(fn(item))
+            progress.advance(task)
+    return results

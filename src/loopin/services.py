@@ -1,0 +1,80 @@
+"""What the server's layers share (the database, the object store, settings, clock, the
+models this process serves), how they are opened, and the one write path that commits a
+change and then finishes what the commit made due (loop outputs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from loopin.access_keys import SecretCache
+from loopin.clock import Clock, SystemClock
+from loopin.config import Settings
+from loopin.db import Database
+from loopin.errors import ConflictError
+from loopin.loops import take_outputs_due
+from loopin.model_host import ModelHost
+from loopin.outputs import write_outputs_now
+from loopin.store import ObjectStore, open_store
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Services:
+    db: Database
+    store: ObjectStore
+    settings: Settings
+    clock: Clock
+    models: ModelHost  # the detectors this process serves
+    secrets: SecretCache  # access-key secrets, cached for a few seconds
+
+    def write(self, fn: Callable[[Session], T], *, attempts: int = 3) -> T:
+        """Run ``fn`` in a write transaction, retrying races the database detected
+        (a unique key taken meanwhile, a deadlock victim). The domain re-checks on retry
+        and then answers with a proper error. Outputs the change made due are written
+        after the commit, before this returns."""
+        for attempt in range(attempts):
+            try:
+                with self.db.write() as session:
+                    result = fn(session)
+                due = take_outputs_due(session)
+                if due:
+                    write_outputs_now(self, due)
+                return result
+            except IntegrityError as exc:
+                if attempt == attempts - 1:
+                    raise ConflictError("The request conflicted with a concurrent change; try again.") from exc
+            except DBAPIError as exc:
+                if not _is_retryable(exc) or attempt == attempts - 1:
+                    raise
+            time.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+    """Open the database (migrated) and the object store for these settings."""
+    settings = settings.ensure_secret_key()
+    db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+    db.upgrade()
+    store = open_store(settings)
+    clock = clock or SystemClock()
+    return Services(
+        db=db,
+        store=store,
+        settings=settings,
+        clock=clock,
+        models=ModelHost(store, inference_threads=settings.inference_threads),
+        secrets=SecretCache(db, settings.secret_key, clock),
+    )
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    # PostgreSQL: 40P01 deadlock detected, 40001 serialization failure.
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40P01", "40001")

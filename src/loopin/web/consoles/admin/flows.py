@@ -1,0 +1,244 @@
+"""Admin console section: flow definitions. Create one whole; afterwards change only what
+leaves running loops as they are (``flows.update_flow`` says which fields and why)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from loopin import flows, task_templates, workforce
+from loopin.errors import LoopinError, NotFoundError, ResourceInUseError, ValidationError
+from loopin.models import FlowDefinition, TaskUi, Workteam
+from loopin.web.consoles.admin.base import AdminPages, SignedInAdmin, to_sign_in
+from loopin.web.consoles.admin.templates import when
+from loopin.web.pages import Form, error_status, redirect
+
+NOTICES = {"created": "The flow was created.", "saved": "Your changes were saved.", "deleted": "The flow was deleted."}
+EDITABLE = ("title", "description", "keywords", "task_count", "availability_lifetime_s", "time_limit_s")
+_WHOLE_NUMBER = re.compile(r"^-?\d{1,12}$")
+
+
+def add_routes(pages: AdminPages) -> None:
+    r = pages.router
+    ctx = pages.ctx
+
+    async def list_page(request: Request, notice: str = "") -> Response:
+        me = await run_in_threadpool(pages.signed_in, request)
+        if me is None:
+            return to_sign_in(request)
+
+        def load(s: Session) -> list[dict[str, Any]]:
+            teams = {t.id: t.name for t in workforce.list_teams(s)}
+            uis = {u.id: u.name for u in task_templates.list_task_uis(s)}
+            waiting = flows.tasks_waiting(s)
+            return [
+                {
+                    "name": f.name,
+                    "team": teams.get(f.team_id, ""),
+                    "template": uis.get(f.task_ui_id, ""),
+                    "task_count": f.task_count,
+                    "waiting": waiting.get(f.id, 0),
+                    "created": when(f.created_at),
+                }
+                for f in flows.list_flows(s)
+            ]
+
+        rows = await pages.read(load)
+        return pages.page("admin/flows.html", me, section="flows", rows=rows, notice=NOTICES.get(notice))
+
+    async def choices() -> tuple[list[str], list[str]]:
+        def load(s: Session) -> tuple[list[str], list[str]]:
+            return [t.name for t in workforce.list_teams(s)], [u.name for u in task_templates.list_task_uis(s)]
+
+        return await pages.read(load)
+
+    async def new_form(
+        me: SignedInAdmin, status: int = 200, *, values: dict[str, str], errors: dict[str, str], error: str = ""
+    ) -> HTMLResponse:
+        teams, templates = await choices()
+        return pages.page(
+            "admin/flow_new.html",
+            me,
+            status,
+            section="flows",
+            teams=teams,
+            templates=templates,
+            v=values,
+            errors=errors,
+            error=error,
+            limits=_LIMITS,
+        )
+
+    async def new_page(request: Request, template: str = "", team: str = "") -> Response:
+        me = await run_in_threadpool(pages.signed_in, request)
+        if me is None:
+            return to_sign_in(request)
+        values = {
+            "team": team,
+            "task_ui": template,
+            "task_count": "1",
+            "availability_lifetime_s": str(flows.DEFAULT_AVAILABILITY_S),
+            "time_limit_s": str(flows.DEFAULT_TIME_LIMIT_S),
+        }
+        return await new_form(me, values=values, errors={})
+
+    async def create(request: Request) -> Response:
+        posted = await pages.form_post(request)
+        if isinstance(posted, Response):
+            return posted
+        me, form = posted
+        values = _values(form, ("name", "team", "task_ui", "output_path", *EDITABLE))
+        name = values["name"]
+
+        def run(s: Session) -> None:
+            # The team and template come from lists; one gone meanwhile is that field's problem.
+            missing: dict[str, str] = {}
+            if values["team"] not in {t.name for t in workforce.list_teams(s)}:
+                missing["team"] = "Choose one of the teams."
+            if values["task_ui"] not in {u.name for u in task_templates.list_task_uis(s)}:
+                missing["task_ui"] = "Choose one of the templates."
+            try:
+                flows.create_flow(
+                    s,
+                    name=name,
+                    team=values["team"],
+                    task_ui=values["task_ui"],
+                    output_path=values["output_path"],
+                    now_ms=ctx.clock.now_ms(),
+                    **_settings(values),
+                )
+            except (ValidationError, NotFoundError) as exc:
+                problems = {**_field_errors(exc), **missing}
+                if not problems:
+                    raise
+                raise ValidationError(next(iter(problems.values())), details={"fields": problems}) from exc
+
+        try:
+            await pages.write(run)
+        except LoopinError as exc:
+            errors = {"name": exc.message} if isinstance(exc, ResourceInUseError) else _field_errors(exc)
+            return await new_form(me, error_status(exc), values=values, errors=errors, error=_summary(exc, errors))
+        return redirect(f"/admin/flows/{quote(name, safe='')}?notice=created")
+
+    async def detail(
+        me: SignedInAdmin,
+        name: str,
+        status: int = 200,
+        *,
+        values: dict[str, str] | None = None,
+        errors: dict[str, str] | None = None,
+        error: str = "",
+        notice: str | None = None,
+    ) -> Response:
+        def load(s: Session) -> dict[str, Any]:
+            flow = flows.get_flow(s, name)
+            return {
+                "flow": flow,
+                "team": s.get_one(Workteam, flow.team_id).name,
+                "template": s.get_one(TaskUi, flow.task_ui_id).name,
+                "waiting": flows.tasks_waiting(s).get(flow.id, 0),
+            }
+
+        try:
+            found = await pages.read(load)
+        except LoopinError as exc:
+            return pages.error_page(me, exc)
+        flow: FlowDefinition = found["flow"]
+        return pages.page(
+            "admin/flow.html",
+            me,
+            status,
+            section="flows",
+            flow=flow,
+            team=found["team"],
+            task_ui=found["template"],
+            waiting=found["waiting"],
+            created=when(flow.created_at),
+            v=values if values is not None else _current(flow),
+            errors=errors or {},
+            error=error,
+            notice=notice,
+            limits=_LIMITS,
+        )
+
+    async def flow_page(name: str, request: Request, notice: str = "") -> Response:
+        me = await run_in_threadpool(pages.signed_in, request)
+        if me is None:
+            return to_sign_in(request)
+        return await detail(me, name, notice=NOTICES.get(notice))
+
+    async def update(name: str, request: Request) -> Response:
+        posted = await pages.form_post(request)
+        if isinstance(posted, Response):
+            return posted
+        me, form = posted
+        values = _values(form, EDITABLE)
+        try:
+            await pages.write(lambda s: flows.update_flow(s, name, **_settings(values)))
+        except ValidationError as exc:
+            errors = _field_errors(exc)
+            return await detail(me, name, 400, values=values, errors=errors, error=_summary(exc, errors))
+        except LoopinError as exc:
+            return pages.error_page(me, exc)
+        return redirect(f"/admin/flows/{quote(name, safe='')}?notice=saved")
+
+    r.add_api_route("/admin/flows", list_page, methods=["GET"])
+    r.add_api_route("/admin/flows", create, methods=["POST"])
+    r.add_api_route("/admin/flows/new", new_page, methods=["GET"])
+    r.add_api_route("/admin/flows/{name}", flow_page, methods=["GET"])
+    r.add_api_route("/admin/flows/{name}", update, methods=["POST"])
+    r.add_api_route(
+        "/admin/flows/{name}/delete",
+        pages.delete_action(flows.delete_flow, "/admin/flows?notice=deleted"),
+        methods=["POST"],
+    )
+
+
+_LIMITS = {
+    "task_count": (1, flows.MAX_TASK_COUNT),
+    "availability_lifetime_s": (1, flows.MAX_AVAILABILITY_S),
+    "time_limit_s": (flows.MIN_TIME_LIMIT_S, flows.MAX_TIME_LIMIT_S),
+}
+
+
+def _values(form: Form, fields: tuple[str, ...]) -> dict[str, str]:
+    """The form's fields as typed (trimmed), to validate and to show again."""
+    return {field: form.get(field).strip() for field in fields}
+
+
+def _settings(values: dict[str, str]) -> dict[str, Any]:
+    """The editable fields as ``create_flow`` and ``update_flow`` take them."""
+    return {
+        "title": values["title"],
+        "description": values["description"],
+        "keywords": [k.strip() for k in values["keywords"].split(",") if k.strip()],
+        # Not a whole number: 0, which every range refuses with the field's own message.
+        **{f: int(values[f]) if _WHOLE_NUMBER.fullmatch(values[f]) else 0 for f in _LIMITS},
+    }
+
+
+def _current(flow: FlowDefinition) -> dict[str, str]:
+    return {
+        "title": flow.title,
+        "description": flow.description,
+        "keywords": ", ".join(json.loads(flow.keywords)),
+        **{f: str(getattr(flow, f)) for f in _LIMITS},
+    }
+
+
+def _field_errors(exc: LoopinError) -> dict[str, str]:
+    fields = exc.details.get("fields")
+    return dict(fields) if isinstance(fields, dict) else {}
+
+
+def _summary(exc: LoopinError, errors: dict[str, str]) -> str:
+    if len(errors) > 1:
+        return "Some fields need a change: see the messages below them."
+    return "" if errors else exc.message
