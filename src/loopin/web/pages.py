@@ -18,7 +18,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from loopin.errors import LoopinError
 from loopin.web.bodies import read_capped
 from loopin.web.sessions import PRE_SESSION_COOKIE, ConsoleSession, SessionKeys, new_pre_session
 
@@ -199,20 +198,6 @@ async def read_form(request: Request, limit: int, *, max_fields: int = 20) -> Fo
         return Form(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=max_fields))
     except (UnicodeDecodeError, ValueError):
         return Form()
-
-
-def error_status(exc: LoopinError) -> int:
-    return {
-        "ValidationException": 400,
-        "UnauthorizedException": 401,
-        "AccessDeniedException": 403,
-        "ResourceNotFound": 404,
-        "TaskStateException": 409,
-        "ConflictException": 409,
-        "ResourceInUse": 409,
-        "ServiceUnavailable": 503,
-        "ModelError": 424,
-    }.get(exc.code, 500)
 
 
 def _asset(body: bytes, media_type: str) -> Asset:

@@ -6,20 +6,17 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from loopin.clock import Clock
-from loopin.errors import AccessDeniedError, LoopinError, NotFoundError, ValidationError
+from loopin.errors import LoopinError
 from loopin.store import LocalStore
+from loopin.web.errors import json_error
 
 _CHUNK = 64 * 1024
 # Stored objects come from users: never let one run script on this origin. PDFs are left
 # out of the sandbox because browsers refuse to show them in a sandboxed document.
 _CSP = "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"
-
-
-def _error(status: int, err: LoopinError) -> JSONResponse:
-    return JSONResponse({"error": {"code": err.code, "message": err.message}}, status_code=status)
 
 
 def _chunks(fh: BinaryIO) -> Iterator[bytes]:
@@ -37,12 +34,8 @@ def store_router(store: LocalStore, clock: Clock) -> APIRouter:
         try:
             store.verify_signature(bucket, key, expires, signature, now_ms=now_ms)
             fh, info = store.open_read(f"s3://{bucket}/{key}")
-        except NotFoundError as err:
-            return _error(404, err)
-        except ValidationError as err:
-            return _error(400, err)
-        except AccessDeniedError as err:
-            return _error(403, err)
+        except LoopinError as err:
+            return json_error(err)
         content_type = info.content_type or "application/octet-stream"
         sandbox = "" if content_type.split(";")[0].strip() == "application/pdf" else "; sandbox"
         max_age = max(0, (int(expires) * 1000 - now_ms) // 1000)

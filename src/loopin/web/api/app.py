@@ -25,31 +25,15 @@ from loopin.signing import sign_token
 from loopin.web.api.auth import Admin, Ctx, SignedInWorker, worker_token_key
 from loopin.web.api.events import events_routes
 from loopin.web.api.hosting import hosting_routes
+from loopin.web.errors import error_response, error_status
 
 T = TypeVar("T")
 log = logging.getLogger("loopin.api")
 
-STATUS_BY_CODE = {
-    "ValidationException": 400,
-    "UnauthorizedException": 401,
-    "ServiceQuotaExceededException": 402,
-    "AccessDeniedException": 403,
-    "ResourceNotFound": 404,
-    "ConflictException": 409,
-    "ResourceInUse": 409,
-    "TaskStateException": 409,
-    "ModelError": 424,
-    "ServiceUnavailable": 503,
-}
-
 
 def _error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Basic realm="loopin"'} if status == 401 else None
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "details": details or {}}},
-        status_code=status,
-        headers=headers,
-    )
+    return error_response(code, message, status=status, details=details or {}, headers=headers)
 
 
 def create_api() -> FastAPI:
@@ -71,7 +55,7 @@ def create_api() -> FastAPI:
 
     @api.exception_handler(LoopinError)
     async def _domain_error(_: Request, exc: LoopinError) -> JSONResponse:
-        return _error_response(STATUS_BY_CODE.get(exc.code, 500), exc.code, exc.message, exc.details)
+        return _error_response(error_status(exc), exc.code, exc.message, exc.details)
 
     @api.exception_handler(RequestValidationError)
     async def _request_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -39,6 +39,7 @@ from loopin.errors import (
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, TaskUi, Worker
 from loopin.rendering import RenderError, render_task
 from loopin.services import Services
+from loopin.web.errors import console_route_class, error_status
 from loopin.web.pages import (
     CROWD_BUNDLE,
     FRAME_SANDBOX,
@@ -46,7 +47,6 @@ from loopin.web.pages import (
     ConsoleCookies,
     Form,
     StaticAssets,
-    error_status,
     origin_of,
     page_environment,
     page_headers,
@@ -95,7 +95,7 @@ class _Console:
         self.limiter = SignInLimiter()
         self.assets = assets
         self.pages = page_environment(assets)
-        self.router = APIRouter(include_in_schema=False)
+        self.router = APIRouter(include_in_schema=False, route_class=console_route_class(self._error_for))
         self._routes()
 
     # -- routes ---------------------------------------------------------------------------
@@ -203,10 +203,7 @@ class _Console:
         if isinstance(posted, Response):
             return posted
         me, _ = posted
-        try:
-            task_id = await self._claim(me, flow)
-        except LoopinError as exc:
-            return self._error(exc, me)
+        task_id = await self._claim(me, flow)
         return redirect(f"/worker/tasks/{task_id}" if task_id else "/worker/jobs?notice=no-tasks")
 
     def task(self, task_id: int, request: Request) -> Response:
@@ -214,11 +211,8 @@ class _Console:
         if me is None:
             return _to_sign_in()
         now = self.ctx.clock.now_ms()
-        try:
-            with self.ctx.db.read() as s:
-                held = tasks.get_held_task(s, me.worker, task_id, now_ms=now)
-        except LoopinError as exc:
-            return self._error(exc, me)
+        with self.ctx.db.read() as s:
+            held = tasks.get_held_task(s, me.worker, task_id, now_ms=now)
         return self._page(
             "task.html",
             me,
@@ -279,10 +273,7 @@ class _Console:
             loop = tasks.submit(s, me.worker, task_id, answer, now_ms=self.ctx.clock.now_ms())
             return s.get_one(FlowDefinition, loop.flow_id).name
 
-        try:
-            flow = await run_in_threadpool(self.ctx.write, run)
-        except LoopinError as exc:
-            return self._error(exc, me)
+        flow = await run_in_threadpool(self.ctx.write, run)
         try:
             next_id = await self._claim(me, flow)
         except LoopinError:  # the job went away meanwhile: the answer is in, go to the jobs page
@@ -311,12 +302,7 @@ class _Console:
         if isinstance(posted, Response):
             return posted
         me, _ = posted
-        try:
-            await run_in_threadpool(
-                self.ctx.write, lambda s: action(s, me.worker, task_id, now_ms=self.ctx.clock.now_ms())
-            )
-        except LoopinError as exc:
-            return self._error(exc, me)
+        await run_in_threadpool(self.ctx.write, lambda s: action(s, me.worker, task_id, now_ms=self.ctx.clock.now_ms()))
         return redirect(f"/worker/jobs?notice={notice}")
 
     # -- sessions -------------------------------------------------------------------------
@@ -360,6 +346,11 @@ class _Console:
 
     def _message(self, title: str, text: str, status: int, me: _SignedIn | None) -> HTMLResponse:
         return self._page("message.html", me, status, title=title, text=text)
+
+    async def _error_for(self, request: Request, exc: LoopinError) -> Response:
+        """A domain error that escaped a route, as a page."""
+        me = await run_in_threadpool(self._signed_in, request)
+        return self._error(exc, me) if me is not None else _to_sign_in()
 
     def _error(self, exc: LoopinError, me: _SignedIn) -> Response:
         if isinstance(exc, AuthenticationError):

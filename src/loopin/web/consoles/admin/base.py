@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -23,12 +23,12 @@ from loopin.errors import AuthenticationError, LoopinError, ValidationError
 from loopin.models import Admin
 from loopin.services import Services
 from loopin.web.bodies import read_capped
+from loopin.web.errors import console_route_class, error_status, json_error
 from loopin.web.pages import (
     PAGE_CSP,
     ConsoleCookies,
     Form,
     StaticAssets,
-    error_status,
     page_environment,
     page_headers,
     read_form,
@@ -82,7 +82,7 @@ class AdminPages:
             secure=ctx.settings.resolved_public_url.startswith("https://"),
         )
         self.templates = page_environment(assets)
-        self.router = APIRouter(include_in_schema=False)
+        self.router = APIRouter(include_in_schema=False, route_class=console_route_class(self._error_for))
 
     # -- who is asking ----------------------------------------------------------------
 
@@ -147,10 +147,7 @@ class AdminPages:
             if isinstance(posted, Response):
                 return posted
             me, _ = posted
-            try:
-                await self.write(lambda s: remove(s, name))
-            except LoopinError as exc:
-                return self.error_page(me, exc)
+            await self.write(lambda s: remove(s, name))
             return redirect(done_url)
 
         return handler
@@ -181,6 +178,13 @@ class AdminPages:
     def message(self, me: SignedInAdmin | None, title: str, text: str, status: int) -> HTMLResponse:
         return self.page("admin/message.html", me, status, title=title, text=text)
 
+    async def _error_for(self, request: Request, exc: LoopinError) -> Response:
+        """A domain error that escaped a route: JSON for the pages' own fetch calls, else a page."""
+        if CSRF_HEADER.lower() in request.headers:
+            return json_error(exc)
+        me = await run_in_threadpool(self.signed_in, request)
+        return self.error_page(me, exc) if me is not None else to_sign_in(request)
+
     def error_page(self, me: SignedInAdmin, exc: LoopinError) -> Response:
         titles = {400: "That did not work", 404: "Not found", 409: "Not possible right now"}
         status = error_status(exc)
@@ -202,14 +206,6 @@ def to_sign_in(request: Request | None = None) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return redirect("/admin/sign-in?next=" + quote(target, safe=""))
     return redirect("/admin/sign-in")
-
-
-def json_error(exc: LoopinError, *, status: int | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": exc.code, "message": exc.message}},
-        status_code=status or error_status(exc),
-        headers={"Cache-Control": "no-store"},
-    )
 
 
 def json_body(body: bytes) -> Any:

@@ -18,7 +18,8 @@ from loopin.errors import LoopinError, NotFoundError, ResourceInUseError, Valida
 from loopin.models import FlowDefinition, TaskUi, Workteam
 from loopin.web.consoles.admin.base import AdminPages, SignedInAdmin, to_sign_in
 from loopin.web.consoles.admin.templates import when
-from loopin.web.pages import Form, error_status, redirect
+from loopin.web.errors import error_status
+from loopin.web.pages import Form, redirect
 
 NOTICES = {"created": "The flow was created.", "saved": "Your changes were saved.", "deleted": "The flow was deleted."}
 EDITABLE = ("title", "description", "keywords", "task_count", "availability_lifetime_s", "time_limit_s")
@@ -146,10 +147,7 @@ def add_routes(pages: AdminPages) -> None:
                 "waiting": flows.tasks_waiting(s).get(flow.id, 0),
             }
 
-        try:
-            found = await pages.read(load)
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
+        found = await pages.read(load)
         flow: FlowDefinition = found["flow"]
         return pages.page(
             "admin/flow.html",

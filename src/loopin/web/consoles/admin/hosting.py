@@ -26,7 +26,8 @@ from loopin.inference import BUILTIN_MODELS, Detection
 from loopin.invocations import MAX_BODY_BYTES, invoke
 from loopin.routing import considered, decide, with_overrides
 from loopin.schemas import DEFAULT_MIN_SCORE, RoutingRule
-from loopin.web.consoles.admin.base import AdminPages, SignedInAdmin, json_error, to_sign_in
+from loopin.web.consoles.admin.base import AdminPages, SignedInAdmin, to_sign_in
+from loopin.web.errors import json_error
 from loopin.web.pages import Form, redirect
 
 NOTICES = {
@@ -57,10 +58,7 @@ def add_routes(pages: AdminPages) -> None:
     async def _model_page(
         me: SignedInAdmin, name: str, status: int = 200, *, error: str | None = None, **values: Any
     ) -> Response:
-        try:
-            model = await pages.read(lambda s: _model_values(s, name))
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
+        model = await pages.read(lambda s: _model_values(s, name))
         flows = await pages.read(lambda s: [f.name for f in list_flows(s)])
         values.setdefault(
             "form",
@@ -108,10 +106,7 @@ def add_routes(pages: AdminPages) -> None:
     async def _endpoint_page(
         me: SignedInAdmin, name: str, status: int = 200, *, error: str | None = None, **values: Any
     ) -> Response:
-        try:
-            endpoint = await pages.read(lambda s: _endpoint_values(s, name))
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
+        endpoint = await pages.read(lambda s: _endpoint_values(s, name))
         flows = await pages.read(lambda s: [f.name for f in list_flows(s)])
         rule = endpoint["routing"]
         values.setdefault(
@@ -160,10 +155,7 @@ def add_routes(pages: AdminPages) -> None:
         if isinstance(posted, Response):
             return posted
         me, _ = posted
-        try:
-            await pages.write(lambda s: endpoints.delete_endpoint(s, name, with_own_config=True))
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
+        await pages.write(lambda s: endpoints.delete_endpoint(s, name, with_own_config=True))
         pages.ctx.models.forget(name)
         return redirect("/admin/endpoints?notice=deleted")
 

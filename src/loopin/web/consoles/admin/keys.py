@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from loopin import access_keys
 from loopin.errors import LoopinError
 from loopin.web.consoles.admin.base import AdminPages, SignedInAdmin, to_sign_in
-from loopin.web.pages import error_status, redirect
+from loopin.web.errors import error_status
+from loopin.web.pages import redirect
 
 NOTICES = {"revoked": "The key is revoked: requests signed with it are refused within 5 seconds."}
 
@@ -56,10 +57,7 @@ def add_routes(pages: AdminPages) -> None:
         if isinstance(posted, Response):
             return posted
         me, _ = posted
-        try:
-            await pages.write(lambda s: access_keys.revoke_key(s, key_id, now_ms=ctx.clock.now_ms()))
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
+        await pages.write(lambda s: access_keys.revoke_key(s, key_id, now_ms=ctx.clock.now_ms()))
         return redirect("/admin/keys?notice=revoked")
 
     pages.router.add_api_route("/admin/keys", list_page, methods=["GET"])

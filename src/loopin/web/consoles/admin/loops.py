@@ -70,11 +70,8 @@ def add_routes(pages: AdminPages) -> None:
         me = pages.signed_in(request)
         if me is None:
             return to_sign_in(request)
-        try:
-            with pages.ctx.db.read() as s:
-                values = _loop_values(pages, s, name)
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
+        with pages.ctx.db.read() as s:
+            values = _loop_values(pages, s, name)
         origins = values.pop("origins")
         return pages.page(
             "admin/loop.html", me, section="loops", img_origins=origins, notice=_NOTICES.get(notice), **values
@@ -86,10 +83,7 @@ def add_routes(pages: AdminPages) -> None:
             return posted
         me, _ = posted
         now = pages.ctx.clock.now_ms
-        try:
-            await pages.write(lambda s: loops.stop_loop(s, name, now_ms=now()))
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
+        await pages.write(lambda s: loops.stop_loop(s, name, now_ms=now()))
         return redirect(f"{_loop_path(name)}?notice=stopped")
 
     r.add_api_route("/admin/loops", list_page, methods=["GET"])

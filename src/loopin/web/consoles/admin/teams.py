@@ -23,7 +23,8 @@ from loopin.errors import LoopinError
 from loopin.models import Worker, Workteam
 from loopin.validation import EMAIL, TEAM_NAME
 from loopin.web.consoles.admin.base import AdminPages, SignedInAdmin, to_sign_in
-from loopin.web.pages import error_status, redirect
+from loopin.web.errors import error_status
+from loopin.web.pages import redirect
 
 NOTICES = {
     "created": "Team created. Invite its workers below.",
@@ -96,10 +97,7 @@ def add_routes(pages: AdminPages) -> None:
             team = workforce.get_team(s, name)
             return team, workforce.team_members(s, name), workforce.team_flows(s, team)
 
-        try:
-            team, members, flows = await pages.read(load)
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
+        team, members, flows = await pages.read(load)
         at = now()
         return pages.page(
             "admin/team.html",

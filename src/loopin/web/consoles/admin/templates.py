@@ -29,12 +29,12 @@ from starlette.concurrency import run_in_threadpool
 from loopin import task_templates
 from loopin.errors import LoopinError, ValidationError
 from loopin.rendering import RenderError, render_task
-from loopin.web.consoles.admin.base import STALE_FORM, AdminPages, SignedInAdmin, json_body, json_error, to_sign_in
+from loopin.web.consoles.admin.base import STALE_FORM, AdminPages, SignedInAdmin, json_body, to_sign_in
+from loopin.web.errors import error_status, json_error
 from loopin.web.pages import (
     CROWD_BUNDLE,
     PREVIEW_SANDBOX,
     Form,
-    error_status,
     origin_of,
     read_form,
     redirect,
@@ -123,10 +123,7 @@ def add_routes(pages: AdminPages) -> None:
         if me is None:
             return to_sign_in(request)
 
-        try:
-            content, flows = await pages.read(lambda s: load(s, name))
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
+        content, flows = await pages.read(lambda s: load(s, name))
         return editor(me, existing=name, content=content, flows=flows, notice=NOTICES.get(notice))
 
     def editor(

@@ -58,10 +58,7 @@ def add_routes(pages: AdminPages) -> None:
         notice: str | None = None,
         error: str | None = None,
     ) -> Response:
-        try:
-            values = await pages.read(lambda s: _values(s, name, at))
-        except LoopinError as exc:
-            return pages.error_page(me, exc)
+        values = await pages.read(lambda s: _values(s, name, at))
         return pages.page("admin/threshold.html", me, status, section="flows", notice=notice, error=error, **values)
 
     async def apply(name: str, request: Request) -> Response:
