@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from loopin.arns import arn
+
 ENV_PREFIX = "LOOPIN_"
 
 
@@ -148,6 +150,10 @@ class Settings(BaseModel):
     @property
     def resolved_store_root(self) -> Path:
         return (self.store_root or self.data_dir / "objects").resolve()
+
+    def arn(self, kind: str, name: str) -> str:
+        """The ARN of a resource of this server (its region and account)."""
+        return arn(self.region, self.account_id, kind, name)
 
     @property
     def resolved_public_url(self) -> str:

@@ -335,14 +335,17 @@ def served(ctx: Services, endpoint: Endpoint) -> Served:
     return ctx.models.serve(endpoint.name, endpoint.generation, build)
 
 
-def detect(ctx: Services, endpoint: Endpoint, image: bytes) -> tuple[str, DetectionResult]:
+def detect(
+    ctx: Services, endpoint: Endpoint, image: bytes, *, variant: str | None = None
+) -> tuple[str, DetectionResult]:
     """Run the endpoint's model on ``image`` and nothing else: no prediction log, no routing
-    (the admin console's "Try it"). Returns the variant that answered and the result."""
+    (the admin console's "Try it", and the first step of an invocation). Returns the variant
+    that answered and the result."""
     if not image:
         raise ValidationError("The image is empty.")
     if endpoint.status not in ("InService", "Updating"):
         raise ValidationError(f"Endpoint '{endpoint.name}' is {endpoint.status}, not InService.")
-    chosen = served(ctx, endpoint).pick()
+    chosen = served(ctx, endpoint).pick(variant)
     with chosen.slots:
         try:
             return chosen.name, chosen.detector.detect(image)

@@ -13,9 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loopin.arns import arn
-from loopin.endpoints import get_endpoint, routing_rule, served
-from loopin.errors import ModelError, ValidationError
+from loopin.endpoints import detect, get_endpoint, routing_rule
+from loopin.errors import ValidationError
 from loopin.inference import DetectionResult
 from loopin.loops import start_loop
 from loopin.models import Prediction
@@ -78,16 +77,7 @@ def invoke(
         endpoint = get_endpoint(session, endpoint_name)
         if idempotency_key is not None and (done := _logged(session, endpoint_name, idempotency_key)):
             return _replay(done)
-    if endpoint.status not in ("InService", "Updating"):
-        raise ValidationError(f"Endpoint '{endpoint_name}' is {endpoint.status}, not InService.")
-    chosen = served(ctx, endpoint).pick(variant)
-    with chosen.slots:
-        try:
-            result = chosen.detector.detect(image)
-        except ValidationError:
-            raise
-        except Exception as exc:  # the model itself failed: SageMaker's ModelError
-            raise ModelError(f"The model failed on this input: {exc}") from exc
+    variant_name, result = detect(ctx, endpoint, image, variant=variant)
     rule = with_overrides(routing_rule(endpoint), routing or {})
     digest = hashlib.sha256(image).hexdigest()
     reason = decide(rule, result.detections, digest) if rule else None
@@ -112,10 +102,10 @@ def invoke(
             )
             loop = {
                 "name": started.name,
-                "arn": arn(ctx.settings.region, ctx.settings.account_id, "human-loop", started.name),
+                "arn": ctx.settings.arn("human-loop", started.name),
                 "status": started.status,
             }
-        body = _native(result, chosen.name, loop, reason, rule)
+        body = _native(result, variant_name, loop, reason, rule)
         # One INSERT: the answer is kept without its detections (they have their column)
         # and without its own id; a replay puts both back.
         rest = {k: v for k, v in body.items() if k != "detections"}

@@ -14,7 +14,6 @@ import random
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from loopin.arns import arn
 from loopin.errors import LoopinError
 from loopin.loops import build_output, claim_pending_outputs, complete_output, output_failed, output_uri_for
 from loopin.models import FlowDefinition
@@ -38,7 +37,7 @@ def write_pending_outputs(ctx: Services, *, loop_ids: Sequence[int] = (), limit:
         work = []
         for loop in loops:
             flow = session.get_one(FlowDefinition, loop.flow_id)
-            flow_arn = arn(ctx.settings.region, ctx.settings.account_id, "flow-definition", flow.name)
+            flow_arn = ctx.settings.arn("flow-definition", flow.name)
             body = build_output(session, loop, flow_arn=flow_arn, issuer=ctx.settings.resolved_public_url)
             work.append((loop.id, loop.output_attempts, output_uri_for(flow, loop), body))
     written = 0

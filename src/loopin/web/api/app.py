@@ -96,7 +96,7 @@ def create_api() -> FastAPI:
 def _team(session: Session, ctx: Services, team: Workteam) -> schemas.Team:
     return schemas.Team(
         name=team.name,
-        arn=arn(ctx.settings.region, ctx.settings.account_id, "workteam", f"private-crowd/{team.name}"),
+        arn=ctx.settings.arn("workteam", f"private-crowd/{team.name}"),
         description=team.description,
         members=workforce.team_member_emails(session, team),
         worker_console_url=ctx.settings.resolved_public_url + "/worker",
@@ -125,7 +125,7 @@ def _invitation(session: Session, ctx: Services, worker: Worker, token: str | No
 def _task_ui(ctx: Services, ui: TaskUi) -> schemas.TaskUi:
     return schemas.TaskUi(
         name=ui.name,
-        arn=arn(ctx.settings.region, ctx.settings.account_id, "human-task-ui", ui.name),
+        arn=ctx.settings.arn("human-task-ui", ui.name),
         template=ui.content,
         content_sha256=ui.content_sha256,
         created_at=iso_ms(ui.created_at),
@@ -139,7 +139,7 @@ def _given(value: T | None, current: T) -> T:
 def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow:
     return schemas.Flow(
         name=flow.name,
-        arn=arn(ctx.settings.region, ctx.settings.account_id, "flow-definition", flow.name),
+        arn=ctx.settings.arn("flow-definition", flow.name),
         status="Active",
         team=session.get_one(Workteam, flow.team_id).name,
         task_ui=session.get_one(TaskUi, flow.task_ui_id).name,

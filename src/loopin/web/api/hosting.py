@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from loopin import endpoints, schemas
-from loopin.arns import arn
 from loopin.clock import iso_ms
 from loopin.inference import BUILTIN_MODELS
 from loopin.invocations import IMAGE_TYPES, MAX_BODY_BYTES, check_image_type, invocation_body, invoke
@@ -25,7 +24,7 @@ from loopin.web.bodies import read_capped
 def _model(ctx: Services, row: Model) -> schemas.ModelInfo:
     return schemas.ModelInfo(
         name=row.name,
-        arn=arn(ctx.settings.region, ctx.settings.account_id, "model", row.name),
+        arn=ctx.settings.arn("model", row.name),
         kind=row.kind,
         builtin_name=row.builtin_name,
         onnx_uri=row.artifact_uri,
@@ -38,7 +37,7 @@ def _model(ctx: Services, row: Model) -> schemas.ModelInfo:
 def _config(ctx: Services, row: EndpointConfig) -> schemas.EndpointConfigInfo:
     return schemas.EndpointConfigInfo(
         name=row.name,
-        arn=arn(ctx.settings.region, ctx.settings.account_id, "endpoint-config", row.name),
+        arn=ctx.settings.arn("endpoint-config", row.name),
         variants=json.loads(row.variants),
         created_at=iso_ms(row.created_at),
     )
@@ -47,7 +46,7 @@ def _config(ctx: Services, row: EndpointConfig) -> schemas.EndpointConfigInfo:
 def _endpoint(ctx: Services, row: Endpoint) -> schemas.EndpointInfo:
     return schemas.EndpointInfo(
         name=row.name,
-        arn=arn(ctx.settings.region, ctx.settings.account_id, "endpoint", row.name),
+        arn=ctx.settings.arn("endpoint", row.name),
         config=row.config_name,
         status=row.status,
         failure_reason=row.failure_reason,

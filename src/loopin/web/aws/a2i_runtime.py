@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from loopin import loops
-from loopin.arns import arn, name_from_arn
+from loopin.arns import name_from_arn
 from loopin.clock import iso_ms, parse_iso
 from loopin.errors import ValidationError
 from loopin.models import FlowDefinition, HumanLoop
@@ -71,7 +71,7 @@ class _A2iRuntime:
         return run
 
     def _arn(self, kind: str, name: str) -> str:
-        return arn(self.ctx.settings.region, self.ctx.settings.account_id, kind, name)
+        return self.ctx.settings.arn(kind, name)
 
     def start(self, _: Request, body: Fields) -> dict[str, Any]:
         name = body.text("HumanLoopName", max_len=63)

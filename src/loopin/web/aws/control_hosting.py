@@ -25,7 +25,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from loopin import endpoints
-from loopin.arns import arn
 from loopin.errors import NotFoundError, ValidationError
 from loopin.models import Endpoint, EndpointConfig, Model
 from loopin.services import Services
@@ -104,7 +103,7 @@ class _Hosting:
         self.ctx = ctx
 
     def _arn(self, kind: str, name: str) -> str:
-        return arn(self.ctx.settings.region, self.ctx.settings.account_id, kind, name)
+        return self.ctx.settings.arn(kind, name)
 
     def _now(self) -> int:
         return self.ctx.clock.now_ms()

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from loopin import flows, task_templates, workforce
-from loopin.arns import arn, name_from_arn
+from loopin.arns import name_from_arn
 from loopin.errors import ValidationError
 from loopin.loops import parse_input
 from loopin.models import FlowDefinition, TaskUi, Workteam
@@ -56,7 +56,7 @@ class _Review:
         self.ctx = ctx
 
     def _arn(self, kind: str, name: str) -> str:
-        return arn(self.ctx.settings.region, self.ctx.settings.account_id, kind, name)
+        return self.ctx.settings.arn(kind, name)
 
     def _now(self) -> int:
         return self.ctx.clock.now_ms()
