@@ -16,6 +16,7 @@ Exit code 0 when every check holds. Needs PostgreSQL at 127.0.0.1:5432 (trust au
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import random
@@ -72,6 +73,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """preexec_fn: the server gets SIGTERM when this script dies, even by kill -9 (prctl's
+    PR_SET_PDEATHSIG), so a killed run leaves no server behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
 class Server:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env, self.log, self.proc = env, log, None
@@ -85,6 +92,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -27,6 +27,17 @@ from tests.browser import chromium_available, launch, open_page
 PG_ADMIN_DSN = os.environ.get("LOOPIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what a test needs, so ``-m`` can select: PostgreSQL, Chromium."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "pg_database" in names or "pg_template" in names or params.get("database_url") == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+        if "browser" in names:
+            item.add_marker(pytest.mark.browser)
+
+
 def _pg_available() -> bool:
     try:
         with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):

@@ -32,6 +32,7 @@ from loopin.services import Services
 from loopin.web.server import create_app
 from tests.admin_support import AdminConsole
 from tests.helpers import PASSWORD, admin_client, setup_flow
+from tests.servers import die_with_parent
 
 TEAM = "/admin/teams/MyTeam"
 
@@ -398,7 +399,8 @@ def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int,
         port = sock.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Mailbox"]
-        + [str(maildir)]
+        + [str(maildir)],
+        preexec_fn=die_with_parent,
     )
     try:
         deadline = time.monotonic() + 15

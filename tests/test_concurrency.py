@@ -37,7 +37,8 @@ def _claim_everything(urls: list[str], key: tuple[str, str], *, loops: int, thre
     admin = Client(urls[0], access_key_id=key[0], secret_access_key=key[1])
     setup_flow(admin, workers=threads, task_count=2, time_limit=3600)
     names = [f"c-{i:05d}" for i in range(loops)]
-    created = Counter()
+    created: Counter[int] = Counter()
+    lock = threading.Lock()
 
     def start(t: int) -> None:
         client = Client(urls[t % len(urls)], access_key_id=key[0], secret_access_key=key[1])
@@ -46,13 +47,13 @@ def _claim_everything(urls: list[str], key: tuple[str, str], *, loops: int, thre
             for name_index in (i, (i + 1) % loops):
                 started = client.start_loop(names[name_index], flow="review", input={"i": name_index})
                 if started.created:
-                    created[name_index] += 1
+                    with lock:  # += on a shared Counter is not atomic across threads
+                        created[name_index] += 1
 
     _run_threads(threads, start)
     assert sorted(created) == list(range(loops)) and set(created.values()) == {1}
 
     claims: list[tuple[str, int, int]] = []  # (worker, task id, loop index)
-    lock = threading.Lock()
 
     def work(t: int) -> None:
         email = f"worker{t}@myteam.example"

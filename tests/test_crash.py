@@ -6,12 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.servers import die_with_parent
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "crash_test.py"
 
 
 def test_nothing_acknowledged_is_lost_across_sigkills(pg_ok: bool) -> None:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--short", "--seed", "7"], capture_output=True, text=True, timeout=900
+        [sys.executable, str(SCRIPT), "--short", "--seed", "7"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        preexec_fn=die_with_parent,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "all checks hold" in result.stdout

@@ -6,6 +6,9 @@ from __future__ import annotations
 import ast
 import os
 import stat
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -197,3 +200,35 @@ def test_an_smtp_password_is_never_sent_in_clear_over_the_network() -> None:
         Settings(smtp_host="mail.example.com", smtp_security="none", smtp_username="u", smtp_password="p")
     Settings(smtp_host="127.0.0.1", smtp_security="none", smtp_username="u", smtp_password="p")  # a local relay
     Settings(smtp_host="mail.example.com", smtp_security="starttls", smtp_username="u", smtp_password="p")
+
+
+_WITHOUT_SERVER = """
+import importlib.abc, sys
+BLOCKED = {blocked!r}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+sys.meta_path.insert(0, Block())
+sys.argv = ["loopin", *{argv!r}]
+{code}
+"""
+SERVER_ONLY = ["fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "psycopg", "onnxruntime", "numpy", "PIL"]
+
+
+def _without_server(code: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    script = _WITHOUT_SERVER.format(blocked=SERVER_ONLY, argv=argv, code=code)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+
+
+def test_the_light_install_is_a_client_without_the_server_packages() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    base = " ".join(declared["dependencies"])
+    assert not any(name in base for name in ("fastapi", "onnxruntime", "psycopg", "sqlalchemy"))
+    sdk = _without_server("import loopin; loopin.Client('http://127.0.0.1:9'); loopin.WorkerClient", [])
+    assert sdk.returncode == 0, sdk.stderr
+    cli = _without_server("from loopin.cli import main; main()", ["teams", "list", "--help"])
+    assert cli.returncode == 0 and "Usage" in cli.stdout, cli.stderr
+    serve = _without_server("from loopin.cli import main; main()", ["serve"])
+    assert serve.returncode == 1 and "pip install 'loopin[server]'" in serve.stderr, serve.stderr

@@ -23,7 +23,7 @@ from loopin.flows import get_flow
 from loopin.inference import BUILTIN_MODELS, DetectionResult, ModelSpec
 from loopin.model_host import ModelDefinition, ModelHost, Served, Variant, builtin_definition
 from loopin.models import Endpoint, EndpointConfig, Model, Prediction
-from loopin.routing import RoutingRule
+from loopin.schemas import RoutingRule
 from loopin.services import Services
 
 log = logging.getLogger("loopin.endpoints")

@@ -145,7 +145,7 @@ def tasks_waiting(session: Session) -> dict[int, int]:
     rows = session.execute(
         select(TaskSlot.flow_id, func.count()).where(TaskSlot.status == "available").group_by(TaskSlot.flow_id)
     )
-    return {flow_id: count for flow_id, count in rows.tuples()}
+    return {flow_id: count for flow_id, count in rows.all()}
 
 
 def delete_flow(session: Session, name: str) -> None:

@@ -235,7 +235,7 @@ class LocalStore(ObjectStore):
 
     def _read_meta(self, meta_path: Path, st: os.stat_result) -> dict[str, Any] | None:
         try:
-            meta = json.loads(meta_path.read_bytes())
+            meta: dict[str, Any] = json.loads(meta_path.read_bytes())
         except (OSError, ValueError):
             return None
         # Metadata is trusted only for the exact file it was written for (a crash between

@@ -80,6 +80,6 @@ def flows_using(session: Session) -> dict[int, list[str]]:
     using: dict[int, list[str]] = {}
     for task_ui_id, flow in session.execute(
         select(FlowDefinition.task_ui_id, FlowDefinition.name).order_by(FlowDefinition.name)
-    ).tuples():
+    ).all():
         using.setdefault(task_ui_id, []).append(flow)
     return using

@@ -19,9 +19,22 @@ for sub, name in on_server.GROUPS + resources.GROUPS + reviewer.GROUPS + hosting
     app.add_typer(sub, name=name)
 
 
+# What ``pip install 'loopin[server]'`` adds; the light install has only the client.
+SERVER_PACKAGES = {"fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg", "argon2", "onnxruntime", "liquid"}
+
+
 def main() -> None:
     try:
         app()
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
+            raise
+        err.print(
+            "[red]error[/red] this command runs the server or acts on its data, which needs the "
+            "server install: pip install 'loopin\\[server]'",
+            highlight=False,
+        )
+        sys.exit(1)
     except LoopinError as exc:
         err.print(f"[red]error[/red] [bold]{exc.code}[/bold]: {exc.message}", highlight=False)
         sys.exit(1)

@@ -431,4 +431,5 @@ def _import_callable(target: str) -> Callable[[Image.Image], Any]:
             raise ValidationError(f"{module_name!r} has no attribute {attr_path!r}.") from exc
     if not callable(obj):
         raise ValidationError(f"{target!r} is not callable.")
-    return obj
+    fn: Callable[[Image.Image], Any] = obj
+    return fn

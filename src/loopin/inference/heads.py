@@ -75,7 +75,8 @@ def _normalisation_table(scale: float, mean: tuple[float, float, float], std: tu
 def _as_rows(output: np.ndarray) -> np.ndarray | None:
     """``[1, n, d]`` or ``[n, d]`` -> ``[n, d]``; anything else -> None."""
     if output.ndim == 3 and output.shape[0] == 1:
-        return output[0]
+        rows: np.ndarray = output[0]
+        return rows
     if output.ndim == 2:
         return output
     return None

@@ -7,13 +7,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from loopin.web.aws.errors import WireError
 from loopin.web.aws.sigv4 import UNSIGNED_PAYLOAD
 
 UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
-_CHECKSUMS = {
+_CHECKSUMS: dict[str, Callable[[bytes], bytes]] = {
     "x-amz-checksum-crc32": lambda data: zlib.crc32(data).to_bytes(4, "big"),
     "x-amz-checksum-sha1": lambda data: hashlib.sha1(data).digest(),
     "x-amz-checksum-sha256": lambda data: hashlib.sha256(data).digest(),

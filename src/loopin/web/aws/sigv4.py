@@ -158,7 +158,7 @@ def _compare(expected: str, received: str) -> None:
         )
 
 
-class _HmacV1Presigned(HmacV1Auth):
+class _HmacV1Presigned(HmacV1Auth):  # type: ignore[misc]  # botocore ships no types
     """botocore's Signature Version 2 signer with the URL's own expiry as its date."""
 
     def __init__(self, credentials: Credentials, expires: str) -> None:

@@ -1,0 +1,58 @@
+"""The test harness's own promise: servers started by a test die with the test run, even
+when it is killed with SIGKILL (nothing left listening, nothing left writing)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_AND_HANG = """
+import sys, time
+from pathlib import Path
+from tests.servers import loopin_env, serve
+data = Path(sys.argv[1])
+with serve(loopin_env(data / "data", f"sqlite:///{data / 'loopin.db'}")) as url:
+    print(url, flush=True)
+    time.sleep(600)
+"""
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_server_dies_with_a_test_run_killed_by_sigkill(tmp_path: Path) -> None:
+    run = subprocess.Popen(
+        [sys.executable, "-c", RUN_AND_HANG, str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert run.stdout is not None
+        url = run.stdout.readline().strip()
+        assert url.startswith("http://"), url
+        assert httpx.get(url + "/healthz", timeout=5).status_code == 200
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(url + "/healthz", timeout=1)
+            except httpx.TransportError:
+                return  # gone
+            time.sleep(0.2)
+        pytest.fail(f"the server at {url} outlived the killed test run")
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        if run.stdout is not None:
+            run.stdout.close()
