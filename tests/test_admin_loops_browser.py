@@ -153,9 +153,8 @@ def test_the_loop_image_numbers_every_box_lists_the_labels_beside_it_and_zooms(l
         {"label": f"thing-{i}", "left": 100 + 3 * i, "top": 100 + 2 * i, "width": 200 - 10 * i, "height": 150}
         for i in range(8)
     ]
-    admin.start_loop(
-        "crowded", flow="review", input={"taskObject": "s3://review-bucket/images/astronaut.jpg", "initialValue": crowded}
-    )
+    task_input = {"taskObject": "s3://review-bucket/images/astronaut.jpg", "initialValue": crowded}
+    admin.start_loop("crowded", flow="review", input=task_input)
     admin_sign_in(page, live)
     page.goto(live.url + "/admin/loops/crowded")
     page.wait_for_selector("figure.boxes-figure svg")

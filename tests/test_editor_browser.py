@@ -90,6 +90,14 @@ def test_a_drag_inside_an_unselected_box_draws_and_a_selected_box_moves(live: Li
     assert selected(frame) == 1
     drag(page, at(page, frame, 150, 140), at(page, frame, 170, 150))
     assert boxes(frame)[1] == box("flag", 120, 110, 100, 80)
+    # Esc in the middle of a move puts the box back.
+    page.mouse.move(*at(page, frame, 150, 140))
+    page.mouse.down()
+    page.mouse.move(*at(page, frame, 250, 240), steps=4)
+    page.keyboard.press("Escape")
+    page.mouse.up()
+    assert boxes(frame)[1] == box("flag", 120, 110, 100, 80)
+    page.mouse.click(*at(page, frame, 150, 140))
     # Picking a label in the list does not relabel the selected box; its own control does.
     frame.click(".lc-label:has-text('rocket')")
     assert boxes(frame)[1]["label"] == "flag"
@@ -167,16 +175,17 @@ def test_a_reload_keeps_the_draft_and_a_submit_clears_it(live: Live, page: Page)
     assert live.output(loop)["humanAnswers"][0]["answerContent"]["annotatedResult"]["boundingBoxes"] == edited
 
 
-def test_release_clears_the_draft_and_another_task_starts_clean(live: Live, page: Page):
-    setup(live, WALKTHROUGH, [WALKTHROUGH_INPUT, WALKTHROUGH_INPUT])
+def test_release_and_sign_out_clear_the_draft(live: Live, page: Page):
+    setup(live, WALKTHROUGH, [WALKTHROUGH_INPUT])
     sign_in(page, live, "worker0@myteam.example")
-    frame = start_working(page)
-    frame.wait_for_selector(f"{BOX}[data-drawn]")
-    drag(page, at(page, frame, 400, 8), at(page, frame, 470, 250))
-    assert len(page.evaluate("Object.keys(localStorage)")) == 1
-    page.click("button:has-text('Release')")
-    page.wait_for_url("**/worker/jobs?notice=released")
-    assert page.evaluate("Object.keys(localStorage)") == []
+    for leave in ("button:has-text('Release')", "button:has-text('Sign out')"):
+        frame = start_working(page)
+        frame.wait_for_selector(f"{BOX}[data-drawn]")
+        drag(page, at(page, frame, 400, 8), at(page, frame, 470, 250))
+        assert len(page.evaluate("Object.keys(localStorage)")) == 1
+        with page.expect_navigation():
+            page.click(leave)
+        assert page.evaluate("Object.keys(localStorage)") == []
 
 
 # -- item 6: an empty answer is asked about ------------------------------------------------------

@@ -180,13 +180,18 @@
           width: Math.abs(g.x2 - g.x1),
           height: Math.abs(g.y2 - g.y1),
         });
+        this.select(-1);
       }
       this.commit();
       this.invalidate(C.OVERLAY);
     }
 
     onToolKey(e) {
-      if (e.key === 'Escape') this.gesture = null;
+      if (e.key === 'Escape' && this.gesture) {
+        // Esc in the middle of a gesture: no box drawn, the moved or resized one put back.
+        if (this.gesture.start) Object.assign(this.boxes[this.selected], this.gesture.start);
+        this.gesture = null;
+      }
       var step = e.shiftKey ? 10 : 1;
       var move = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] }[e.key];
       if (!move || this.selected < 0) return super.onToolKey(e);

@@ -65,6 +65,14 @@
       return super.statusText() + (this.drawing ? ' · drawing: ' + this.drawing.length + ' corners' : '');
     }
 
+    onCommandKey(e) {
+      if (!this.drawing || e.key.toLowerCase() !== 'z' || e.shiftKey) return super.onCommandKey(e);
+      this.drawing.pop(); // while drawing, undo takes back the last corner
+      if (!this.drawing.length) this.drawing = null;
+      this.invalidate(C.OVERLAY);
+      return true;
+    }
+
     _apply(state, asEdit) {
       this.drawing = null;
       super._apply(state, asEdit);
