@@ -11,6 +11,7 @@
   'use strict';
   var C = window.LoopinCrowd;
   var HISTORY = 100; // edits kept for undo
+  var HISTORY_CHARS = 16e6; // and fewer where the shapes are many (each edit keeps them all)
 
   /** One state as text: a draft, a history entry. */
   function stateOf(shapes) {
@@ -31,7 +32,8 @@
       this._initialCanonical = canonical(this.shapes);
       this.draftKey = this.getAttribute('name') || this.localName;
       super.build();
-      this._updateControls();
+      this._showSelection();
+      this._showHistory();
     }
 
     /** True if the shapes differ from the template's initial-value. */
@@ -84,7 +86,7 @@
 
     select(index) {
       this.selected = index;
-      this._updateControls();
+      this._showSelection();
       this.invalidate(C.LAYER | C.OVERLAY);
     }
 
@@ -107,9 +109,11 @@
     commit() {
       var now = stateOf(this.shapes);
       if (now === this._history[this._at]) return;
-      this._history.splice(this._at + 1, Infinity, now);
-      if (this._history.length > HISTORY) this._history.shift();
-      this._at = this._history.length - 1;
+      var history = this._history;
+      history.splice(this._at + 1, Infinity, now);
+      var chars = history.reduce(function (sum, state) { return sum + state.length; }, 0);
+      while (history.length > 2 && (history.length > HISTORY || chars > HISTORY_CHARS)) chars -= history.shift().length;
+      this._at = history.length - 1;
       this._changedNow();
     }
 
@@ -131,25 +135,29 @@
     }
 
     _apply(state, asEdit) {
-      var shapes = JSON.parse(state);
-      this.shapes.splice.apply(this.shapes, [0, this.shapes.length].concat(shapes));
+      var shapes = this.shapes;
+      shapes.length = 0; // in place: subclasses name the same array (boxes, points, polygons)
+      JSON.parse(state).forEach(function (shape) { shapes.push(shape); });
       this.select(-1);
       if (asEdit) this.commit();
       else this._changedNow();
     }
 
     _changedNow() {
-      this._updateControls();
+      this._showHistory();
       this.invalidate(C.LAYER | C.OVERLAY);
       C.saveDraft();
     }
 
-    _updateControls() {
-      if (!this._undoButton) return;
-      this._deleteButton.disabled = this.selected < 0;
+    _showHistory() {
       this._undoButton.disabled = this._at === 0;
       this._redoButton.disabled = this._at === this._history.length - 1;
       this._changed.hidden = !this.initialGiven || !this.modified;
+    }
+
+    /** The Delete button, and the selected shape's label control. */
+    _showSelection() {
+      this._deleteButton.disabled = this.selected < 0;
       this._relabel.hidden = this.selected < 0;
       if (this.selected < 0) return;
       var current = this.shapes[this.selected].label;
@@ -174,7 +182,7 @@
       } catch (err) {
         return;
       }
-      if (Array.isArray(shapes)) this._apply(stateOf(shapes), true);
+      if (Array.isArray(shapes)) this._apply(state, true);
     }
 
     // -- keys --
