@@ -232,6 +232,8 @@ async def measure_drag(browser: Browser, cookies: list[Any], url: str, seconds: 
         await cdp.send("Input.dispatchMouseEvent", event)
 
     await mouse("mouseMoved", x0, y0)
+    await mouse("mousePressed", x0, y0)  # a click selects the box: only a selected box moves
+    await mouse("mouseReleased", x0, y0)
     await mouse("mousePressed", x0, y0)
     await frame.evaluate(
         """() => {

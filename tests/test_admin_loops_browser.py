@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from loopin import loops
 from loopin.background import run_once
@@ -138,3 +138,47 @@ def test_stop_and_delete_ask_first(live: Live, page: Page):
     page.wait_for_selector("text=The human loop was deleted.")
     assert admin.list_loops().loops == []
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_the_loop_image_numbers_every_box_lists_the_labels_beside_it_and_zooms(live: Live, page: Page):
+    admin = live.admin
+    live.services.store.put("s3://review-bucket/images/astronaut.jpg", ASTRONAUT, content_type="image/jpeg")
+    admin.create_team("MyTeam", description="Reviewers")
+    admin.create_task_ui("boxes", template="<crowd-form><p>{{ task.input.taskObject }}</p></crowd-form>")
+    admin.create_flow(
+        "review", team="MyTeam", task_ui="boxes", title="t", description="d", output_path="s3://review-bucket/out"
+    )
+    # Eight boxes whose corners nearly meet: tags at their corners would cover each other.
+    crowded = [
+        {"label": f"thing-{i}", "left": 100 + 3 * i, "top": 100 + 2 * i, "width": 200 - 10 * i, "height": 150}
+        for i in range(8)
+    ]
+    task_input = {"taskObject": "s3://review-bucket/images/astronaut.jpg", "initialValue": crowded}
+    admin.start_loop("crowded", flow="review", input=task_input)
+    admin_sign_in(page, live)
+    page.goto(live.url + "/admin/loops/crowded")
+    page.wait_for_selector("figure.boxes-figure svg")
+    entries = page.locator(".boxes-list li")
+    expect(entries).to_have_count(8)
+    for i, text in enumerate(entries.all_inner_texts()):
+        assert text.split() == [str(i + 1), f"thing-{i}"], text
+    # Every box carries its number on the image, and no two numbers overlap.
+    tags = page.evaluate(
+        """Array.from(document.querySelectorAll('figure.boxes-figure .tag')).map((t) => {
+            const r = t.getBoundingClientRect();
+            return [r.left, r.top, r.right, r.bottom, t.textContent];
+        })"""
+    )
+    assert sorted(t[4] for t in tags) == sorted(str(i + 1) for i in range(8))
+    for i, a in enumerate(tags):
+        for b in tags[i + 1 :]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+    # The 512-pixel image fills the height the page allows, and zooms.
+    image = page.locator("figure.boxes-figure img")
+    fitted = image.bounding_box()
+    assert fitted is not None and fitted["height"] >= 0.7 * 800
+    page.click(".boxes-tools button:has-text('+')")
+    zoomed = image.bounding_box()
+    assert zoomed is not None and zoomed["width"] == pytest.approx(fitted["width"] * 1.25, abs=2)
+    page.click(".boxes-tools button:has-text('Fit')")
+    assert image.bounding_box() == fitted

@@ -395,6 +395,17 @@ def test_a_submit_after_the_time_limit_is_refused_in_plain_words(app, admin, tea
     assert admin.describe_loop(names[0]).status == "InProgress"
 
 
+def test_a_submitted_task_opened_again_is_a_read_only_page(app, admin, teams):
+    start_loops(admin, 1)
+    console = Console(app).sign_in(teams["mine"][0])
+    task_id = console.start()
+    console.post(f"/worker/tasks/{task_id}/submit", answer="{}", csrf=console.csrf())
+    page = console.get(f"/worker/tasks/{task_id}")
+    assert "You already submitted this task" in page
+    assert "<iframe" not in page and 'id="timer"' not in page and 'id="submit-button"' not in page
+    assert console.http.get(f"/worker/tasks/{task_id}/frame").status_code == 409
+
+
 def test_an_answer_that_is_not_json_is_refused(app, admin, teams):
     start_loops(admin, 1)
     console = Console(app).sign_in(teams["mine"][0])

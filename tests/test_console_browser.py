@@ -150,7 +150,8 @@ def test_walkthrough_the_worker_fixes_the_models_boxes_and_output_has_natural_pi
     # Add the box the model missed, with the rocket label.
     frame.click(".lc-label:has-text('rocket')")
     drag(page, stage_point(page, frame, box, 400, 8), stage_point(page, frame, box, 470, 250))
-    # Move the first flag box by (12, 8) image pixels.
+    # Select the first flag box, then move it by (12, 8) image pixels.
+    page.mouse.click(*stage_point(page, frame, box, 70, 150))
     drag(page, stage_point(page, frame, box, 70, 150), stage_point(page, frame, box, 82, 158))
     # Select the false flag and delete it with the keyboard.
     page.mouse.click(*stage_point(page, frame, box, 50, 430))
@@ -185,10 +186,10 @@ def test_resize_relabel_zoom_and_keyboard_shortcuts(live: Live, page: Page):
     page.mouse.wheel(0, -400)
     assert frame.evaluate(f"document.querySelector('{box}').view.scale") > 1.2
     frame.click(".lc-tool:has-text('Fit')")
-    # Select the first flag box, drag its south-east handle by (-20, -12), relabel it with key 3.
+    # Select the first flag box, drag its south-east handle by (-20, -12), relabel it.
     page.mouse.click(*stage_point(page, frame, box, 70, 150))
     drag(page, stage_point(page, frame, box, 140, 300), stage_point(page, frame, box, 120, 288))
-    page.keyboard.press("3")
+    frame.select_option(f"{box} .lc-relabel select", "rocket")
     # Nudge it right by 10 with Shift+Arrow, then 1 down; Escape lets go.
     page.keyboard.press("Shift+ArrowRight")
     page.keyboard.press("ArrowDown")
@@ -210,12 +211,13 @@ def test_labels_can_be_replaced_through_the_labels_property(live: Live, page: Pa
     frame = start_working(page)
     assert frame.locator(".lc-label").all_inner_texts() == ["1\ncar", "2\nbicycle"]
     frame.wait_for_selector("crowd-bounding-box[data-drawn]")
+    page.mouse.click(*stage_point(page, frame, "crowd-bounding-box", 100, 100))
+    page.keyboard.press("2")  # the label for the next box
     drag(
         page,
         stage_point(page, frame, "crowd-bounding-box", 10, 10),
         stage_point(page, frame, "crowd-bounding-box", 60, 60),
     )
-    page.keyboard.press("2")
     value = frame.evaluate("document.querySelector('crowd-bounding-box').value")
     assert value["boundingBoxes"] == [{"height": 50, "label": "bicycle", "left": 10, "top": 10, "width": 50}]
     assert value["initialValueModified"] is True

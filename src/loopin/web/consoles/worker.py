@@ -213,10 +213,13 @@ class _Console:
         now = self.ctx.clock.now_ms()
         with self.ctx.db.read() as s:
             held = tasks.get_held_task(s, me.worker, task_id, now_ms=now)
+        if held.slot.status == "submitted":
+            return self._message(_SUBMITTED, "Your answer was saved; it cannot be changed now.", 200, me)
         return self._page(
             "task.html",
             me,
             task_id=task_id,
+            draft_key=f"{me.worker.id}.{task_id}",
             title=held.flow.title,
             description=held.flow.description,
             seconds_left=max(0, ((held.slot.lease_expires_at or now) - now) // 1000),
@@ -234,6 +237,8 @@ class _Console:
                 template = s.get_one(TaskUi, held.flow.task_ui_id).content
         except LoopinError as exc:
             return self._frame_message(error_status(exc), exc.message)
+        if held.slot.status == "submitted":
+            return self._frame_message(409, _SUBMITTED + ".")
         origins: set[str] = set()
 
         def grant(uri: str) -> str:
@@ -370,6 +375,7 @@ class _Console:
         return task_frame_response(html, status, origins)
 
 
+_SUBMITTED = "You already submitted this task"
 _CANNOT_SHOW = "This task cannot be shown. Please tell your admin, then release or decline it."
 _STALE_FORM_TITLE = "Please try again"
 _STALE_FORM = "This page was open for too long or came from another site. Reload it and try again."

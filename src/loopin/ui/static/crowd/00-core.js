@@ -303,21 +303,40 @@
   };
 
   // -- keyboard --------------------------------------------------------------------------------------
-  // Number keys, arrows and Delete act on the widget the worker last used, unless they are
-  // typing in a field.
+  // Number keys, arrows, Delete and Ctrl/Cmd shortcuts (undo, redo) act on the widget the
+  // worker last used, unless they are typing in a field.
   C.keyTarget = null;
   document.addEventListener('keydown', function (e) {
     if (!C.keyTarget || !C.keyTarget.isConnected || e.defaultPrevented || C.isEditable(e.target)) return;
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
-    if (document.querySelector('dialog[open]')) return;
-    if (C.keyTarget.onKey(e)) e.preventDefault();
+    if (e.altKey || document.querySelector('dialog[open]')) return;
+    if (e.ctrlKey || e.metaKey) {
+      if (C.keyTarget.onCommandKey && C.keyTarget.onCommandKey(e)) e.preventDefault();
+    } else if (C.keyTarget.onKey(e)) {
+      e.preventDefault();
+    }
   });
 
   // -- ready, and the console bridge -----------------------------------------------------------------
   var ready = false;
+  var draftRestored = false;
 
   function post(message) {
     if (window.parent !== window) window.parent.postMessage(message, '*');
+  }
+
+  /** The shape editors' states, to the console, which keeps them as the task's draft. */
+  C.saveDraft = function () {
+    var draft = {};
+    draftEditors().forEach(function (el) {
+      draft[el.draftKey] = el.draftState();
+    });
+    post({ type: 'loopin:draft', draft: draft });
+  };
+
+  function draftEditors() {
+    return Array.prototype.filter.call(document.querySelectorAll('.lc-built'), function (el) {
+      return typeof el.draftState === 'function';
+    });
   }
 
   C.sendAnswer = function (answer) {
@@ -345,6 +364,13 @@
       if (ready) post({ type: 'loopin:ready' });
     }
     if (e.data.type === 'loopin:submit') C.submitPage();
+    if (e.data.type === 'loopin:draft' && !draftRestored && e.data.draft) {
+      // The draft the console kept for this task (after a reload or a crash), restored once.
+      draftRestored = true;
+      draftEditors().forEach(function (el) {
+        if (typeof e.data.draft[el.draftKey] === 'string') el.restoreDraft(e.data.draft[el.draftKey]);
+      });
+    }
   });
 
   /** The console's Submit button: the page's crowd-form submits (or, without one, the
@@ -354,7 +380,9 @@
     if (form && form.requestSubmit) {
       form.requestSubmit();
     } else if (C.validate(document.body)) {
-      C.sendAnswer(C.collect(document.body));
+      C.confirmSubmit(document.body, function () {
+        C.sendAnswer(C.collect(document.body));
+      });
     }
   };
 })();

@@ -57,6 +57,35 @@
     return true;
   };
 
+  /** Run `proceed` once the worker agreed to what the elements under `root` ask before a
+   * submit (an annotator with no shapes asks "No boxes: submit anyway?"); at once if none asks. */
+  C.confirmSubmit = function (root, proceed) {
+    var questions = [];
+    root.querySelectorAll('*').forEach(function (el) {
+      var question = typeof el._crowdConfirm === 'function' && el._crowdConfirm();
+      if (question) questions.push(question);
+    });
+    if (!questions.length) return proceed();
+    if (document.querySelector('dialog.lc-confirm')) return; // already asking
+    var dialog = C.h('dialog.lc-dialog.lc-confirm', {}, [
+      C.h('div.lc-dialog-body', {}, questions.map(function (q) {
+        return C.h('p', { text: q });
+      })),
+      C.h('div.lc-dialog-actions', {}, [
+        C.h('button.lc-button', { type: 'button', text: 'Keep editing', onclick: function () { dialog.close(); } }),
+        C.h('button.lc-button.lc-primary', { type: 'button', text: 'Submit anyway', onclick: function () {
+          dialog.close();
+          proceed();
+        } }),
+      ]),
+    ]);
+    dialog.addEventListener('close', function () {
+      dialog.remove();
+    });
+    document.body.appendChild(dialog);
+    dialog.showModal();
+  };
+
   C.showProblem = function (el, message) {
     var box = el._problemBox;
     if (!box) {
@@ -91,12 +120,14 @@
       });
     }
 
-    /** Validate, fire a cancelable `submit` event (templates check answers in onsubmit), then
-     * send the answer to the console. */
+    /** Validate, ask what the elements ask before a submit, fire a cancelable `submit` event
+     * (templates check answers in onsubmit), then send the answer to the console. */
     requestSubmit() {
+      var self = this;
       if (this._sent || !C.validate(this)) return;
-      if (!this.dispatchEvent(new Event('submit', { bubbles: true, cancelable: true }))) return;
-      this.submit();
+      C.confirmSubmit(this, function () {
+        if (self.dispatchEvent(new Event('submit', { bubbles: true, cancelable: true }))) self.submit();
+      });
     }
 
     /** Send the answer at once, without validation or a `submit` event (like form.submit()). */

@@ -12,6 +12,7 @@
   var LAYER = 2;
   var OVERLAY = 4;
   var ALL = BASE | LAYER | OVERLAY;
+  var SEARCHABLE = 10; // longer label lists get a search field
 
   C.ImageAnnotator = class extends C.Element {
     // -- labels (usable before the element is built: templates set .labels early) --
@@ -67,12 +68,23 @@
         this._panButton,
       ]));
       this._labelBox = C.h('div.lc-labels', { role: 'listbox', 'aria-label': 'Labels' });
+      this._search = C.h('input.lc-input.lc-label-search', { type: 'search', placeholder: 'Search labels', 'aria-label': 'Search labels' });
+      this._search.addEventListener('input', function () {
+        self._filterLabels();
+      });
+      this._search.addEventListener('keydown', function (e) {
+        if (e.key !== 'Enter') return;
+        e.preventDefault(); // Enter takes the first label that matches
+        var first = self._labelBox.querySelector('.lc-label:not([hidden])');
+        if (first) first.click();
+      });
       this._status = C.h('p.lc-status', { 'aria-live': 'polite' });
       C.layout(
         this,
         this.getAttribute('header'),
         [toolbar, this.stage, C.h('p.lc-help', { text: this.helpText() })],
-        [C.h('h3.lc-side-title', { text: 'Labels' }), this._labelBox, this._status, C.instructions(regions, extra)]
+        [C.h('h3.lc-side-title', { text: 'Labels' }), this._search, this._labelBox, this._status]
+          .concat(this.panel(), [C.instructions(regions, extra)])
       );
       this._renderLabels();
       this._listen();
@@ -93,8 +105,10 @@
       if (!this._labels.length) {
         this._labelBox.appendChild(C.h('p.lc-muted', { text: 'No labels yet.' }));
       }
+      this._search.hidden = this._labels.length <= SEARCHABLE;
       this._labels.forEach(function (label, i) {
         var chip = C.h('button.lc-label', {
+          'data-label': label,
           type: 'button',
           role: 'option',
           'aria-selected': String(i === self.activeLabel),
@@ -107,6 +121,15 @@
           C.h('span', { text: label }),
         ]);
         self._labelBox.appendChild(chip);
+      });
+      this._filterLabels();
+    }
+
+    /** Long label lists are searchable: the chips whose label holds the search text stay. */
+    _filterLabels() {
+      var text = this._search.hidden ? '' : this._search.value.trim().toLowerCase();
+      Array.prototype.forEach.call(this._labelBox.querySelectorAll('.lc-label'), function (chip) {
+        chip.hidden = text !== '' && chip.getAttribute('data-label').toLowerCase().indexOf(text) < 0;
       });
     }
 
@@ -429,6 +452,11 @@
     // -- what subclasses provide --
 
     tools() {
+      return [];
+    }
+
+    /** Nodes for the side panel, under the labels. */
+    panel() {
       return [];
     }
 

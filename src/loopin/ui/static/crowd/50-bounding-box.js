@@ -1,11 +1,12 @@
 // crowd-bounding-box: draw, select, move, resize, relabel and delete boxes on an image.
-// Boxes are kept in natural-image pixels (integers), whatever the zoom.
+// Boxes are kept in natural-image pixels (integers), whatever the zoom. A drag draws, even
+// inside other boxes; a click selects; only the selected box moves (or resizes, by its handles).
 (function () {
   'use strict';
   var C = window.LoopinCrowd;
   var HANDLES = ['nw', 'n', 'ne', 'e', 'se', 's', 'sw', 'w'];
   var CURSORS = { nw: 'nwse-resize', se: 'nwse-resize', ne: 'nesw-resize', sw: 'nesw-resize', n: 'ns-resize', s: 'ns-resize', e: 'ew-resize', w: 'ew-resize' };
-  var MIN_SCREEN_SIZE = 4; // a click, not a drag, draws no box
+  var MIN_SCREEN_SIZE = 4; // a click, not a drag: it draws and moves nothing
   var MAX_TAGS = 150;
 
   function toBox(item) {
@@ -20,17 +21,16 @@
     return [box.left, box.top, box.width, box.height].every(isFinite) ? box : null;
   }
 
-  function key(b) {
-    return b.label + '|' + b.left + '|' + b.top + '|' + b.width + '|' + b.height;
+  function contains(b, p) {
+    return p.x >= b.left && p.x <= b.left + b.width && p.y >= b.top && p.y <= b.top + b.height;
   }
 
-  class BoundingBox extends C.ImageAnnotator {
+  class BoundingBox extends C.ShapeAnnotator {
     build() {
       var initial = C.jsonAttr(this, 'initial-value', null);
-      this.boxes = Array.isArray(initial) ? initial.map(toBox).filter(Boolean) : [];
-      // Kept to tell whether the worker changed the model's boxes (initialValueModified).
-      this._initialKeys = Array.isArray(initial) ? this.boxes.map(key).sort().join('\n') : null;
-      this.selected = -1;
+      this.initialGiven = Array.isArray(initial);
+      this.boxes = this.shapes = this.initialGiven ? initial.map(toBox).filter(Boolean) : [];
+      this.nouns = ['box', 'boxes'];
       this.gesture = null;
       super.build();
     }
@@ -40,53 +40,14 @@
         return { height: b.height, label: b.label, left: b.left, top: b.top, width: b.width };
       });
       var value = { boundingBoxes: boxes, inputImageProperties: this.inputImageProperties };
-      if (this._initialKeys !== null && this._initialKeys !== undefined) {
-        value.initialValueModified = boxes.map(key).sort().join('\n') !== this._initialKeys;
-      }
+      if (this.initialGiven) value.initialValueModified = this.modified;
       return value;
     }
 
-    tools() {
-      var self = this;
-      this._deleteButton = this._tool('Delete box', 'Delete the selected box (Delete)', function () {
-        self.deleteSelected();
-      });
-      this._deleteButton.disabled = true;
-      return [this._deleteButton];
-    }
-
     helpText() {
-      return 'Drag on the image to draw a box with the chosen label (Shift-drag to draw over other boxes). ' +
-        'Click a box to select it, drag it to move it, drag its handles to resize it; a label or number key ' +
-        'relabels it, arrows nudge it, Delete removes it, Esc lets go. Wheel zooms; Space-drag pans.';
-    }
-
-    statusText() {
-      var n = this.boxes.length;
-      var text = n + (n === 1 ? ' box' : ' boxes');
-      if (this.selected >= 0) text += ' · selected: ' + (this.boxes[this.selected].label || '(no label)');
-      return text;
-    }
-
-    select(index) {
-      if (index === this.selected) return;
-      this.selected = index;
-      this._deleteButton.disabled = index < 0;
-      this.invalidate(C.LAYER | C.OVERLAY);
-    }
-
-    deleteSelected() {
-      if (this.selected < 0) return;
-      this.boxes.splice(this.selected, 1);
-      this.selected = -1;
-      this._deleteButton.disabled = true;
-      this.invalidate(C.LAYER | C.OVERLAY);
-    }
-
-    onLabelPicked(label) {
-      if (this.selected < 0) return;
-      this.boxes[this.selected].label = label;
-      this.invalidate(C.OVERLAY);
+      return 'Drag on the image to draw a box with the chosen label, also inside other boxes. Click a box to select it: ' +
+        'then drag it to move it, drag its handles to resize it, change its label under the labels, nudge it with the ' +
+        'arrows, Delete removes it, Esc lets go. Ctrl+Z undoes, Shift+Ctrl+Z redoes. Wheel zooms; Space-drag pans.';
     }
 
     // -- hit testing --
@@ -118,7 +79,7 @@
       var bestArea = Infinity;
       for (var i = 0; i < this.boxes.length; i++) {
         var b = this.boxes[i];
-        if (p.x >= b.left && p.x <= b.left + b.width && p.y >= b.top && p.y <= b.top + b.height) {
+        if (contains(b, p)) {
           var area = b.width * b.height;
           if (area < bestArea) {
             best = i;
@@ -133,33 +94,37 @@
       if (this.gesture) return this.gesture.kind === 'resize' ? CURSORS[this.gesture.handle] : this.gesture.kind === 'move' ? 'move' : 'crosshair';
       var handle = this._handleAt(p, e);
       if (handle) return CURSORS[handle];
-      return !e.shiftKey && this._boxAt(p) >= 0 ? 'move' : 'crosshair';
+      return this._inSelected(p) ? 'move' : 'crosshair';
+    }
+
+    _inSelected(p) {
+      return this.selected >= 0 && contains(this.boxes[this.selected], p);
     }
 
     // -- gestures --
+    // Every gesture notes where it began on screen (sx, sy) and where it is (ex, ey): one
+    // that moved less than MIN_SCREEN_SIZE is a click, which selects the box under it.
 
     onPointerDown(p, e) {
+      var at = { sx: p.sx, sy: p.sy, ex: p.sx, ey: p.sy };
       if (!e.shiftKey) {
         var handle = this._handleAt(p, e);
         if (handle) {
-          this.gesture = { kind: 'resize', handle: handle, start: Object.assign({}, this.boxes[this.selected]) };
+          this.gesture = Object.assign(at, { kind: 'resize', handle: handle, start: Object.assign({}, this.boxes[this.selected]) });
           return true;
         }
-        var hit = this._boxAt(p);
-        if (hit >= 0) {
-          this.select(hit);
-          this.gesture = { kind: 'move', from: p, start: Object.assign({}, this.boxes[hit]) };
+        if (this._inSelected(p)) {
+          this.gesture = Object.assign(at, { kind: 'move', from: p, start: Object.assign({}, this.boxes[this.selected]) });
           return true;
         }
       }
-      if (!this._labels.length) {
+      if (!this._labels.length && this._boxAt(p) < 0) {
         this._status.textContent = 'There are no labels to draw with.';
         return false;
       }
-      this.select(-1);
       var x = Math.round(this.clampX(p.x));
       var y = Math.round(this.clampY(p.y));
-      this.gesture = { kind: 'draw', x1: x, y1: y, x2: x, y2: y, sx: p.sx, sy: p.sy, ex: p.sx, ey: p.sy };
+      this.gesture = Object.assign(at, { kind: 'draw', x1: x, y1: y, x2: x, y2: y });
       this.invalidate(C.OVERLAY);
       return true;
     }
@@ -167,11 +132,11 @@
     onPointerMove(p) {
       var g = this.gesture;
       if (!g) return;
+      g.ex = p.sx;
+      g.ey = p.sy;
       if (g.kind === 'draw') {
         g.x2 = Math.round(this.clampX(p.x));
         g.y2 = Math.round(this.clampY(p.y));
-        g.ex = p.sx;
-        g.ey = p.sy;
       } else if (g.kind === 'move') {
         var b = this.boxes[this.selected];
         b.left = Math.max(0, Math.min(this.naturalWidth - b.width, g.start.left + Math.round(p.x - g.from.x)));
@@ -199,44 +164,41 @@
       b.height = Math.max(1, Math.abs(y2 - y1));
     }
 
-    onPointerUp() {
+    onPointerUp(p) {
       var g = this.gesture;
       this.gesture = null;
-      if (g && g.kind === 'draw') {
-        var big = Math.abs(g.ex - g.sx) >= MIN_SCREEN_SIZE && Math.abs(g.ey - g.sy) >= MIN_SCREEN_SIZE;
-        if (big && g.x1 !== g.x2 && g.y1 !== g.y2) {
-          this.boxes.push({
-            label: this._labels[this.activeLabel],
-            left: Math.min(g.x1, g.x2),
-            top: Math.min(g.y1, g.y2),
-            width: Math.abs(g.x2 - g.x1),
-            height: Math.abs(g.y2 - g.y1),
-          });
-          this.select(this.boxes.length - 1);
-        }
+      if (!g) return;
+      var click = Math.abs(g.ex - g.sx) < MIN_SCREEN_SIZE && Math.abs(g.ey - g.sy) < MIN_SCREEN_SIZE;
+      if (click && g.kind !== 'resize') {
+        if (g.kind === 'move') Object.assign(this.boxes[this.selected], g.start);
+        this.select(this._boxAt(p));
+      } else if (g.kind === 'draw' && g.x1 !== g.x2 && g.y1 !== g.y2 && this._labels.length) {
+        this.boxes.push({
+          label: this._labels[this.activeLabel],
+          left: Math.min(g.x1, g.x2),
+          top: Math.min(g.y1, g.y2),
+          width: Math.abs(g.x2 - g.x1),
+          height: Math.abs(g.y2 - g.y1),
+        });
+        this.select(-1);
       }
+      this.commit();
       this.invalidate(C.OVERLAY);
     }
 
     onToolKey(e) {
-      if (e.key === 'Escape') {
-        if (this.gesture && this.gesture.kind === 'draw') this.gesture = null;
-        this.select(-1);
-        this.invalidate(C.OVERLAY);
-        return true;
-      }
-      if (this.selected < 0) return false;
-      if (e.key === 'Delete' || e.key === 'Backspace') {
-        this.deleteSelected();
-        return true;
+      if (e.key === 'Escape' && this.gesture) {
+        // Esc in the middle of a gesture: no box drawn, the moved or resized one put back.
+        if (this.gesture.start) Object.assign(this.boxes[this.selected], this.gesture.start);
+        this.gesture = null;
       }
       var step = e.shiftKey ? 10 : 1;
       var move = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] }[e.key];
-      if (!move) return false;
+      if (!move || this.selected < 0) return super.onToolKey(e);
       var b = this.boxes[this.selected];
       b.left = Math.max(0, Math.min(this.naturalWidth - b.width, b.left + move[0]));
       b.top = Math.max(0, Math.min(this.naturalHeight - b.height, b.top + move[1]));
-      this.invalidate(C.OVERLAY);
+      this.commit();
       return true;
     }
 

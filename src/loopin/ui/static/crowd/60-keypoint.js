@@ -1,4 +1,5 @@
-// crowd-keypoint: place, move, relabel and delete labelled points on an image.
+// crowd-keypoint: place, move, relabel and delete labelled points on an image. A point is its
+// own handle: dragging it moves it; a placed point is not left selected.
 (function () {
   'use strict';
   var C = window.LoopinCrowd;
@@ -10,11 +11,12 @@
     return isFinite(point.x) && isFinite(point.y) ? point : null;
   }
 
-  class Keypoint extends C.ImageAnnotator {
+  class Keypoint extends C.ShapeAnnotator {
     build() {
       var initial = C.jsonAttr(this, 'initial-value', null);
-      this.points = Array.isArray(initial) ? initial.map(toPoint).filter(Boolean) : [];
-      this.selected = -1;
+      this.initialGiven = Array.isArray(initial);
+      this.points = this.shapes = this.initialGiven ? initial.map(toPoint).filter(Boolean) : [];
+      this.nouns = ['point', 'points'];
       this.dragging = null;
       super.build();
     }
@@ -28,41 +30,10 @@
       };
     }
 
-    tools() {
-      var self = this;
-      this._deleteButton = this._tool('Delete point', 'Delete the selected point (Delete)', function () {
-        self.deleteSelected();
-      });
-      this._deleteButton.disabled = true;
-      return [this._deleteButton];
-    }
-
     helpText() {
       return 'Click the image to place a point with the chosen label. Drag a point to move it; click it to select it, ' +
-        'then a label or number key relabels it and Delete removes it. Wheel zooms; Space-drag pans.';
-    }
-
-    statusText() {
-      var n = this.points.length;
-      return n + (n === 1 ? ' point' : ' points') + (this.selected >= 0 ? ' · selected: ' + this.points[this.selected].label : '');
-    }
-
-    select(i) {
-      this.selected = i;
-      this._deleteButton.disabled = i < 0;
-      this.invalidate(C.LAYER | C.OVERLAY);
-    }
-
-    deleteSelected() {
-      if (this.selected < 0) return;
-      this.points.splice(this.selected, 1);
-      this.select(-1);
-    }
-
-    onLabelPicked(label) {
-      if (this.selected < 0) return;
-      this.points[this.selected].label = label;
-      this.invalidate(C.OVERLAY);
+        'then change its label under the labels, or Delete removes it. Ctrl+Z undoes, Shift+Ctrl+Z redoes. ' +
+        'Wheel zooms; Space-drag pans.';
     }
 
     _pointAt(p, e) {
@@ -82,13 +53,14 @@
       var hit = this._pointAt(p, e);
       if (hit >= 0) {
         this.select(hit);
-        this.dragging = true;
+        this.dragging = { placed: false };
         return true;
       }
       if (!this._labels.length || p.x < 0 || p.y < 0 || p.x > this.naturalWidth || p.y > this.naturalHeight) return false;
+      // The new point follows the pointer until it is let go, then is let go itself.
       this.points.push({ label: this._labels[this.activeLabel], x: Math.round(p.x), y: Math.round(p.y) });
       this.select(this.points.length - 1);
-      this.dragging = true;
+      this.dragging = { placed: true };
       return true;
     }
 
@@ -101,19 +73,9 @@
     }
 
     onPointerUp() {
+      if (this.dragging && this.dragging.placed) this.select(-1);
       this.dragging = null;
-    }
-
-    onToolKey(e) {
-      if (e.key === 'Escape') {
-        this.select(-1);
-        return true;
-      }
-      if (this.selected >= 0 && (e.key === 'Delete' || e.key === 'Backspace')) {
-        this.deleteSelected();
-        return true;
-      }
-      return false;
+      this.commit();
     }
 
     _drawPoint(ctx, q, selected) {

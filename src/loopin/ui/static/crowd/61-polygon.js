@@ -1,9 +1,10 @@
 // crowd-polygon: outline objects with polygons; select, move vertices or whole polygons,
-// relabel and delete.
+// relabel and delete. A click on a polygon selects it; only the selected polygon moves.
 (function () {
   'use strict';
   var C = window.LoopinCrowd;
   var CLOSE_REACH = 9;
+  var CLICK = 4; // screen pixels: a press that moves less is a click
 
   function toPolygon(item) {
     if (!item || typeof item !== 'object' || !Array.isArray(item.vertices)) return null;
@@ -28,11 +29,12 @@
     return hit;
   }
 
-  class Polygon extends C.ImageAnnotator {
+  class Polygon extends C.ShapeAnnotator {
     build() {
       var initial = C.jsonAttr(this, 'initial-value', null);
-      this.polygons = Array.isArray(initial) ? initial.map(toPolygon).filter(Boolean) : [];
-      this.selected = -1;
+      this.initialGiven = Array.isArray(initial);
+      this.polygons = this.shapes = this.initialGiven ? initial.map(toPolygon).filter(Boolean) : [];
+      this.nouns = ['polygon', 'polygons'];
       this.drawing = null; // vertices of the polygon being drawn
       this.drag = null;
       super.build();
@@ -52,45 +54,28 @@
       };
     }
 
-    tools() {
-      var self = this;
-      this._deleteButton = this._tool('Delete polygon', 'Delete the selected polygon (Delete)', function () {
-        self.deleteSelected();
-      });
-      this._deleteButton.disabled = true;
-      return [this._deleteButton];
-    }
-
     helpText() {
-      return 'Click to place the corners of a polygon; click the first corner, double-click or press Enter to close it. ' +
-        'Backspace removes the last corner, Esc cancels. Click a polygon to select it: drag a corner or the inside to move, ' +
-        'a label or number key relabels it, Delete removes it. Wheel zooms; Space-drag pans.';
+      return 'Click to place the corners of a polygon (Shift-click to start one inside another); click the first corner, ' +
+        'double-click or press Enter to close it. Backspace removes the last corner, Esc cancels. Click a polygon to ' +
+        'select it: then drag a corner or the inside to move, change its label under the labels, Delete removes it. ' +
+        'Ctrl+Z undoes, Shift+Ctrl+Z redoes. Wheel zooms; Space-drag pans.';
     }
 
     statusText() {
-      var n = this.polygons.length;
-      var text = n + (n === 1 ? ' polygon' : ' polygons');
-      if (this.drawing) text += ' · drawing: ' + this.drawing.length + ' corners';
-      else if (this.selected >= 0) text += ' · selected: ' + this.polygons[this.selected].label;
-      return text;
+      return super.statusText() + (this.drawing ? ' · drawing: ' + this.drawing.length + ' corners' : '');
     }
 
-    select(i) {
-      this.selected = i;
-      this._deleteButton.disabled = i < 0;
-      this.invalidate(C.LAYER | C.OVERLAY);
-    }
-
-    deleteSelected() {
-      if (this.selected < 0) return;
-      this.polygons.splice(this.selected, 1);
-      this.select(-1);
-    }
-
-    onLabelPicked(label) {
-      if (this.selected < 0) return;
-      this.polygons[this.selected].label = label;
+    onCommandKey(e) {
+      if (!this.drawing || e.key.toLowerCase() !== 'z' || e.shiftKey) return super.onCommandKey(e);
+      this.drawing.pop(); // while drawing, undo takes back the last corner
+      if (!this.drawing.length) this.drawing = null;
       this.invalidate(C.OVERLAY);
+      return true;
+    }
+
+    _apply(state, asEdit) {
+      this.drawing = null;
+      super._apply(state, asEdit);
     }
 
     _vertexAt(p) {
@@ -112,10 +97,11 @@
     cursorAt(p) {
       if (this.drawing) return 'crosshair';
       if (this._vertexAt(p) >= 0) return 'pointer';
-      return this._polygonAt(p) >= 0 ? 'move' : 'crosshair';
+      if (this.selected >= 0 && inside(this.polygons[this.selected], p)) return 'move';
+      return this._polygonAt(p) >= 0 ? 'pointer' : 'crosshair';
     }
 
-    onPointerDown(p) {
+    onPointerDown(p, e) {
       var point = { x: Math.round(this.clampX(p.x)), y: Math.round(this.clampY(p.y)) };
       if (this.drawing) {
         var first = this.drawing[0];
@@ -126,14 +112,15 @@
         return false;
       }
       var vertex = this._vertexAt(p);
-      if (vertex >= 0) {
-        this.drag = { vertex: vertex };
+      var moving = vertex >= 0 || (this.selected >= 0 && inside(this.polygons[this.selected], p));
+      if (moving) {
+        var start = this.polygons[this.selected].vertices.map(function (v) { return { x: v.x, y: v.y }; });
+        this.drag = { from: p, start: start, vertex: vertex >= 0 ? vertex : undefined };
         return true;
       }
-      var hit = this._polygonAt(p);
+      var hit = e.shiftKey ? -1 : this._polygonAt(p);
       if (hit >= 0) {
-        this.select(hit);
-        this.drag = { from: p, start: this.polygons[hit].vertices.map(function (v) { return { x: v.x, y: v.y }; }) };
+        this.drag = { from: p, pick: hit }; // a click selects it; a drag moves nothing
         return true;
       }
       if (!this._labels.length) return false;
@@ -145,7 +132,7 @@
     }
 
     onPointerMove(p) {
-      if (!this.drag || this.selected < 0) return;
+      if (!this.drag || this.drag.pick !== undefined || this.selected < 0) return;
       var vs = this.polygons[this.selected].vertices;
       if (this.drag.vertex !== undefined) {
         vs[this.drag.vertex] = { x: Math.round(this.clampX(p.x)), y: Math.round(this.clampY(p.y)) };
@@ -160,8 +147,19 @@
       this.invalidate(C.OVERLAY);
     }
 
-    onPointerUp() {
+    onPointerUp(p) {
+      var d = this.drag;
       this.drag = null;
+      if (!d) return;
+      var click = Math.abs(p.sx - d.from.sx) < CLICK && Math.abs(p.sy - d.from.sy) < CLICK;
+      if (click && d.pick !== undefined) {
+        this.select(d.pick);
+      } else if (click) {
+        // Not a move: the corners stay put; a click inside selects the polygon under it.
+        this.polygons[this.selected].vertices = d.start;
+        if (d.vertex === undefined) this.select(this._polygonAt(p));
+      }
+      this.commit();
     }
 
     onHover(p) {
@@ -183,7 +181,7 @@
       this.drawing = null;
       if (vs.length < 3) return;
       this.polygons.push({ label: this._labels[this.activeLabel], vertices: vs });
-      this.select(this.polygons.length - 1);
+      this.commit();
     }
 
     onToolKey(e) {
@@ -196,15 +194,7 @@
         this.invalidate(C.OVERLAY);
         return true;
       }
-      if (e.key === 'Escape') {
-        this.select(-1);
-        return true;
-      }
-      if (this.selected >= 0 && (e.key === 'Delete' || e.key === 'Backspace')) {
-        this.deleteSelected();
-        return true;
-      }
-      return false;
+      return super.onToolKey(e);
     }
 
     _path(ctx, vertices, close) {
