@@ -1,12 +1,13 @@
 # Two entry points: `make run` (the server on SQLite and a local folder) and `make test`
-# (every check CI runs). Each creates and fills its own virtualenv on first use.
+# (every check CI runs); `make check` is the fast subset while working. Each creates and
+# fills its own virtualenv on first use.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint bench clean
+.PHONY: run test check lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
+
+# The fast inner loop: lint and the tests that need neither PostgreSQL, Chromium nor
+# server processes.
+check: $(STAMP) lint
+	$(BIN)/pytest -m "not postgres and not browser and not slow"
 
 test: $(STAMP) lint
 	scripts/test-services.sh

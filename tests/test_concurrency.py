@@ -14,6 +14,8 @@ from loopin.client import Client, WorkerClient
 from tests.helpers import PASSWORD, setup_flow
 from tests.servers import create_key, loopin_env, serve
 
+pytestmark = pytest.mark.slow
+
 
 def _run_threads(count: int, target) -> None:
     errors: list[BaseException] = []

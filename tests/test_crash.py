@@ -6,7 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.servers import die_with_parent
+
+pytestmark = pytest.mark.slow
+
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "crash_test.py"
 

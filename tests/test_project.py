@@ -232,3 +232,17 @@ def test_the_light_install_is_a_client_without_the_server_packages() -> None:
     assert cli.returncode == 0 and "Usage" in cli.stdout, cli.stderr
     serve = _without_server("from loopin.cli import main; main()", ["serve"])
     assert serve.returncode == 1 and "pip install 'loopin[server]'" in serve.stderr, serve.stderr
+
+
+def test_the_architecture_page_lists_every_module() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    missing = []
+    for path in _sources():
+        rel = path.relative_to(SRC)
+        if path.name in ("__init__.py", "__main__.py") or "migrations" in rel.parts:
+            continue
+        if f"`{path.name}`" not in text and f"`{rel.as_posix()}`" not in text:
+            missing.append(rel.as_posix())
+    assert missing == []
+    for unit in RANK:
+        assert f"`{unit}`" in text or f"`{unit}/`" in text, unit
