@@ -275,6 +275,7 @@ def _table_counts(services: Services) -> dict[str, int]:
 # -- the command line ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_admin_commands_create_list_reset_and_the_setup_link(tmp_path: Path, database_url: str, services):
     """The commands act on the server's database (here the test's own)."""
     env = loopin_env(tmp_path / "cli-data", database_url)

@@ -91,6 +91,7 @@ def photo() -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.browser
 def test_the_walkthrough_with_boto3_and_a_worker_in_chromium(url, access_key, settings: Settings) -> None:
     s3_url, s3_key = (
         (settings.s3_endpoint_url, ("testing", "testing")) if settings.s3_endpoint_url else (url, access_key)
@@ -265,6 +266,7 @@ def aws_cli(*args: str, url: str, key: tuple[str, str], home: Path) -> str:
 
 
 @pytest.mark.parametrize("settings", ["embedded store"], indirect=True)
+@pytest.mark.slow
 def test_hosting_and_invoke_with_the_aws_cli(url, access_key, tmp_path: Path) -> None:
     def aws(*args: str) -> Any:
         printed = aws_cli(*args, url=url, key=access_key, home=tmp_path)

@@ -10,6 +10,9 @@ import pytest
 
 from tests.servers import create_key, loopin_env, run_cli, serve
 
+pytestmark = pytest.mark.slow  # every test runs `loopin` processes
+
+
 TEMPLATE = "<crowd-form><p>{{ task.input.question }}</p><crowd-input name='answer'></crowd-input></crowd-form>"
 
 
