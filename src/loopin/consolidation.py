@@ -766,3 +766,14 @@ def match_count(
         overlap = np.array([[iou(a, b) for b in t] for a in f])
         tp += sum(1 for r, c in assignment(1.0 - overlap) if overlap[r, c] >= iou_threshold)
     return tp
+
+
+def needs_history(answers: Sequence[Answer]) -> bool:
+    """True when a field is a classification (only those learn from other items)."""
+    for _, content in answers:
+        for value in content.values():
+            if isinstance(value, Mapping) and (
+                isinstance(value.get("label"), str) or isinstance(value.get("labels"), list)
+            ):
+                return True
+    return False
