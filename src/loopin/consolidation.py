@@ -116,8 +116,9 @@ def consolidate(
 
     ``quorum``: how many workers must give a box, keypoint or category for it to be kept
     (default: a majority of the answers; capped at the number of answers). With reliability
-    weights, a value is kept when its workers hold at least ``quorum / n`` of the total
-    weight, which is the same rule when the weights are equal. ``history``: other items
+    weights, votes count by ``vote_weight`` (log-odds) and a value is kept when its workers
+    hold at least (quorum - 1/2) / n of the total, the same rule when weights are equal;
+    coordinates are averaged with the reliabilities themselves as weights. ``history``: other items
     (loops) of the same flow, each a list of answers, used by Dawid-Skene EM.
     """
     n = len(answers)
@@ -236,9 +237,19 @@ def _weight(reliability: Mapping[str, float] | None, worker: str) -> float:
     return min(1.0, max(1e-3, float(reliability[worker])))
 
 
+def vote_weight(reliability: float) -> float:
+    """A worker's weight in a vote: the log-odds of their reliability (the optimal weights
+    for a majority of independent voters), clamped to [0.51, 0.99] so that an unknown or
+    poor worker still counts a little and a perfect one does not count infinitely."""
+    r = min(0.99, max(0.51, reliability))
+    return math.log(r / (1 - r))
+
+
 def _kept(support: float, total: float, quorum: int, n: int) -> bool:
-    """At least ``quorum`` of ``n`` workers, counted by weight."""
-    return support >= total * quorum / n - 1e-9
+    """ "At least ``quorum`` of ``n`` workers" by vote weight: the supporters hold at least
+    (quorum - 1/2) / n of the total weight. With equal weights that is exactly ``quorum``
+    workers; with reliabilities, one reliable worker can outweigh two poor ones."""
+    return support >= total * (quorum - 0.5) / n - 1e-9
 
 
 def _round(x: float | None) -> float | None:
@@ -348,7 +359,7 @@ def cluster_boxes(
 
 def _boxes(given: Given, weights: Weights, quorum: int, n: int, _past: Past, iou_threshold: float) -> FieldResult:
     clusters = cluster_boxes([(w, v["boundingBoxes"]) for w, v in given], weights, iou_threshold=iou_threshold)
-    total = sum(weights[w] for w, _ in given)
+    total = sum(vote_weight(weights[w]) for w, _ in given)
     n_given = len(given)
     kept_boxes: list[dict[str, Any]] = []
     objects: list[dict[str, Any]] = []
@@ -365,7 +376,7 @@ def _boxes(given: Given, weights: Weights, quorum: int, n: int, _past: Past, iou
         ]  # pairwise, within the object
         score = (statistics.fmean(ious) if ious else 1.0) * share
         scores.append(score)
-        support = sum(weights[w] for w, _ in cluster.members)
+        support = sum(vote_weight(weights[w]) for w, _ in cluster.members)
         if not _kept(support, total, quorum, n_given):
             continue
         box = cluster.fused(weights)
@@ -424,7 +435,7 @@ def _most_common(values: list[Any]) -> Any:
 def _keypoints(given: Given, weights: Weights, quorum: int, n: int, _past: Past, _iou: float) -> FieldResult:
     """Per label, the k-th point of that label of each worker is one object; kept at quorum,
     placed at the median of the workers' coordinates."""
-    total = sum(weights[w] for w, _ in given)
+    total = sum(vote_weight(weights[w]) for w, _ in given)
     groups: dict[tuple[str, int], list[tuple[str, Mapping[str, Any]]]] = {}
     for worker, v in given:
         seen: dict[str, int] = {}
@@ -445,7 +456,7 @@ def _keypoints(given: Given, weights: Weights, quorum: int, n: int, _past: Past,
             math.dist((x, y), (statistics.median(xs), statistics.median(ys))) for x, y in zip(xs, ys, strict=True)
         )
         all_scores.append(share)
-        if not _kept(sum(weights[w] for w, _ in members), total, quorum, len(given)):
+        if not _kept(sum(vote_weight(weights[w]) for w, _ in members), total, quorum, len(given)):
             continue
         x, y = statistics.median(xs), statistics.median(ys)
         if all(isinstance(c, int) for c in xs + ys):
@@ -473,7 +484,7 @@ def weighted_vote(votes: Sequence[tuple[str, str]], weights: Mapping[str, float]
     the most reliable worker among them, then to the first given."""
     tally: dict[str, float] = {}
     for worker, label in votes:
-        tally[label] = tally.get(label, 0.0) + weights.get(worker, 1.0)
+        tally[label] = tally.get(label, 0.0) + vote_weight(weights.get(worker, 1.0))
     best = max(tally.values())
     tied = [label for label in tally if math.isclose(tally[label], best)]
     if len(tied) > 1:
@@ -578,12 +589,12 @@ def _labels(given: Given, weights: Weights, quorum: int, n: int, past: Past, _io
         for c in v["labels"]:
             if c not in order:
                 order.append(c)
-    total = sum(weights[w] for w, _ in sets)
+    total = sum(vote_weight(weights[w]) for w, _ in sets)
     chosen, objects, methods = [], [], set()
     for category in order:
         votes = [(w, "yes" if category in s else "no") for w, s in sets]
         past_votes = [[(w, "yes" if category in s else "no") for w, s in item] for item in history]
-        support = sum(weights[w] for w, s in sets if category in s)
+        support = sum(vote_weight(weights[w]) for w, s in sets if category in s)
         items = [v for v in past_votes if v] + [votes]
         if len(items) >= MIN_EM_ITEMS and {x for item in items for _, x in item} == {"no", "yes"}:
             posterior, _ = dawid_skene(items, classes=["no", "yes"], reliability=weights if _known(weights) else None)
@@ -679,10 +690,10 @@ def normalise_text(text: str) -> str:
 def _text(given: Given, weights: Weights, quorum: int, n: int, _past: Past, _iou: float) -> FieldResult:
     """The normalised answer most workers gave (at quorum, by weight), in the words of the
     most reliable of them; else the answer closest to the others by edit ratio."""
-    total = sum(weights[w] for w, _ in given)
+    total = sum(vote_weight(weights[w]) for w, _ in given)
     norm = [(w, normalise_text(v)) for w, v in given]
     winner, _ = weighted_vote(norm, weights)
-    support = sum(weights[w] for w, x in norm if x == winner)
+    support = sum(vote_weight(weights[w]) for w, x in norm if x == winner)
     workers = [w for w, x in norm if x == winner]
     if len(given) > 1 and _kept(support, total, quorum, len(given)) and len(workers) > 1:
         best = max((i for i, (w, x) in enumerate(norm) if x == winner), key=lambda i: weights[norm[i][0]])
