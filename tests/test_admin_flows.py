@@ -28,6 +28,8 @@ GOOD = {
     "task_count": "1",
     "availability_lifetime_s": "3600",
     "time_limit_s": "300",
+    "consolidation": "auto",
+    "consolidation_quorum": "",
 }
 
 
@@ -166,6 +168,23 @@ def test_update_refuses_bad_fields_and_changes_nothing(admin_console: AdminConso
         flows.update_flow(s, "review", **{**_editable_values(), "task_count": 9})
     assert caught.value.details["fields"] == {"task_count": "TaskCount must be a whole number from 1 to 3."}
     admin_console.post("/admin/flows/nope", 404, fields={"csrf": admin_console.csrf(), **fields})
+
+
+def test_consolidation_settings_through_the_form(admin_console: AdminConsole, ready: Services) -> None:
+    _create(admin_console, task_count="3", consolidation="on", consolidation_quorum="3")
+    flow = _flow(ready)
+    assert (flow.consolidation, flow.consolidation_quorum) == (True, 3)
+    page = admin_console.get("/admin/flows/review")
+    assert '<option value="on" selected>On</option>' in page and 'name="consolidation_quorum" value="3"' in page
+    fields = {**{k: GOOD[k] for k in EDITABLE}, "task_count": "2", "consolidation_quorum": "3"}
+    response = admin_console.post("/admin/flows/review", 400, fields={"csrf": admin_console.csrf(), **fields})
+    assert "Consolidation quorum must be a whole number from 1 to the task count (2)" in response.text
+    assert _flow(ready).task_count == 3
+    fields = {**fields, "consolidation": "auto", "consolidation_quorum": ""}
+    admin_console.post("/admin/flows/review", fields={"csrf": admin_console.csrf(), **fields})
+    flow = _flow(ready)
+    assert (flow.task_count, flow.consolidation, flow.consolidation_quorum) == (2, None, None)
+    assert flows.consolidation_settings(flow) == (True, 2)
 
 
 def test_delete_is_refused_while_the_flow_has_loops(admin_console: AdminConsole, ready: Services) -> None:

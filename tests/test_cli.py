@@ -66,6 +66,12 @@ def test_operator_and_reviewer_round_trip(cli, tmp_path: Path) -> None:
     refused = run_cli(env, "flows", "update", "ask", "--task-count", "9", check=False)
     assert refused.returncode == 1 and "ValidationException" in refused.stderr
     assert _json(env, "flows", "describe", "ask")["task_count"] == 1
+    consolidating = _json(env, "flows", "update", "ask", "--task-count", "3", "--consolidation-quorum", "3")
+    assert (consolidating["consolidation"], consolidating["consolidation_quorum"]) == (True, 3)
+    refused = run_cli(env, "flows", "update", "ask", "--consolidation-quorum", "4", check=False)
+    assert refused.returncode == 1 and "Consolidation quorum" in refused.stderr
+    off = _json(env, "flows", "update", "ask", "--task-count", "1", "--consolidation-quorum", "1", "--no-consolidation")
+    assert (off["task_count"], off["consolidation"], off["consolidation_quorum"]) == (1, False, 1)
 
     started = _json(env, "loops", "start", "q-1", "--flow", "ask", "--input", '{"question": "Cat or dog?"}')
     assert started["created"] is True

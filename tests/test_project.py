@@ -66,6 +66,7 @@ LAYERS: dict[str, set[str]] = {
         "webhooks",
         "mailer",
         "outputs",
+        "consolidation",
         "background",
         "demo",
         "services",

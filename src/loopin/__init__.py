@@ -1,7 +1,7 @@
 """loopin: self-hosted human review of machine-learning predictions.
 
 The public surface is the SDK client and its errors; the server lives in
-``loopin.server`` and is started with ``loopin serve``.
+``loopin.web.server`` and is started with ``loopin serve``.
 """
 
 from loopin.client import Client, WorkerClient

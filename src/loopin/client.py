@@ -225,6 +225,8 @@ class Client:
         availability_lifetime_seconds: int = 864_000,
         time_limit_seconds: int = 3_600,
         role_arn: str | None = None,
+        consolidation: bool | None = None,
+        consolidation_quorum: int | None = None,
     ) -> schemas.Flow:
         body = schemas.FlowCreate(
             name=name,
@@ -238,6 +240,8 @@ class Client:
             availability_lifetime_seconds=availability_lifetime_seconds,
             time_limit_seconds=time_limit_seconds,
             role_arn=role_arn,
+            consolidation=consolidation,
+            consolidation_quorum=consolidation_quorum,
         )
         return self._http.model(schemas.Flow, "POST", "/flows", json_body=body.model_dump())
 
@@ -251,9 +255,11 @@ class Client:
         task_count: int | None = None,
         availability_lifetime_seconds: int | None = None,
         time_limit_seconds: int | None = None,
+        consolidation: bool | None = None,
+        consolidation_quorum: int | None = None,
     ) -> schemas.Flow:
-        """Change a flow's title, description, keywords, task count or time limits (those
-        given). Team, template and output path cannot change."""
+        """Change a flow's title, description, keywords, task count, time limits or
+        consolidation settings (those given). Team, template and output path cannot change."""
         body = schemas.FlowUpdate(
             title=title,
             description=description,
@@ -261,6 +267,8 @@ class Client:
             task_count=task_count,
             availability_lifetime_seconds=availability_lifetime_seconds,
             time_limit_seconds=time_limit_seconds,
+            consolidation=consolidation,
+            consolidation_quorum=consolidation_quorum,
         )
         return self._http.model(
             schemas.Flow, "PATCH", f"/flows/{_q(name)}", json_body=body.model_dump(exclude_none=True)

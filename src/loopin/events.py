@@ -3,6 +3,7 @@ change, and their A2I EventBridge form (reference D.4)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -19,8 +20,10 @@ STREAMED_STATUSES = ("InProgress", "Completed", "Failed", "Stopped")
 NEW_EVENTS = "loopin.new_events"  # key in Session.info
 
 
-def record_status(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
-    """Write the outbox row for the loop's current status (the caller's transaction)."""
+def record_status(session: Session, loop: HumanLoop, *, now_ms: int, data: dict[str, Any] | None = None) -> None:
+    """Write the outbox row for the loop's current status (the caller's transaction).
+    ``data``: loopin's additions to the event's ``detail`` (new keys only), e.g. the
+    consolidation summary of a Completed loop."""
     if loop.status not in STREAMED_STATUSES:
         return
     session.info[NEW_EVENTS] = True  # lets this process's job runner deliver it right away
@@ -35,6 +38,7 @@ def record_status(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
             failure_code=loop.failure_code,
             failure_reason=loop.failure_reason,
             output_uri=loop.output_uri if loop.output_state == "written" else None,
+            data=json.dumps(data, sort_keys=True) if data else None,
             fanned_out=False,
             created_at=now_ms,
         )
@@ -44,7 +48,8 @@ def record_status(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
 def eventbridge(event: Event, *, region: str, account_id: str) -> dict[str, Any]:
     """The event as EventBridge delivers A2I's: envelope plus camelCase ``detail``."""
     loop_arn = arn(region, account_id, "human-loop", event.loop_name)
-    return {
+    extra = json.loads(event.data) if event.data else {}
+    body: dict[str, Any] = {
         "version": "0",
         "id": event.event_id,
         "detail-type": DETAIL_TYPE,
@@ -64,6 +69,9 @@ def eventbridge(event: Event, *, region: str, account_id: str) -> dict[str, Any]
             "humanLoopStatus": event.status,
         },
     }
+    # loopin's extensions (e.g. "consolidation") come after A2I's keys and never replace one.
+    body["detail"].update({k: v for k, v in extra.items() if k not in body["detail"]})
+    return body
 
 
 def events_after(

@@ -3,12 +3,12 @@ where the output goes.
 
 A flow is created whole. Afterwards ``update_flow`` may change what does not alter a loop
 already running: the task's title, description and keywords (shown to workers from the
-flow as it is now), the task count and availability lifetime (read when a loop starts)
-and the time limit (read when a worker takes a task; a task held now keeps its
-deadline). The team, the template and the output path stay as created: changing them
-would hand waiting tasks to other people, change what in-flight loops render and the
-answer's shape, or write their output where the client does not look for it. Create a
-new flow for those.
+flow as it is now), the task count and availability lifetime (read when a loop starts),
+the time limit (read when a worker takes a task; a task held now keeps its deadline) and
+the consolidation settings (read when a loop's output is written). The team, the template
+and the output path stay as created: changing them would hand waiting tasks to other
+people, change what in-flight loops render and the answer's shape, or write their output
+where the client does not look for it. Create a new flow for those.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+from types import EllipsisType
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from loopin.consolidation import default_quorum
 from loopin.errors import LoopinError, NotFoundError, ResourceInUseError, ValidationError
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot
 from loopin.store import normalize_output_location
@@ -51,10 +53,15 @@ def create_flow(
     availability_lifetime_s: int = DEFAULT_AVAILABILITY_S,
     time_limit_s: int = DEFAULT_TIME_LIMIT_S,
     role_arn: str | None = None,
+    consolidation: bool | None = None,
+    consolidation_quorum: int | None = None,
     now_ms: int,
 ) -> FlowDefinition:
     """A new flow definition. A ValidationError names the first bad field in its message
-    and every bad field in ``details["fields"]``."""
+    and every bad field in ``details["fields"]``.
+
+    ``consolidation`` None: on when the task count is above 1; ``consolidation_quorum``
+    None: a majority of the task count (see ``consolidation_settings``)."""
     problems = _problems(
         name=name,
         title=title,
@@ -63,6 +70,8 @@ def create_flow(
         availability_lifetime_s=availability_lifetime_s,
         time_limit_s=time_limit_s,
         keywords=keywords,
+        consolidation=consolidation,
+        consolidation_quorum=consolidation_quorum,
     )
     if role_arn is not None and (len(role_arn) > 2048 or not ROLE_ARN.fullmatch(role_arn)):
         problems["role_arn"] = f"'{role_arn}' is not an IAM role ARN."
@@ -86,6 +95,8 @@ def create_flow(
         time_limit_s=time_limit_s,
         output_path=output,
         role_arn=role_arn,
+        consolidation=consolidation,
+        consolidation_quorum=consolidation_quorum,
         created_at=now_ms,
     )
     session.add(flow)
@@ -103,10 +114,17 @@ def update_flow(
     task_count: int,
     availability_lifetime_s: int,
     time_limit_s: int,
+    consolidation: bool | None | EllipsisType = ...,
+    consolidation_quorum: int | None | EllipsisType = ...,
 ) -> FlowDefinition:
     """Change the fields that leave running loops as they are (see the module's notes);
-    errors as in ``create_flow``."""
+    errors as in ``create_flow``. The consolidation settings left at ``...`` stay; None
+    goes back to the default."""
     flow = get_flow(session, name)
+    if isinstance(consolidation, EllipsisType):
+        consolidation = flow.consolidation
+    if isinstance(consolidation_quorum, EllipsisType):
+        consolidation_quorum = flow.consolidation_quorum
     _raise_problems(
         _problems(
             name=None,
@@ -116,6 +134,8 @@ def update_flow(
             availability_lifetime_s=availability_lifetime_s,
             time_limit_s=time_limit_s,
             keywords=keywords,
+            consolidation=consolidation,
+            consolidation_quorum=consolidation_quorum,
         )
     )
     flow.title = title
@@ -124,8 +144,20 @@ def update_flow(
     flow.task_count = task_count
     flow.availability_lifetime_s = availability_lifetime_s
     flow.time_limit_s = time_limit_s
+    flow.consolidation = consolidation
+    flow.consolidation_quorum = consolidation_quorum
     session.flush()
     return flow
+
+
+def consolidation_settings(flow: FlowDefinition, *, answers: int | None = None) -> tuple[bool, int]:
+    """(consolidate?, quorum) as they apply: by default consolidation is on when the task
+    count (or ``answers``, a loop's own count) is above 1, and the quorum is a majority of
+    the task count."""
+    count = flow.task_count if answers is None else answers
+    enabled = flow.consolidation if flow.consolidation is not None else count > 1
+    quorum = flow.consolidation_quorum if flow.consolidation_quorum is not None else default_quorum(count)
+    return enabled, quorum
 
 
 def get_flow(session: Session, name: str) -> FlowDefinition:
@@ -173,6 +205,8 @@ def _problems(
     availability_lifetime_s: int,
     time_limit_s: int,
     keywords: Sequence[str],
+    consolidation: bool | None = None,
+    consolidation_quorum: int | None = None,
 ) -> dict[str, str]:
     """What is wrong with each field, by field name, in the order the fields are shown
     (``name`` None: not checked)."""
@@ -188,6 +222,8 @@ def _problems(
             time_limit_s, what="Task time limit", low=MIN_TIME_LIMIT_S, high=MAX_TIME_LIMIT_S
         ),
         "keywords": lambda: _check_keywords(keywords),
+        "consolidation": lambda: _check_consolidation(consolidation),
+        "consolidation_quorum": lambda: _check_quorum(consolidation_quorum, task_count),
     }
     problems: dict[str, str] = {}
     for field, check in checks.items():
@@ -213,3 +249,19 @@ def _check_keywords(keywords: Sequence[str]) -> None:
 def _check_int(value: int, *, what: str, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValidationError(f"{what} must be a whole number from {low} to {high}.")
+
+
+def _check_consolidation(value: bool | None) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise ValidationError("Consolidation must be true or false.")
+
+
+def _check_quorum(quorum: int | None, task_count: int) -> None:
+    if quorum is None:
+        return
+    high = task_count if isinstance(task_count, int) and 1 <= task_count <= MAX_TASK_COUNT else MAX_TASK_COUNT
+    if isinstance(quorum, bool) or not isinstance(quorum, int) or not 1 <= quorum <= high:
+        raise ValidationError(
+            f"Consolidation quorum must be a whole number from 1 to the task count ({high}): "
+            "how many of the workers must agree on a box or a label for it to be kept."
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +20,11 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session, object_session
 
 import loopin.loop_stats  # noqa: F401  (its session hooks keep the loop counters)
+from loopin import consolidation
 from loopin.clock import iso_ms, utc_path
 from loopin.errors import ConflictError, NotFoundError, ValidationError
 from loopin.events import record_status
-from loopin.flows import get_flow
+from loopin.flows import consolidation_settings, get_flow
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Worker
 from loopin.store import join_uri
 from loopin.validation import LOOP_NAME, check_name
@@ -31,9 +33,17 @@ OUTPUTS_DUE = "loopin.outputs_due"  # key in Session.info: ids of the loops made
 
 MAX_INPUT_CHARS = 3_145_728
 MAX_PAGE_SIZE = 100
+HISTORY_ANSWERS = 600  # the flow's latest answers Dawid-Skene may learn from
+log = logging.getLogger("loopin.loops")
 CONTENT_CLASSIFIERS = {"FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"}
 ACTIVE = ("InProgress", "Stopping")
 STATUSES = ("InProgress", "Stopping", "Completed", "Failed", "Stopped")
+
+
+@dataclass(frozen=True)
+class OutputDocument:
+    body: bytes  # output.json
+    event_data: dict[str, Any] | None  # loopin's additions to the loop's final event
 
 
 @dataclass(frozen=True)
@@ -263,8 +273,9 @@ def output_uri_for(flow: FlowDefinition, loop: HumanLoop) -> str:
     return join_uri(flow.output_path, flow.name, utc_path(loop.created_at), loop.name, "output.json")
 
 
-def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: str) -> bytes:
-    """The output.json document, deterministic so that a retried write is identical."""
+def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: str) -> OutputDocument:
+    """The output.json document, deterministic so that a retried write is identical; with
+    ``consolidatedAnswer`` beside ``humanAnswers`` when the flow consolidates."""
     rows = session.execute(
         select(TaskSlot, Worker)
         .join(Worker, Worker.id == TaskSlot.worker_id)
@@ -288,13 +299,78 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
         }
         for slot, worker in rows
     ]
-    document = {
+    document: dict[str, Any] = {
         "flowDefinitionArn": flow_arn,
         "humanAnswers": answers,
         "humanLoopName": loop.name,
         "inputContent": json.loads(loop.input_content),
     }
-    return json.dumps(document, sort_keys=True).encode()
+    event_data = None
+    flow = session.get_one(FlowDefinition, loop.flow_id)
+    enabled, quorum = consolidation_settings(flow, answers=answers_wanted(session, loop))
+    if enabled and answers:
+        last_submitted = max(slot.submitted_at or 0 for slot, _ in rows)
+        consolidated = _consolidate(
+            session,
+            loop,
+            [(a["workerId"], a["answerContent"]) for a in answers],
+            quorum=quorum,
+            before_ms=last_submitted,
+        )
+        document["consolidatedAnswer"] = consolidated
+        event_data = {
+            "consolidation": {
+                "agreement": consolidated["agreement"],
+                "notConsolidated": sorted(consolidated["notConsolidated"]),
+                "workers": consolidated["workers"],
+            }
+        }
+    return OutputDocument(json.dumps(document, sort_keys=True).encode(), event_data)
+
+
+def _consolidate(
+    session: Session, loop: HumanLoop, answers: list[tuple[str, Any]], *, quorum: int, before_ms: int
+) -> dict[str, Any]:
+    """The ``consolidatedAnswer`` object. Classification learns from the flow's answers to
+    other loops submitted up to this loop's last answer (so a retried write sees the same
+    history). A failure here never holds the loop back: it is written with the reason."""
+    try:
+        history: list[list[tuple[str, Any]]] = []
+        if consolidation.needs_history(answers):
+            history = _flow_history(session, loop, before_ms=before_ms)
+        return consolidation.consolidate(answers, quorum=quorum, history=history).to_json()
+    except Exception as exc:  # a bug in a method must not keep the loop from completing
+        log.exception("consolidating the answers of loop %s failed", loop.name)
+        return {
+            "agreement": None,
+            "answerContent": {},
+            "method": {},
+            "notConsolidated": {"*": f"consolidation failed: {type(exc).__name__}"},
+            "perField": {},
+            "quorum": quorum,
+            "workers": [],
+        }
+
+
+def _flow_history(session: Session, loop: HumanLoop, *, before_ms: int) -> list[list[tuple[str, Any]]]:
+    rows = session.execute(
+        select(TaskSlot.loop_id, Worker.worker_id, TaskSlot.answer)
+        .join(Worker, Worker.id == TaskSlot.worker_id)
+        .where(
+            TaskSlot.status == "submitted",
+            TaskSlot.submitted_at <= before_ms,
+            TaskSlot.flow_id == loop.flow_id,
+            TaskSlot.loop_id != loop.id,
+        )
+        .order_by(TaskSlot.submitted_at.desc(), TaskSlot.id.desc())
+        .limit(HISTORY_ANSWERS)
+    ).all()
+    items: dict[int, list[tuple[str, Any]]] = {}
+    for loop_id, worker_id, answer in rows:
+        content = json.loads(answer or "{}")
+        if isinstance(content, dict):
+            items.setdefault(loop_id, []).append((worker_id, content))
+    return [items[k] for k in sorted(items)]
 
 
 def claim_pending_outputs(
@@ -318,7 +394,9 @@ def claim_pending_outputs(
     return loops
 
 
-def complete_output(session: Session, loop_id: int, *, uri: str, now_ms: int) -> None:
+def complete_output(
+    session: Session, loop_id: int, *, uri: str, now_ms: int, event_data: dict[str, Any] | None = None
+) -> None:
     """The file is written: the loop takes its final status (and its event is recorded)."""
     loop = session.scalar(select(HumanLoop).where(HumanLoop.id == loop_id).with_for_update())
     if loop is None or loop.output_state != "pending":
@@ -328,7 +406,7 @@ def complete_output(session: Session, loop_id: int, *, uri: str, now_ms: int) ->
     loop.output_uri = uri
     loop.output_last_error = None
     loop.ended_at = now_ms
-    record_status(session, loop, now_ms=now_ms)
+    record_status(session, loop, now_ms=now_ms, data=event_data)
 
 
 def note_output_due(session: Session, loop_id: int) -> None:

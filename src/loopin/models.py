@@ -92,6 +92,9 @@ class FlowDefinition(Base):
     time_limit_s: Mapped[int] = mapped_column(Integer)
     output_path: Mapped[str] = mapped_column(String(1024))
     role_arn: Mapped[str | None] = mapped_column(String(2048))
+    # None: the default (on when task_count > 1; quorum a majority of task_count).
+    consolidation: Mapped[bool | None] = mapped_column()
+    consolidation_quorum: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -335,6 +338,8 @@ class Event(Base):
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_reason: Mapped[str | None] = mapped_column(String(1024))
     output_uri: Mapped[str | None] = mapped_column(String(2048))
+    # loopin's extra data for the event (JSON object), e.g. {"consolidation": {...}}.
+    data: Mapped[str | None] = mapped_column(Text)
     fanned_out: Mapped[bool] = mapped_column(default=False)  # delivery rows created
     created_at: Mapped[int] = mapped_column(BigInteger)
 

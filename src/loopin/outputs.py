@@ -38,12 +38,12 @@ def write_pending_outputs(ctx: Services, *, loop_ids: Sequence[int] = (), limit:
         for loop in loops:
             flow = session.get_one(FlowDefinition, loop.flow_id)
             flow_arn = ctx.settings.arn("flow-definition", flow.name)
-            body = build_output(session, loop, flow_arn=flow_arn, issuer=ctx.settings.resolved_public_url)
-            work.append((loop.id, loop.output_attempts, output_uri_for(flow, loop), body))
+            output = build_output(session, loop, flow_arn=flow_arn, issuer=ctx.settings.resolved_public_url)
+            work.append((loop.id, loop.output_attempts, output_uri_for(flow, loop), output))
     written = 0
-    for loop_id, attempts, uri, body in work:
+    for loop_id, attempts, uri, output in work:
         try:
-            ctx.store.put(uri, body, content_type="application/json")
+            ctx.store.put(uri, output.body, content_type="application/json")
         except LoopinError as exc:
             log.warning("output %s not written (attempt %d): %s", uri, attempts, exc)
             backoff = min(MAX_BACKOFF_MS, 1000 * 2 ** min(attempts, 16))
@@ -56,7 +56,7 @@ def write_pending_outputs(ctx: Services, *, loop_ids: Sequence[int] = (), limit:
                 )
             continue
         with ctx.db.write() as session:
-            complete_output(session, loop_id, uri=uri, now_ms=ctx.clock.now_ms())
+            complete_output(session, loop_id, uri=uri, now_ms=ctx.clock.now_ms(), event_data=output.event_data)
         written += 1
     return written
 

@@ -110,6 +110,12 @@ class FlowCreate(Request):
     availability_lifetime_seconds: int = 864_000
     time_limit_seconds: int = 3_600
     role_arn: str | None = None
+    consolidation: bool | None = Field(
+        default=None, description="Consolidate the answers into consolidatedAnswer; None: on when task_count > 1."
+    )
+    consolidation_quorum: int | None = Field(
+        default=None, description="Workers who must agree for a box or label to be kept; None: a majority."
+    )
 
 
 class FlowUpdate(Request):
@@ -122,6 +128,9 @@ class FlowUpdate(Request):
     task_count: int | None = None
     availability_lifetime_seconds: int | None = None
     time_limit_seconds: int | None = None
+    # For these two an explicit null goes back to the default; left out, they stay.
+    consolidation: bool | None = None
+    consolidation_quorum: int | None = None
 
 
 class Flow(Response):
@@ -139,6 +148,9 @@ class Flow(Response):
     time_limit_seconds: int
     role_arn: str | None = None
     created_at: str
+    # As they apply (the defaults resolved): see docs/consolidation.md.
+    consolidation: bool = False
+    consolidation_quorum: int = 1
 
 
 # -- human loops ---------------------------------------------------------------------

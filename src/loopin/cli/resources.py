@@ -213,6 +213,12 @@ def flows_create(
     availability: Annotated[int, typer.Option(help="Seconds a task may wait for a worker.")] = 864_000,
     time_limit: Annotated[int, typer.Option(help="Seconds a worker has for a task.")] = 3_600,
     role_arn: Annotated[str | None, typer.Option(help="IAM role ARN (kept for A2I parity).")] = None,
+    consolidation: Annotated[
+        bool | None, typer.Option(help="Write a consolidated answer (default: on when task count > 1).")
+    ] = None,
+    consolidation_quorum: Annotated[
+        int | None, typer.Option(help="Workers who must agree to keep a box or label (default: a majority).")
+    ] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -229,6 +235,8 @@ def flows_create(
         availability_lifetime_seconds=availability,
         time_limit_seconds=time_limit,
         role_arn=role_arn,
+        consolidation=consolidation,
+        consolidation_quorum=consolidation_quorum,
     )
     emit(flow, as_json)
 
@@ -242,6 +250,10 @@ def flows_update(
     keyword: Annotated[list[str] | None, typer.Option("--keyword", help="Keyword (repeatable); replaces all.")] = None,
     availability: Annotated[int | None, typer.Option(help="Seconds a task may wait, for new loops.")] = None,
     time_limit: Annotated[int | None, typer.Option(help="Seconds a worker has, for tasks taken from now.")] = None,
+    consolidation: Annotated[
+        bool | None, typer.Option(help="Write a consolidated answer, for outputs from now.")
+    ] = None,
+    consolidation_quorum: Annotated[int | None, typer.Option(help="Workers who must agree (1 to task count).")] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -254,6 +266,8 @@ def flows_update(
         task_count=task_count,
         availability_lifetime_seconds=availability,
         time_limit_seconds=time_limit,
+        consolidation=consolidation,
+        consolidation_quorum=consolidation_quorum,
     )
     emit(flow, as_json)
 

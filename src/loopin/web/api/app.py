@@ -137,6 +137,7 @@ def _given(value: T | None, current: T) -> T:
 
 
 def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow:
+    consolidating, quorum = flows.consolidation_settings(flow)
     return schemas.Flow(
         name=flow.name,
         arn=ctx.settings.arn("flow-definition", flow.name),
@@ -152,6 +153,8 @@ def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow
         time_limit_seconds=flow.time_limit_s,
         role_arn=flow.role_arn,
         created_at=iso_ms(flow.created_at),
+        consolidation=consolidating,
+        consolidation_quorum=quorum,
     )
 
 
@@ -336,6 +339,8 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 availability_lifetime_s=body.availability_lifetime_seconds,
                 time_limit_s=body.time_limit_seconds,
                 role_arn=body.role_arn,
+                consolidation=body.consolidation,
+                consolidation_quorum=body.consolidation_quorum,
                 now_ms=ctx.clock.now_ms(),
             )
             return _flow(s, ctx, flow)
@@ -365,6 +370,10 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 task_count=_given(body.task_count, flow.task_count),
                 availability_lifetime_s=_given(body.availability_lifetime_seconds, flow.availability_lifetime_s),
                 time_limit_s=_given(body.time_limit_seconds, flow.time_limit_s),
+                consolidation=body.consolidation if "consolidation" in body.model_fields_set else ...,
+                consolidation_quorum=(
+                    body.consolidation_quorum if "consolidation_quorum" in body.model_fields_set else ...
+                ),
             )
             return _flow(s, ctx, updated)
 

@@ -22,7 +22,17 @@ from loopin.web.errors import error_status
 from loopin.web.pages import Form, redirect
 
 NOTICES = {"created": "The flow was created.", "saved": "Your changes were saved.", "deleted": "The flow was deleted."}
-EDITABLE = ("title", "description", "keywords", "task_count", "availability_lifetime_s", "time_limit_s")
+EDITABLE = (
+    "title",
+    "description",
+    "keywords",
+    "task_count",
+    "availability_lifetime_s",
+    "time_limit_s",
+    "consolidation",
+    "consolidation_quorum",
+)
+_CONSOLIDATION = {"on": True, "off": False}  # anything else: automatic (None)
 _WHOLE_NUMBER = re.compile(r"^-?\d{1,12}$")
 
 
@@ -219,6 +229,14 @@ def _settings(values: dict[str, str]) -> dict[str, Any]:
         "keywords": [k.strip() for k in values["keywords"].split(",") if k.strip()],
         # Not a whole number: 0, which every range refuses with the field's own message.
         **{f: int(values[f]) if _WHOLE_NUMBER.fullmatch(values[f]) else 0 for f in _LIMITS},
+        "consolidation": _CONSOLIDATION.get(values["consolidation"]),
+        "consolidation_quorum": (
+            None
+            if not values["consolidation_quorum"]
+            else int(values["consolidation_quorum"])
+            if _WHOLE_NUMBER.fullmatch(values["consolidation_quorum"])
+            else 0
+        ),
     }
 
 
@@ -228,6 +246,8 @@ def _current(flow: FlowDefinition) -> dict[str, str]:
         "description": flow.description,
         "keywords": ", ".join(json.loads(flow.keywords)),
         **{f: str(getattr(flow, f)) for f in _LIMITS},
+        "consolidation": "auto" if flow.consolidation is None else "on" if flow.consolidation else "off",
+        "consolidation_quorum": "" if flow.consolidation_quorum is None else str(flow.consolidation_quorum),
     }
 
 
