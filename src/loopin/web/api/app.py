@@ -22,9 +22,10 @@ from loopin.errors import LoopinError, ValidationError
 from loopin.models import FlowDefinition, HumanLoop, TaskUi, Worker, Workteam
 from loopin.services import Services
 from loopin.signing import sign_token
-from loopin.web.api.auth import Admin, Ctx, SignedInWorker, worker_token_key
+from loopin.web.api.auth import Admin, Ctx, SignedInWorker, precheck, worker_token_key
 from loopin.web.api.events import events_routes
 from loopin.web.api.hosting import hosting_routes
+from loopin.web.api.limits import RequestLimits
 
 T = TypeVar("T")
 log = logging.getLogger("loopin.api")
@@ -38,6 +39,7 @@ STATUS_BY_CODE = {
     "ConflictException": 409,
     "ResourceInUse": 409,
     "TaskStateException": 409,
+    "PayloadTooLarge": 413,
     "ModelError": 424,
     "ServiceUnavailable": 503,
 }
@@ -96,6 +98,7 @@ def create_api() -> FastAPI:
         log.exception("unhandled error")
         return _error_response(500, "InternalServerException", "The server failed; see its log.")
 
+    api.add_middleware(RequestLimits, error_response=_error_response, precheck=precheck)
     _team_routes(api)
     _worker_admin_routes(api)
     _template_and_flow_routes(api)

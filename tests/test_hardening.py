@@ -1,0 +1,162 @@
+"""Issue 12: what a held-out security review broke. One test (or a few) per finding; each
+failed on the behaviour before its fix."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from fastapi.testclient import TestClient
+
+from loopin.services import Services
+from loopin.web.server import create_app
+from tests.conftest import basic_auth
+from tests.helpers import admin_client, setup_flow
+
+MiB = 1024 * 1024
+
+
+class Sent:
+    """What an ASGI app answered to a request fed to it chunk by chunk, and how much of the
+    body it pulled."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body = b""
+        self.pulled = 0
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def asgi_request(
+    app: Any,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    chunks: Iterator[bytes] = iter(()),
+) -> Sent:
+    """Drive ``app`` directly (the test client would read the whole body first)."""
+    sent = Sent()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()] + [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    done = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal done
+        if done:
+            await anyio.sleep(3600)
+        chunk = next(chunks, None)
+        if chunk is None:
+            done = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        sent.pulled += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            sent.status = message["status"]
+            sent.headers = {k.decode().lower(): v.decode() for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            sent.body += message.get("body", b"")
+
+    async def main() -> None:
+        with anyio.fail_after(60):
+            await app(scope, receive, send)
+
+    anyio.run(main)
+    return sent
+
+
+def _zeros(total: int, size: int = MiB) -> Iterator[bytes]:
+    while total > 0:
+        n = min(size, total)
+        total -= n
+        yield b" " * n
+
+
+# -- 1. request bodies: a size limit enforced while reading, auth before a large body ----
+
+
+@pytest.fixture
+def app(services: Services) -> Any:
+    return create_app(services=services, run_background=False)
+
+
+def test_api_refuses_a_large_unauthenticated_body_before_reading_it(app: Any) -> None:
+    big = 300 * MiB
+    for path in ("/api/v1/loops", "/api/v1/teams", "/api/v1/worker/tasks/next"):
+        sent = asgi_request(
+            app,
+            "POST",
+            path,
+            headers={"content-type": "application/json", "content-length": str(big)},
+            chunks=_zeros(big),
+        )
+        assert (sent.status, sent.json()["error"]["code"]) in ((401, "UnauthorizedException"), (413, "PayloadTooLarge"))
+        assert sent.pulled <= MiB
+        # within the limit, chunked: still refused before the body is read
+        sent = asgi_request(
+            app,
+            "POST",
+            path,
+            headers={"content-type": "application/json", "transfer-encoding": "chunked"},
+            chunks=_zeros(big),
+        )
+        assert sent.status == 401, (path, sent.status)
+        assert sent.json()["error"]["code"] == "UnauthorizedException"
+        assert sent.pulled == 0
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_api_sign_in_refuses_a_large_body_early(app: Any, declared: bool) -> None:
+    big = 300 * MiB
+    headers = {"content-type": "application/json"}
+    headers["content-length" if declared else "transfer-encoding"] = str(big) if declared else "chunked"
+    sent = asgi_request(app, "POST", "/api/v1/worker/sign-in", headers=headers, chunks=_zeros(big, 64 * 1024))
+    assert sent.status == 413
+    assert sent.json()["error"]["code"] == "PayloadTooLarge"
+    assert sent.pulled <= 2 * MiB
+
+
+def test_api_refuses_an_authenticated_body_over_the_route_limit(app: Any, admin_headers: dict[str, str]) -> None:
+    big = 40 * MiB
+    sent = asgi_request(
+        app,
+        "POST",
+        "/api/v1/teams",
+        headers={**admin_headers, "content-type": "application/json", "transfer-encoding": "chunked"},
+        chunks=_zeros(big),
+    )
+    assert sent.status == 413
+    assert sent.json()["error"]["code"] == "PayloadTooLarge"
+    assert sent.pulled <= 3 * MiB
+
+
+def test_api_loop_input_of_three_mib_still_fits(app_client: TestClient, access_key: tuple[str, str]) -> None:
+    admin = admin_client(app_client, access_key)
+    setup_flow(admin, workers=1)
+    content = json.dumps({"text": "\n" * 1_500_000})  # each escaped twice: 3 MB of input, 9 MB of body
+    response = app_client.post(
+        "/api/v1/loops",
+        json={"name": "big", "flow": "review", "input_content": content},
+        headers=basic_auth(*access_key),
+    )
+    assert response.status_code == 200, response.text
