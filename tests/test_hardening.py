@@ -11,10 +11,13 @@ import anyio
 import pytest
 from fastapi.testclient import TestClient
 
-from loopin.services import Services
+from loopin.clock import ManualClock
+from loopin.config import Settings
+from loopin.services import Services, build_services
 from loopin.web.server import create_app
 from tests.conftest import basic_auth
-from tests.helpers import admin_client, setup_flow
+from tests.helpers import PASSWORD, admin_client, setup_flow
+from tests.test_console import Console
 
 MiB = 1024 * 1024
 
@@ -160,3 +163,44 @@ def test_api_loop_input_of_three_mib_still_fits(app_client: TestClient, access_k
         headers=basic_auth(*access_key),
     )
     assert response.status_code == 200, response.text
+
+
+# -- 2. one sign-in limit for every path, kept in the database --------------------------
+
+
+def test_api_sign_in_is_rate_limited_and_shares_the_consoles_counts(
+    services: Services, settings: Settings, clock: ManualClock, access_key: tuple[str, str]
+) -> None:
+    app = create_app(services=services, run_background=False)
+    with TestClient(app) as http:
+        admin = admin_client(http, access_key)
+        emails = setup_flow(admin, workers=2)
+        for _ in range(5):
+            wrong = http.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": "wrong-password"})
+            assert wrong.status_code == 401
+        refused = http.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD})
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "ThrottlingException"
+        assert int(refused.headers["retry-after"]) > 0
+        # another worker is not held up
+        assert http.post("/api/v1/worker/sign-in", json={"email": emails[1], "password": PASSWORD}).status_code == 200
+
+    # A second server process on the same database: locked out in its worker console too,
+    # and a worker locked out in the console cannot sign in through the API.
+    other = build_services(settings, clock=clock)
+    try:
+        with TestClient(create_app(services=other, run_background=False)) as http2:
+            console = Console(create_app(services=other, run_background=False))
+            console.get("/worker/sign-in")
+            console.post("/worker/sign-in", 429, email=emails[0], password=PASSWORD, csrf=console.csrf())
+            for _ in range(5):
+                console.get("/worker/sign-in")
+                console.post("/worker/sign-in", 401, email=emails[1], password="wrong-password", csrf=console.csrf())
+            refused = http2.post("/api/v1/worker/sign-in", json={"email": emails[1], "password": PASSWORD})
+            assert refused.status_code == 429
+            clock.advance(15 * 60 + 1)
+            assert (
+                http2.post("/api/v1/worker/sign-in", json={"email": emails[1], "password": PASSWORD}).status_code == 200
+            )
+    finally:
+        other.db.dispose()

@@ -402,3 +402,15 @@ class AdminSetupLink(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class SignInFailure(Base):
+    """One counted sign-in attempt (see ``sign_in_limits``): per e-mail address and per
+    client address, shared by every server process."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_key_at", "key", "at_ms"), Index("ix_sign_in_failures_at", "at_ms"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300))
+    at_ms: Mapped[int] = mapped_column(BigInteger)

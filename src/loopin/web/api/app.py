@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from loopin import flows, loops, schemas, task_templates, tasks, workforce
 from loopin.arns import arn
 from loopin.clock import iso_ms, parse_iso
-from loopin.errors import LoopinError, ValidationError
+from loopin.errors import LoopinError, ThrottlingError, ValidationError
 from loopin.models import FlowDefinition, HumanLoop, TaskUi, Worker, Workteam
 from loopin.services import Services
 from loopin.signing import sign_token
@@ -26,6 +26,7 @@ from loopin.web.api.auth import Admin, Ctx, SignedInWorker, precheck, worker_tok
 from loopin.web.api.events import events_routes
 from loopin.web.api.hosting import hosting_routes
 from loopin.web.api.limits import RequestLimits
+from loopin.web.sessions import SignInLimiter
 
 T = TypeVar("T")
 log = logging.getLogger("loopin.api")
@@ -41,6 +42,7 @@ STATUS_BY_CODE = {
     "TaskStateException": 409,
     "PayloadTooLarge": 413,
     "ModelError": 424,
+    "ThrottlingException": 429,
     "ServiceUnavailable": 503,
 }
 
@@ -73,7 +75,10 @@ def create_api() -> FastAPI:
 
     @api.exception_handler(LoopinError)
     async def _domain_error(_: Request, exc: LoopinError) -> JSONResponse:
-        return _error_response(STATUS_BY_CODE.get(exc.code, 500), exc.code, exc.message, exc.details)
+        response = _error_response(STATUS_BY_CODE.get(exc.code, 500), exc.code, exc.message, exc.details)
+        if isinstance(exc.details.get("retry_after_seconds"), int):
+            response.headers["Retry-After"] = str(exc.details["retry_after_seconds"])
+        return response
 
     @api.exception_handler(RequestValidationError)
     async def _request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -476,12 +481,23 @@ def _loop_routes(api: FastAPI) -> None:
 
 def _worker_routes(api: FastAPI) -> None:
     @api.post("/worker/sign-in", response_model=schemas.WorkerSession, tags=["worker"])
-    def sign_in(body: schemas.SignIn, ctx: Ctx) -> schemas.WorkerSession:
+    def sign_in(body: schemas.SignIn, request: Request, ctx: Ctx) -> schemas.WorkerSession:
+        # The same limit as the consoles' sign-in, on the same counts (in the database).
+        client = request.client.host if request.client else "unknown"
+        limiter = SignInLimiter(db=ctx.db)
+        wait = limiter.begin_attempt(email=body.email, client=client, now_ms=ctx.clock.now_ms())
+        if wait:
+            raise ThrottlingError(
+                f"Too many failed sign-ins. Try again in {wait} seconds.", details={"retry_after_seconds": wait}
+            )
+
         def run(s: Session) -> schemas.WorkerSession:
             worker = workforce.sign_in(s, body.email, body.password, now_ms=ctx.clock.now_ms())
             return _session(s, ctx, worker)
 
-        return ctx.write(run)
+        session = ctx.write(run)
+        limiter.record_success(email=body.email, client=client)
+        return session
 
     @api.post("/worker/accept-invitation", response_model=schemas.WorkerSession, tags=["worker"])
     def accept(body: schemas.AcceptInvitation, ctx: Ctx) -> schemas.WorkerSession:

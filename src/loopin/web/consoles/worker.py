@@ -92,7 +92,7 @@ class _Console:
             path=COOKIE_PATH,
             secure=ctx.settings.resolved_public_url.startswith("https://"),
         )
-        self.limiter = SignInLimiter()
+        self.limiter = SignInLimiter(db=ctx.db)
         self.assets = assets
         self.pages = page_environment(assets)
         self.router = APIRouter(include_in_schema=False)
@@ -131,7 +131,7 @@ class _Console:
             return self._anonymous_form(request, "sign_in.html", 403, email=email, error=_STALE_FORM)
         client = request.client.host if request.client else "unknown"
         now = self.ctx.clock.now_ms()
-        wait = self.limiter.begin_attempt(email=email, client=client, now_ms=now)
+        wait = await run_in_threadpool(lambda: self.limiter.begin_attempt(email=email, client=client, now_ms=now))
         if wait:
             minutes = -(-wait // 60)
             error = f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
@@ -145,7 +145,7 @@ class _Console:
             )
         except AuthenticationError as exc:
             return self._anonymous_form(request, "sign_in.html", 401, email=email, error=exc.message)
-        self.limiter.record_success(email=email, client=client)
+        await run_in_threadpool(lambda: self.limiter.record_success(email=email, client=client))
         return self._start_session(worker)
 
     async def sign_out(self, request: Request) -> Response:

@@ -74,7 +74,7 @@ class AdminPages:
         self.keys = SessionKeys(
             ctx.settings.secret_key, ttl_seconds=ctx.settings.admin_session_ttl_seconds, purpose="admin"
         )
-        self.limiter = SignInLimiter()
+        self.limiter = SignInLimiter(db=ctx.db)
         self.cookies = ConsoleCookies(
             self.keys,
             name=ADMIN_COOKIE,
