@@ -204,3 +204,81 @@ def test_api_sign_in_is_rate_limited_and_shares_the_consoles_counts(
             )
     finally:
         other.db.dispose()
+
+
+# -- 4. lone surrogates: refused at the door, and stored ones do not break pages ---------
+
+LONE = "\\ud800"  # in JSON text: a lone surrogate, which no UTF-8 database or page can hold
+NESTED = json.dumps(json.dumps({"taskObject": "s3://review-bucket/a.jpg", "labels": ["\ud800"]}))
+
+
+def _raw(http: TestClient, method: str, path: str, body: str, headers: dict[str, str]) -> Any:
+    return http.request(method, path, content=body.encode(), headers={**headers, "content-type": "application/json"})
+
+
+def test_lone_surrogates_are_refused_by_the_api(app_client: TestClient, access_key: tuple[str, str]) -> None:
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=1)
+    auth = basic_auth(*access_key)
+    bodies = [
+        ("POST", "/api/v1/teams", f'{{"name": "t9", "description": "{LONE}"}}'),
+        ("PATCH", "/api/v1/teams/MyTeam", f'{{"description": "a{LONE}"}}'),
+        ("POST", "/api/v1/workers", f'{{"email": "x@y.example", "name": "{LONE}"}}'),
+        ("POST", "/api/v1/task-uis", f'{{"name": "ui9", "template": "<p>{LONE}</p>"}}'),
+        ("PATCH", "/api/v1/flows/review", f'{{"title": "{LONE}"}}'),
+        ("POST", "/api/v1/webhooks", f'{{"url": "https://example.com/{LONE}"}}'),
+        ("POST", "/api/v1/loops", f'{{"name": "l1", "flow": "review", "input": {{"a": "{LONE}"}}}}'),
+        ("POST", "/api/v1/loops", f'{{"name": "l2", "flow": "review", "input_content": {NESTED}}}'),
+        ("POST", "/api/v1/worker/sign-in", f'{{"email": "{emails[0]}", "password": "{LONE}"}}'),
+    ]
+    for method, path, body in bodies:
+        response = _raw(app_client, method, path, body, auth)
+        assert response.status_code == 400, (path, response.status_code, response.text)
+        assert response.json()["error"]["code"] == "ValidationException"
+    token = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    admin.start_loop("ok", flow="review", input={"taskObject": "s3://review-bucket/a.jpg"})
+    bearer = {"Authorization": f"Bearer {token}"}
+    task = app_client.post("/api/v1/worker/tasks/next", headers=bearer).json()
+    for body in (f'{{"answer": {{"a": "{LONE}"}}}}', f'{{"answer": {{"{LONE}": 1}}}}'):
+        response = _raw(app_client, "POST", f"/api/v1/worker/tasks/{task['task_id']}/submit", body, bearer)
+        assert response.status_code == 400, response.text
+
+
+def test_a_stored_lone_surrogate_does_not_break_any_page(
+    services: Services, app_client: TestClient, access_key: tuple[str, str], admin_console: Any
+) -> None:
+    from sqlalchemy import text
+
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=1)
+    admin.start_loop("broken", flow="review", input={"taskObject": "s3://review-bucket/a.jpg", "labels": ["cat"]})
+    stored = '{"initialValue":[],"labels":["\\ud800"],"taskObject":"s3://review-bucket/a.jpg"}'
+    with services.db.write() as s:
+        s.execute(text("UPDATE human_loops SET input_content = :c WHERE name = 'broken'"), {"c": stored})
+    auth = basic_auth(*access_key)
+    assert app_client.get("/api/v1/loops/broken", headers=auth).status_code == 200
+    admin_console.get("/admin/loops/broken")
+    console = Console(create_app(services=services, run_background=False)).sign_in(emails[0])
+    task_id = console.start()
+    assert task_id is not None
+    console.get(f"/worker/tasks/{task_id}/frame")
+    console.get(f"/worker/tasks/{task_id}")
+    console.post(f"/worker/tasks/{task_id}/release", csrf=console.csrf())
+    token = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    response = app_client.post("/api/v1/worker/tasks/next", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    assert response.json()["input"]["labels"] == ["\ufffd"]
+
+
+def test_lone_surrogates_in_console_forms_are_refused(
+    services: Services, app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=1)
+    admin.start_loop("one", flow="review", input={"taskObject": "s3://review-bucket/a.jpg"})
+    console = Console(create_app(services=services, run_background=False)).sign_in(emails[0])
+    task_id = console.start()
+    page = console.post(f"/worker/tasks/{task_id}/submit", 400, answer='{"a": "\\ud800"}', csrf=console.csrf())
+    assert "surrogate" in page.text
+    console.get(f"/worker/tasks/{task_id}")
+    console.post(f"/worker/tasks/{task_id}/submit", answer='{"a": "fine"}', csrf=console.csrf())

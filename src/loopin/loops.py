@@ -25,7 +25,7 @@ from loopin.events import record_status
 from loopin.flows import get_flow
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Worker
 from loopin.store import join_uri
-from loopin.validation import LOOP_NAME, check_name
+from loopin.validation import LOOP_NAME, check_name, loads_stored, refuse_lone_surrogates
 
 OUTPUTS_DUE = "loopin.outputs_due"  # key in Session.info: ids of the loops made pending in it
 
@@ -55,6 +55,7 @@ def parse_input(input_content: str) -> dict[str, Any]:
         raise ValidationError("InputContent is nested too deeply.") from exc
     if not isinstance(value, dict):
         raise ValidationError("InputContent must be a JSON object ({...}).")
+    refuse_lone_surrogates(value, what="InputContent")
     return value
 
 
@@ -274,7 +275,7 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
     answers = [
         {
             "acceptanceTime": iso_ms(slot.accepted_at or slot.submitted_at or 0),
-            "answerContent": json.loads(slot.answer or "{}"),
+            "answerContent": loads_stored(slot.answer or "{}"),
             "submissionTime": iso_ms(slot.submitted_at or 0),
             "timeSpentInSeconds": round(((slot.submitted_at or 0) - (slot.accepted_at or 0)) / 1000, 3),
             "workerId": worker.worker_id,
@@ -292,7 +293,7 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
         "flowDefinitionArn": flow_arn,
         "humanAnswers": answers,
         "humanLoopName": loop.name,
-        "inputContent": json.loads(loop.input_content),
+        "inputContent": loads_stored(loop.input_content),
     }
     return json.dumps(document, sort_keys=True).encode()
 

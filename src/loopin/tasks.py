@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError, ValidationError
 from loopin.loops import fail_loop, settle_loop
 from loopin.models import Decline, FlowDefinition, HumanLoop, TaskSlot, TeamMember, Worker
+from loopin.validation import refuse_lone_surrogates
 
 MAX_ANSWER_CHARS = 3_145_728
 SEEN_EVERY_MS = 60_000  # how often a working worker's last_seen_at is moved on
@@ -164,6 +165,7 @@ def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any
         raise ValidationError("The answer holds a number that is not finite (NaN or Infinity).") from exc
     if len(encoded) > MAX_ANSWER_CHARS:
         raise ValidationError(f"The answer is larger than {MAX_ANSWER_CHARS:,} characters.")
+    refuse_lone_surrogates(answer, what="The answer")
     _seen(session, worker, now_ms=now_ms)  # before the loop's lock, in the order disabling takes them
     slot, loop = _lock_own_slot(session, worker, slot_id)
     if slot.status == "submitted":

@@ -22,6 +22,7 @@ from loopin.errors import LoopinError, ThrottlingError, ValidationError
 from loopin.models import FlowDefinition, HumanLoop, TaskUi, Worker, Workteam
 from loopin.services import Services
 from loopin.signing import sign_token
+from loopin.validation import loads_stored
 from loopin.web.api.auth import Admin, Ctx, SignedInWorker, precheck, worker_token_key
 from loopin.web.api.events import events_routes
 from loopin.web.api.hosting import hosting_routes
@@ -171,7 +172,7 @@ def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow
         description=flow.description,
         output_path=flow.output_path,
         task_count=flow.task_count,
-        keywords=json.loads(flow.keywords),
+        keywords=loads_stored(flow.keywords),
         availability_lifetime_seconds=flow.availability_lifetime_s,
         time_limit_seconds=flow.time_limit_s,
         role_arn=flow.role_arn,
@@ -200,7 +201,7 @@ def _task(held: tasks.HeldTask) -> schemas.Task:
         flow=held.flow.name,
         title=held.flow.title,
         description=held.flow.description,
-        input=json.loads(held.loop.input_content),
+        input=loads_stored(held.loop.input_content),
         accepted_at=iso_ms(held.slot.accepted_at or 0),
         lease_expires_at=iso_ms(held.slot.lease_expires_at or 0),
         time_limit_seconds=held.flow.time_limit_s,
@@ -462,7 +463,7 @@ def _loop_routes(api: FastAPI) -> None:
             flow = s.get_one(FlowDefinition, loop.flow_id)
             return schemas.LoopDetail(
                 **_loop(ctx, loop, flow.name).model_dump(),
-                input=json.loads(loop.input_content),
+                input=loads_stored(loop.input_content),
                 answers_received=loops.answers_received(s, loop),
                 task_count=loops.answers_wanted(s, loop),
             )
@@ -515,7 +516,7 @@ def _worker_routes(api: FastAPI) -> None:
                     flow=j.flow.name,
                     title=j.flow.title,
                     description=j.flow.description,
-                    keywords=json.loads(j.flow.keywords),
+                    keywords=loads_stored(j.flow.keywords),
                     tasks_waiting=j.tasks_waiting,
                 )
                 for j in tasks.list_jobs(s, worker)

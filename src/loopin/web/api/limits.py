@@ -1,11 +1,13 @@
 """Request bodies of the native API: a size limit per route, enforced while the body
-arrives, and the caller's credentials checked before a body is read at all (FastAPI reads
+arrives; the caller's credentials checked before a body is read at all; no lone UTF-16
+surrogates (``\\ud800``) anywhere in a JSON body (FastAPI reads
 and parses a body before it runs a route's dependencies, so without this an anonymous
 caller could make the server hold any amount). A pure ASGI middleware on the ``/api/v1``
 sub-app; errors in the API's own shape (``error_response``)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +19,7 @@ from loopin.errors import LoopinError
 from loopin.invocations import MAX_BODY_BYTES
 from loopin.loops import MAX_INPUT_CHARS
 from loopin.tasks import MAX_ANSWER_CHARS
+from loopin.validation import has_lone_surrogate
 
 DEFAULT_LIMIT = 1024 * 1024  # teams, workers, task UIs (128,000 characters, JSON-escaped), flows, ...
 ANONYMOUS_LIMIT = 64 * 1024  # sign-in and accepting an invitation
@@ -30,6 +33,7 @@ ROUTE_LIMITS: list[tuple[str, re.Pattern[str], int]] = [
     ("POST", re.compile(r"/endpoints/[^/]+/invoke"), MAX_BODY_BYTES + 64 * 1024),
     ("POST", re.compile(r"/worker/(sign-in|accept-invitation)"), ANONYMOUS_LIMIT),
 ]
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")  # a JSON escape of a surrogate (maybe a pair)
 ANONYMOUS_PATHS = re.compile(r"/worker/(sign-in|accept-invitation)|/openapi\.json|/docs.*")
 
 ErrorResponse = Callable[[int, str, str], Response]
@@ -88,6 +92,10 @@ class RequestLimits:
                 return
             if not message.get("more_body", False):
                 break
+        if _SURROGATE_ESCAPE.search(body) and _holds_lone_surrogate(bytes(body)):
+            problem = "The request body holds a lone UTF-16 surrogate (like \\ud800), which is not text."
+            await self._error(scope, receive, send, 400, "ValidationException", problem, close=False)
+            return
         delivered = False
 
         async def replay() -> Message:
@@ -110,6 +118,14 @@ class RequestLimits:
         if close:  # the rest of the body is not read: the connection cannot carry another request
             response.headers["Connection"] = "close"
         await response(scope, receive, send)
+
+
+def _holds_lone_surrogate(body: bytes) -> bool:
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return False  # not JSON: the route refuses it
+    return has_lone_surrogate(value)
 
 
 def route_limit(method: str, path: str) -> int:

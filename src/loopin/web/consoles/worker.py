@@ -39,6 +39,7 @@ from loopin.errors import (
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, TaskUi, Worker
 from loopin.rendering import RenderError, render_task
 from loopin.services import Services
+from loopin.validation import loads_stored
 from loopin.web.pages import (
     CROWD_BUNDLE,
     FRAME_SANDBOX,
@@ -250,7 +251,7 @@ class _Console:
         try:
             body = render_task(
                 template,
-                json.loads(held.loop.input_content),
+                loads_stored(held.loop.input_content),
                 grant_read_access=grant,
                 crowd_script_url=self.assets.url(CROWD_BUNDLE),
             )

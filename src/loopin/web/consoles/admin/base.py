@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from loopin.errors import AuthenticationError, LoopinError, ValidationError
 from loopin.models import Admin
 from loopin.services import Services
+from loopin.validation import refuse_lone_surrogates
 from loopin.web.bodies import read_capped
 from loopin.web.pages import (
     PAGE_CSP,
@@ -215,9 +216,11 @@ def json_error(exc: LoopinError, *, status: int | None = None) -> JSONResponse:
 def json_body(body: bytes) -> Any:
     """A fetch body parsed as JSON, or a ValidationError a person can act on."""
     try:
-        return json.loads(body or b"null")
+        value = json.loads(body or b"null")
     except ValueError as exc:
         raise ValidationError(f"The request body is not valid JSON: {exc}") from exc
+    refuse_lone_surrogates(value, what="The request body")
+    return value
 
 
 def safe_next(url: str) -> str:
