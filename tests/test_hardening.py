@@ -282,3 +282,57 @@ def test_lone_surrogates_in_console_forms_are_refused(
     assert "surrogate" in page.text
     console.get(f"/worker/tasks/{task_id}")
     console.post(f"/worker/tasks/{task_id}/submit", answer='{"a": "fine"}', csrf=console.csrf())
+
+
+# -- 6. team membership on every task action; removal and disabling release held tasks ---
+
+
+def test_a_worker_taken_off_the_team_loses_the_task_they_hold(
+    services: Services, app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    from sqlalchemy import delete
+
+    from loopin.models import TeamMember
+
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=2)
+    admin.start_loop("one", flow="review", input={"taskObject": "s3://review-bucket/a.jpg"})
+    admin.start_loop("two", flow="review", input={"taskObject": "s3://review-bucket/b.jpg"})
+
+    def bearer(email: str) -> dict[str, str]:
+        answer = app_client.post("/api/v1/worker/sign-in", json={"email": email, "password": PASSWORD})
+        return {"Authorization": "Bearer " + answer.json()["token"]}
+
+    first, second = bearer(emails[0]), bearer(emails[1])
+    held = app_client.post("/api/v1/worker/tasks/next", headers=first).json()["task_id"]
+    # Taken off the team through the API: the task goes back to the pool at once.
+    assert app_client.delete(f"/api/v1/teams/MyTeam/members/{emails[0]}", headers=basic_auth(*access_key)).is_success
+    assert app_client.get(f"/api/v1/worker/tasks/{held}", headers=first).status_code == 404
+    submit = app_client.post(f"/api/v1/worker/tasks/{held}/submit", json={"answer": {}}, headers=first)
+    assert submit.status_code == 404
+    assert app_client.post("/api/v1/worker/tasks/next", headers=second).json()["task_id"] == held
+
+    # Membership gone by any other way (a row deleted): every action checks it.
+    other = app_client.post("/api/v1/worker/tasks/next", headers=second).json()["task_id"]  # still held: same
+    assert other == held
+    with services.db.write() as s:
+        s.execute(delete(TeamMember))
+    assert app_client.get(f"/api/v1/worker/tasks/{held}", headers=second).status_code == 404
+    submit = app_client.post(f"/api/v1/worker/tasks/{held}/submit", json={"answer": {}}, headers=second)
+    assert submit.status_code == 404
+
+
+def test_disabling_a_worker_in_the_admin_console_releases_their_tasks(
+    services: Services, app_client: TestClient, access_key: tuple[str, str], admin_console: Any
+) -> None:
+    from loopin.models import TaskSlot
+
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=1)
+    admin.start_loop("one", flow="review", input={"taskObject": "s3://review-bucket/a.jpg"})
+    token = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    app_client.post("/api/v1/worker/tasks/next", headers={"Authorization": "Bearer " + token})
+    admin_console.get("/admin/teams/MyTeam")
+    admin_console.post("/admin/teams/MyTeam/disable", email=emails[0])
+    with services.db.read() as s:
+        assert [slot.status for slot in s.query(TaskSlot)] == ["available"]

@@ -262,7 +262,7 @@ def _team_routes(api: FastAPI) -> None:
     @api.delete("/teams/{name}/members/{email}", response_model=schemas.Team, tags=["teams"])
     def remove_member(name: str, email: str, ctx: Ctx, _: Admin) -> schemas.Team:
         def run(s: Session) -> schemas.Team:
-            workforce.remove_member(s, name, email)
+            tasks.remove_member(s, name, email, now_ms=ctx.clock.now_ms())
             return _team(s, ctx, workforce.get_team(s, name))
 
         return ctx.write(run)
@@ -297,10 +297,7 @@ def _worker_admin_routes(api: FastAPI) -> None:
     @api.patch("/workers/{email}", response_model=schemas.Worker, tags=["workers"])
     def update_worker(email: str, body: schemas.WorkerUpdate, ctx: Ctx, _: Admin) -> schemas.Worker:
         def run(s: Session) -> schemas.Worker:
-            worker = workforce.set_worker_status(s, email, body.status)
-            if worker.status == "disabled":
-                tasks.release_all_for_worker(s, worker.id, now_ms=ctx.clock.now_ms())
-            return _worker(s, worker)
+            return _worker(s, tasks.set_worker_status(s, email, body.status, now_ms=ctx.clock.now_ms()))
 
         return ctx.write(run)
 
@@ -315,8 +312,7 @@ def _worker_admin_routes(api: FastAPI) -> None:
     @api.delete("/workers/{email}", status_code=204, tags=["workers"])
     def remove_worker(email: str, ctx: Ctx, _: Admin) -> None:
         def run(s: Session) -> None:
-            worker = workforce.remove_worker(s, email)
-            tasks.release_all_for_worker(s, worker.id, now_ms=ctx.clock.now_ms())
+            tasks.remove_worker(s, email, now_ms=ctx.clock.now_ms())
 
         ctx.write(run)
 
