@@ -336,3 +336,114 @@ def test_disabling_a_worker_in_the_admin_console_releases_their_tasks(
     admin_console.post("/admin/teams/MyTeam/disable", email=emails[0])
     with services.db.read() as s:
         assert [slot.status for slot in s.query(TaskSlot)] == ["available"]
+
+
+# -- 3. webhooks: connect to the address checked; IPv4 inside IPv6 is checked too --------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
+        "http://[2002:7f00:1::1]/hook",  # 6to4 of 127.0.0.1
+        "http://[2002:a01:203::1]/hook",  # 6to4 of 10.1.2.3
+        "http://[::ffff:127.0.0.1]/hook",  # IPv4-mapped
+        "http://[::ffff:7f00:1]/hook",
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible (deprecated)
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
+    ],
+)
+def test_webhooks_to_ipv4_embedded_in_ipv6_are_refused(
+    app_client: TestClient, access_key: tuple[str, str], url: str
+) -> None:
+    response = app_client.post("/api/v1/webhooks", json={"name": "bad", "url": url}, headers=basic_auth(*access_key))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "ValidationException"
+
+
+def test_a_webhook_delivery_connects_to_the_address_that_was_checked(
+    settings: Settings, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name resolves to a public address for the check and to loopback
+    for whoever resolves it again; the delivery must go to the checked address."""
+    import socket
+    import sys
+
+    from loopin import outbound
+    from loopin.access_keys import create_key
+    from loopin.background import run_once
+    from tests.receiver import receiver
+
+    real = socket.getaddrinfo
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "rebind.example.org":
+            checked = sys._getframe(1).f_globals.get("__name__") == "loopin.outbound"
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34" if checked else "127.0.0.1", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(outbound.socket, "getaddrinfo", rebinding)
+    ctx = build_services(settings.model_copy(update={"webhook_timeout_seconds": 0.5}), clock=clock)
+    try:
+        with ctx.db.write() as s:
+            key = create_key(s, secret_key=ctx.settings.secret_key, description="", now_ms=0)
+        with TestClient(create_app(services=ctx, run_background=False)) as http, receiver() as hook:
+            admin = admin_client(http, (key.access_key_id, key.secret_access_key))
+            setup_flow(admin, workers=1)
+            port = hook.url.split(":")[2].split("/")[0]
+            admin.create_webhook("rebound", url=f"http://rebind.example.org:{port}/hook")
+            admin.start_loop("x", flow="review", input={})
+            run_once(ctx)
+            assert hook.received == []
+            [delivery] = admin.list_deliveries()
+            assert delivery.status == "pending" and delivery.last_error
+    finally:
+        ctx.db.dispose()
+
+
+# -- 10. webhook URLs the HTTP client would refuse; one bad delivery never affects another
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com:99999/hook", "http://exa\x00mple.com/hook", "http://example.com/ho\x00ok", "http://[::1/hook"],
+)
+def test_webhook_urls_the_client_cannot_use_are_refused(
+    app_client: TestClient, access_key: tuple[str, str], url: str
+) -> None:
+    response = app_client.post(
+        "/api/v1/webhooks",
+        json={"name": "bad", "url": url, "allow_private_network": True},
+        headers=basic_auth(*access_key),
+    )
+    assert response.status_code == 400, response.text
+
+
+def test_one_bad_webhook_delivery_does_not_stop_the_others(
+    services: Services, app_client: TestClient, access_key: tuple[str, str], clock: ManualClock
+) -> None:
+    from sqlalchemy import update
+
+    from loopin.background import run_once
+    from loopin.models import Webhook
+    from tests.receiver import receiver
+
+    admin = admin_client(app_client, access_key)
+    setup_flow(admin, workers=1)
+    with receiver() as hook:
+        for name in ("a-bad", "b-bad", "good"):
+            admin.create_webhook(name, url=hook.url, allow_private_network=True)
+        with services.db.write() as s:  # stored before URLs were checked as the client parses them
+            s.execute(update(Webhook).where(Webhook.name == "a-bad").values(url="http://127.0.0.1:99999/hook"))
+            s.execute(update(Webhook).where(Webhook.name == "b-bad").values(url="http://127.0.0.1/ho\x00ok"))
+        admin.start_loop("x", flow="review", input={})
+        run_once(services)
+        assert len(hook.received) == 1
+        by_hook = {d.webhook: d for d in admin.list_deliveries()}
+        assert by_hook["good"].status == "delivered"
+        for name in ("a-bad", "b-bad"):
+            assert by_hook[name].status == "pending" and by_hook[name].last_error and by_hook[name].attempts == 1
+        clock.advance(2 * 86_400)
+        run_once(services)
+        assert {d.webhook for d in admin.list_deliveries(status="dead")} == {"a-bad", "b-bad"}
