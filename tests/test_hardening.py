@@ -447,3 +447,56 @@ def test_one_bad_webhook_delivery_does_not_stop_the_others(
         clock.advance(2 * 86_400)
         run_once(services)
         assert {d.webhook for d in admin.list_deliveries(status="dead")} == {"a-bad", "b-bad"}
+
+
+# -- 11. what a flow's tasks may grant read access to ------------------------------------
+
+
+def test_loop_inputs_naming_outputs_or_places_outside_the_flows_inputs_are_refused(
+    services: Services, app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    from sqlalchemy import text
+
+    auth = basic_auth(*access_key)
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=1)  # flow "review", output s3://review-bucket/a2i-results
+    other_output = "s3://review-bucket/a2i-results/review/2026/01/01/00/00/00/secret/output.json"
+    services.store.put(other_output, b'{"answers": "of another team"}')
+    response = app_client.post(
+        "/api/v1/loops", json={"name": "steal", "flow": "review", "input": {"taskObject": other_output}}, headers=auth
+    )
+    assert response.status_code == 400 and other_output in response.json()["error"]["message"]
+
+    flow = {
+        "name": "scoped",
+        "team": "MyTeam",
+        "task_ui": "boxes",
+        "title": "t",
+        "description": "d",
+        "output_path": "s3://scoped-out/results",
+        "input_locations": ["s3://inputs/scoped/"],
+    }
+    created = app_client.post("/api/v1/flows", json=flow, headers=auth)
+    assert created.status_code == 201, created.text
+    assert created.json()["input_locations"] == ["s3://inputs/scoped"]
+    for uri in ("s3://secrets/key.jpg", "s3://inputs/scopedX/a.jpg", "s3://inputs/other/a.jpg"):
+        response = app_client.post(
+            "/api/v1/loops", json={"name": "out", "flow": "scoped", "input": {"taskObject": uri}}, headers=auth
+        )
+        assert response.status_code == 400 and uri in response.json()["error"]["message"], uri
+    ok = app_client.post(
+        "/api/v1/loops",
+        json={"name": "in", "flow": "scoped", "input": {"taskObject": "s3://inputs/scoped/a.jpg"}},
+        headers=auth,
+    )
+    assert ok.status_code == 200, ok.text
+
+    # A loop stored before the check: the task page grants nothing outside the scope.
+    admin.start_loop("old", flow="review", input={"taskObject": "s3://review-bucket/images/a.jpg"})
+    stored = json.dumps({"taskObject": other_output})
+    with services.db.write() as s:
+        s.execute(text("UPDATE human_loops SET input_content = :c WHERE name = 'old'"), {"c": stored})
+    console = Console(create_app(services=services, run_background=False)).sign_in(emails[0])
+    task_id = console.start("review")
+    frame = console.get(f"/worker/tasks/{task_id}/frame")
+    assert "/store/" not in frame and "X-Amz-Signature" not in frame and "may not show" in frame

@@ -22,7 +22,7 @@ import loopin.loop_stats  # noqa: F401  (its session hooks keep the loop counter
 from loopin.clock import iso_ms, utc_path
 from loopin.errors import ConflictError, NotFoundError, ValidationError
 from loopin.events import record_status
-from loopin.flows import get_flow
+from loopin.flows import check_input_uris, get_flow
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Worker
 from loopin.store import join_uri
 from loopin.validation import LOOP_NAME, check_name, loads_stored, refuse_lone_surrogates
@@ -77,7 +77,7 @@ def start_loop(
     Returns ``(loop, created)``. Same name with another input or flow: ConflictError.
     """
     check_name(name, what="Human loop name", pattern=LOOP_NAME)
-    parse_input(input_content)
+    task_input = parse_input(input_content)
     if content_classifiers is not None:
         unknown = set(content_classifiers) - CONTENT_CLASSIFIERS
         if unknown or len(content_classifiers) > 256:
@@ -85,6 +85,7 @@ def start_loop(
                 "ContentClassifiers may hold only FreeOfPersonallyIdentifiableInformation and FreeOfAdultContent."
             )
     flow = get_flow(session, flow_name)
+    check_input_uris(session, flow, task_input)
     digest = hashlib.sha256(input_content.encode()).hexdigest()
     existing = session.scalar(select(HumanLoop).where(HumanLoop.name == name))
     if existing is not None:

@@ -93,6 +93,9 @@ class FlowDefinition(Base):
     output_path: Mapped[str] = mapped_column(String(1024))
     role_arn: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # JSON list of s3:// prefixes that loop inputs may name and tasks may grant read access
+    # to; None: anywhere but the output areas (see flows.may_grant).
+    input_locations: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class HumanLoop(Base):

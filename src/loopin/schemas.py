@@ -110,6 +110,11 @@ class FlowCreate(Request):
     availability_lifetime_seconds: int = 864_000
     time_limit_seconds: int = 3_600
     role_arn: str | None = None
+    input_locations: list[str] | None = Field(
+        default=None,
+        description="s3:// locations loop inputs may name (tasks get read access only there). "
+        "Default: anywhere but the output locations of flows.",
+    )
 
 
 class FlowUpdate(Request):
@@ -138,6 +143,7 @@ class Flow(Response):
     availability_lifetime_seconds: int
     time_limit_seconds: int
     role_arn: str | None = None
+    input_locations: list[str] | None = None
     created_at: str
 
 

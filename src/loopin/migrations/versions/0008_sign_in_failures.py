@@ -1,4 +1,4 @@
-"""sign-in failures in the database, shared by every server process
+"""sign-in failures in the database, shared by every server process; flows' input locations
 
 Revision ID: 0008
 Revises: 0006
@@ -25,9 +25,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_sign_in_failures_key_at", "sign_in_failures", ["key", "at_ms"])
     op.create_index("ix_sign_in_failures_at", "sign_in_failures", ["at_ms"])
+    with op.batch_alter_table("flow_definitions") as batch_op:
+        batch_op.add_column(sa.Column("input_locations", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("flow_definitions") as batch_op:
+        batch_op.drop_column("input_locations")
     op.drop_index("ix_sign_in_failures_at", table_name="sign_in_failures")
     op.drop_index("ix_sign_in_failures_key_at", table_name="sign_in_failures")
     op.drop_table("sign_in_failures")

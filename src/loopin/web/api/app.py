@@ -176,6 +176,7 @@ def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow
         availability_lifetime_seconds=flow.availability_lifetime_s,
         time_limit_seconds=flow.time_limit_s,
         role_arn=flow.role_arn,
+        input_locations=flows.input_locations(flow),
         created_at=iso_ms(flow.created_at),
     )
 
@@ -357,6 +358,7 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 availability_lifetime_s=body.availability_lifetime_seconds,
                 time_limit_s=body.time_limit_seconds,
                 role_arn=body.role_arn,
+                input_locations=body.input_locations,
                 now_ms=ctx.clock.now_ms(),
             )
             return _flow(s, ctx, flow)

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from loopin import tasks, workforce
+from loopin import flows, tasks, workforce
 from loopin.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -244,6 +244,9 @@ class _Console:
         origins: set[str] = set()
 
         def grant(uri: str) -> str:
+            with self.ctx.db.read() as s:
+                if not flows.may_grant(s, held.flow, uri):
+                    raise ValidationError(f"This task may not show {uri}.")
             url = self.ctx.store.signed_url(uri, ttl_seconds=self.ctx.settings.signed_url_ttl_seconds, now_ms=now)
             origins.add(origin_of(url))
             return url
