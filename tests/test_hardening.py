@@ -500,3 +500,46 @@ def test_loop_inputs_naming_outputs_or_places_outside_the_flows_inputs_are_refus
     task_id = console.start("review")
     frame = console.get(f"/worker/tasks/{task_id}/frame")
     assert "/store/" not in frame and "X-Amz-Signature" not in frame and "may not show" in frame
+
+
+# -- 5. model sources: regular files or objects, with a size cap --------------------------
+
+
+def test_model_sources_must_be_regular_files_of_bounded_size(
+    settings: Settings, clock: ManualClock, tmp_path: Any
+) -> None:
+    import os
+    import time
+
+    from loopin.access_keys import create_key
+    from loopin.endpoints import deploy_pending
+    from loopin.schemas import VariantSpec
+    from tests.test_inference import yolo_spec
+
+    big = tmp_path / "big.onnx"
+    big.write_bytes(b"\0" * 5000)
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)
+    ctx = build_services(settings.model_copy(update={"max_model_bytes": 4096}), clock=clock)
+    try:
+        with ctx.db.write() as s:
+            key = create_key(s, secret_key=ctx.settings.secret_key, description="", now_ms=0)
+        with TestClient(create_app(services=ctx, run_background=False)) as http:
+            admin = admin_client(http, (key.access_key_id, key.secret_access_key))
+            spec = yolo_spec().model_dump(mode="json")
+            for name, uri in (("zero", "file:///dev/zero"), ("pipe", f"file://{fifo}"), ("big", f"file://{big}")):
+                admin.register_model(name, onnx_uri=uri, spec=spec)
+                admin.create_endpoint_config(f"c-{name}", variants=[VariantSpec(model=name)])
+                admin.create_endpoint(f"ep-{name}", config=f"c-{name}")
+            started = time.monotonic()
+            deploy_pending(ctx)
+            assert time.monotonic() - started < 10
+            reasons = {name: admin.describe_endpoint(f"ep-{name}") for name in ("zero", "pipe", "big")}
+            assert all(e.status == "Failed" for e in reasons.values())
+            assert "not a regular file" in reasons["zero"].failure_reason
+            assert "not a regular file" in reasons["pipe"].failure_reason
+            assert "max_model_bytes" in reasons["big"].failure_reason
+            # A failed endpoint is not loaded again (at the next round, or a restart).
+            assert deploy_pending(ctx) == 0
+    finally:
+        ctx.db.dispose()

@@ -77,6 +77,12 @@ class Settings(BaseModel):
         description="onnxruntime threads per inference. 1 suits small machines: concurrent requests "
         "already use the cores in parallel.",
     )
+    max_model_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=1,
+        description="Largest ONNX model file an endpoint may load (bytes). Model sources must be regular "
+        "files or stored objects; a larger one, a device or a pipe fails the endpoint instead of being read.",
+    )
     webhook_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, description="How long a webhook receiver has to answer one delivery."
     )
