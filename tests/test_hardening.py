@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text as text_
 
 from loopin.clock import ManualClock
 from loopin.config import Settings
@@ -543,3 +544,37 @@ def test_model_sources_must_be_regular_files_of_bounded_size(
             assert deploy_pending(ctx) == 0
     finally:
         ctx.db.dispose()
+
+
+# -- 7. the data directory is private, whatever the umask --------------------------------
+
+
+def test_the_data_directory_and_its_files_are_private(tmp_path: Any, database_url: str) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        url = "" if database_url.startswith("sqlite") else database_url  # SQLite: the default file in data_dir
+        settings = Settings(data_dir=tmp_path / "data", database_url=url, public_url="http://testserver")
+        ctx = build_services(settings)
+        try:
+            with ctx.db.write() as s:
+                s.execute(text_("SELECT 1"))
+            ctx.store.put("s3://bucket/some/key.json", b"{}", content_type="application/json")
+            mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+            data = tmp_path / "data"
+            assert mode(data) == 0o700
+            private = [data / "secret_key"]
+            if database_url.startswith("sqlite"):
+                private += [data / "loopin.db", data / "loopin.db-wal", data / "loopin.db-shm"]
+            for root, _dirs, files in os.walk(data / "objects"):
+                assert mode(root) & 0o077 == 0, root
+                private += [os.path.join(root, f) for f in files]
+            assert len(private) >= 3
+            for path in private:
+                assert mode(path) == 0o600, (path, oct(mode(path)))
+        finally:
+            ctx.db.dispose()
+    finally:
+        os.umask(old)
