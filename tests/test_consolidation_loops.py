@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from loopin.services import Services
 
 from loopin.client import Client
 from loopin.errors import ValidationError
 from loopin.events import eventbridge, events_after
+from loopin.services import Services
 from tests.helpers import admin_client, setup_flow, worker_client
 
 INPUT = {"taskObject": "s3://images/street.jpg", "labels": ["car", "bicycle"], "initialValue": []}

@@ -51,6 +51,7 @@ LAYERS: dict[str, set[str]] = {
     "domain": {
         "workforce",
         "admins",
+        "sign_in_limits",
         "access_keys",
         "task_templates",
         "rendering",

@@ -21,6 +21,21 @@ from loopin.arns import arn
 ENV_PREFIX = "LOOPIN_"
 
 
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and its parents) if needed, and make it readable by its owner only
+    (0700), whatever the umask: it holds password hashes, task inputs and answers."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` empty if it does not exist, and make it 0600 either way."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -78,6 +93,12 @@ class Settings(BaseModel):
         le=64,
         description="onnxruntime threads per inference. 1 suits small machines: concurrent requests "
         "already use the cores in parallel.",
+    )
+    max_model_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=1,
+        description="Largest ONNX model file an endpoint may load (bytes). Model sources must be regular "
+        "files or stored objects; a larger one, a device or a pipe fails the endpoint instead of being read.",
     )
     webhook_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, description="How long a webhook receiver has to answer one delivery."
@@ -186,10 +207,11 @@ class Settings(BaseModel):
         return cls(**values)
 
     def ensure_secret_key(self) -> Settings:
-        """Return settings with a secret key, creating ``<data_dir>/secret_key`` if needed."""
+        """Return settings with a secret key, creating ``<data_dir>/secret_key`` if needed.
+        Also makes the data directory private (0700)."""
+        private_dir(self.data_dir)
         if self.secret_key:
             return self
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.data_dir / "secret_key"
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -21,6 +21,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from loopin.config import private_dir, private_file
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 0x6C6F6F70  # "loop": serialises upgrades from several processes
 
@@ -56,7 +58,13 @@ class Database:
         if self.is_sqlite:
             sqlite_path = make_url(self.url).database
             if sqlite_path and sqlite_path != ":memory:":
-                Path(sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+                # SQLite gives its -wal and -shm files the database file's permissions.
+                path = Path(sqlite_path)
+                private_dir(path.parent)
+                private_file(path)
+                for extra in ("-wal", "-shm", "-journal"):
+                    if Path(sqlite_path + extra).exists():
+                        private_file(Path(sqlite_path + extra))
         with self.engine.begin() as conn:
             if not self.is_sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})

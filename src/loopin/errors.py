@@ -84,6 +84,13 @@ class ModelError(LoopinError):
     code = "ModelError"
 
 
+class ThrottlingError(LoopinError):
+    """Too many attempts (failed sign-ins): ``details["retry_after_seconds"]`` says when to
+    try again."""
+
+    code = "ThrottlingException"
+
+
 class InternalError(LoopinError):
     code = "InternalServerException"
 
@@ -101,6 +108,7 @@ ERRORS_BY_CODE: dict[str, type[LoopinError]] = {
         TaskStateError,
         StoreUnavailableError,
         ModelError,
+        ThrottlingError,
         InternalError,
     )
 }

@@ -55,6 +55,7 @@ def create_flow(
     role_arn: str | None = None,
     consolidation: bool | None = None,
     consolidation_quorum: int | None = None,
+    input_locations: Sequence[str] | None = None,
     now_ms: int,
 ) -> FlowDefinition:
     """A new flow definition. A ValidationError names the first bad field in its message
@@ -80,6 +81,12 @@ def create_flow(
         output = normalize_output_location(output_path)
     except ValidationError as exc:
         problems["output_path"] = exc.message
+    locations: list[str] | None = None
+    if input_locations is not None:
+        try:
+            locations = _input_locations(input_locations)
+        except ValidationError as exc:
+            problems["input_locations"] = exc.message
     _raise_problems(problems)
     if session.scalar(select(FlowDefinition.id).where(FlowDefinition.name == name)) is not None:
         raise ResourceInUseError(f"A flow definition named '{name}' exists already.")
@@ -98,10 +105,54 @@ def create_flow(
         consolidation=consolidation,
         consolidation_quorum=consolidation_quorum,
         created_at=now_ms,
+        input_locations=json.dumps(locations) if locations is not None else None,
     )
     session.add(flow)
     session.flush()
     return flow
+
+
+def _input_locations(values: Sequence[str]) -> list[str]:
+    if isinstance(values, str) or len(values) > 100:
+        raise ValidationError("input_locations is a list of at most 100 s3:// locations.")
+    return [normalize_output_location(v) for v in values]
+
+
+def input_locations(flow: FlowDefinition) -> list[str] | None:
+    return None if flow.input_locations is None else list(json.loads(flow.input_locations))
+
+
+def _under(uri: str, prefix: str) -> bool:
+    return uri == prefix or uri.startswith(prefix.rstrip("/") + "/")
+
+
+def may_grant(session: Session, flow: FlowDefinition, uri: str) -> bool:
+    """Whether a task of ``flow`` may name ``uri`` and get read access to it: never inside
+    any flow's output location (other teams' answers), and, when the flow has input
+    locations, only inside them."""
+    if not isinstance(uri, str) or not uri.startswith("s3://") or "/../" in uri + "/" or "/./" in uri + "/":
+        return False
+    if any(_under(uri, out) for out in session.scalars(select(FlowDefinition.output_path).distinct())):
+        return False
+    allowed = input_locations(flow)
+    return allowed is None or any(_under(uri, prefix) for prefix in allowed)
+
+
+def check_input_uris(session: Session, flow: FlowDefinition, value: object) -> None:
+    """Every s3:// location in a loop's input must be one the flow may grant (``may_grant``)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item.startswith("s3://") and not may_grant(session, flow, item):
+                raise ValidationError(
+                    f"The input names {item}, which flow definition '{flow.name}' may not grant access to: "
+                    "it is inside an output location, or outside the flow's input locations."
+                )
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def update_flow(

@@ -24,10 +24,10 @@ from loopin import consolidation
 from loopin.clock import iso_ms, utc_path
 from loopin.errors import ConflictError, NotFoundError, ValidationError
 from loopin.events import record_status
-from loopin.flows import consolidation_settings, get_flow
+from loopin.flows import check_input_uris, consolidation_settings, get_flow
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Worker
 from loopin.store import join_uri
-from loopin.validation import LOOP_NAME, check_name
+from loopin.validation import LOOP_NAME, check_name, loads_stored, refuse_lone_surrogates
 
 OUTPUTS_DUE = "loopin.outputs_due"  # key in Session.info: ids of the loops made pending in it
 
@@ -65,6 +65,7 @@ def parse_input(input_content: str) -> dict[str, Any]:
         raise ValidationError("InputContent is nested too deeply.") from exc
     if not isinstance(value, dict):
         raise ValidationError("InputContent must be a JSON object ({...}).")
+    refuse_lone_surrogates(value, what="InputContent")
     return value
 
 
@@ -86,7 +87,7 @@ def start_loop(
     Returns ``(loop, created)``. Same name with another input or flow: ConflictError.
     """
     check_name(name, what="Human loop name", pattern=LOOP_NAME)
-    parse_input(input_content)
+    task_input = parse_input(input_content)
     if content_classifiers is not None:
         unknown = set(content_classifiers) - CONTENT_CLASSIFIERS
         if unknown or len(content_classifiers) > 256:
@@ -94,6 +95,7 @@ def start_loop(
                 "ContentClassifiers may hold only FreeOfPersonallyIdentifiableInformation and FreeOfAdultContent."
             )
     flow = get_flow(session, flow_name)
+    check_input_uris(session, flow, task_input)
     digest = hashlib.sha256(input_content.encode()).hexdigest()
     existing = session.scalar(select(HumanLoop).where(HumanLoop.name == name))
     if existing is not None:
@@ -285,7 +287,7 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
     answers = [
         {
             "acceptanceTime": iso_ms(slot.accepted_at or slot.submitted_at or 0),
-            "answerContent": json.loads(slot.answer or "{}"),
+            "answerContent": loads_stored(slot.answer or "{}"),
             "submissionTime": iso_ms(slot.submitted_at or 0),
             "timeSpentInSeconds": round(((slot.submitted_at or 0) - (slot.accepted_at or 0)) / 1000, 3),
             "workerId": worker.worker_id,
@@ -303,7 +305,7 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
         "flowDefinitionArn": flow_arn,
         "humanAnswers": answers,
         "humanLoopName": loop.name,
-        "inputContent": json.loads(loop.input_content),
+        "inputContent": loads_stored(loop.input_content),
     }
     event_data = None
     flow = session.get_one(FlowDefinition, loop.flow_id)

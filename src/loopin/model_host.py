@@ -4,7 +4,9 @@ its own host and serves every InService endpoint."""
 
 from __future__ import annotations
 
+import os
 import random
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +16,8 @@ from urllib.parse import unquote, urlparse
 from loopin.errors import NotFoundError, ValidationError
 from loopin.inference import BUILTIN_MODELS, Detector, ModelSpec
 from loopin.store import ObjectStore
+
+DEFAULT_MAX_MODEL_BYTES = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,11 @@ class Served:
 
 
 class ModelHost:
-    def __init__(self, store: ObjectStore, *, inference_threads: int = 1) -> None:
+    def __init__(
+        self, store: ObjectStore, *, inference_threads: int = 1, max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
+    ) -> None:
         self._store = store
+        self._max_bytes = max_model_bytes
         self._threads = inference_threads
         self._lock = threading.Lock()
         self._served: dict[str, Served] = {}
@@ -104,14 +111,35 @@ class ModelHost:
             self._served.pop(endpoint, None)
 
     def _read_artifact(self, uri: str) -> bytes:
+        """The model file: a regular file or a stored object of at most ``max_model_bytes``,
+        never a device, a pipe or anything else that could be read without end."""
+        limit = self._max_bytes
+        too_big = "The model file {} is {:,} bytes; the limit (setting max_model_bytes) is {:,}."
         if uri.startswith("s3://") or uri.startswith("https://s3.amazonaws.com/"):
-            return self._store.get(uri)
+            size = self._store.head(uri).size
+            if size > limit:
+                raise ValidationError(too_big.format(uri, size, limit))
+            data = self._store.get(uri)
+            if len(data) > limit:
+                raise ValidationError(too_big.format(uri, len(data), limit))
+            return data
         if uri.startswith("file://"):
             path = Path(unquote(urlparse(uri).path))
             try:
-                return path.read_bytes()
+                # Non-blocking, so that opening a FIFO does not wait for a writer.
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
             except OSError as exc:
                 raise NotFoundError(f"Cannot read the model file {path}: {exc.strerror}.") from exc
+            with os.fdopen(fd, "rb") as fh:
+                info = os.fstat(fh.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    raise ValidationError(f"The model file {path} is not a regular file.")
+                if info.st_size > limit:
+                    raise ValidationError(too_big.format(path, info.st_size, limit))
+                data = fh.read(limit + 1)  # the file may have grown since
+            if len(data) > limit:
+                raise ValidationError(too_big.format(path, len(data), limit))
+            return data
         raise ValidationError(f"Model location '{uri}' must be a file:// or s3:// URI.")
 
 

@@ -96,6 +96,9 @@ class FlowDefinition(Base):
     consolidation: Mapped[bool | None] = mapped_column()
     consolidation_quorum: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # JSON list of s3:// prefixes that loop inputs may name and tasks may grant read access
+    # to; None: anywhere but the output areas (see flows.may_grant).
+    input_locations: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class HumanLoop(Base):
@@ -407,3 +410,15 @@ class AdminSetupLink(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class SignInFailure(Base):
+    """One counted sign-in attempt (see ``sign_in_limits``): per e-mail address and per
+    client address, shared by every server process."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_key_at", "key", "at_ms"), Index("ix_sign_in_failures_at", "at_ms"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300))
+    at_ms: Mapped[int] = mapped_column(BigInteger)

@@ -116,6 +116,11 @@ class FlowCreate(Request):
     consolidation_quorum: int | None = Field(
         default=None, description="Workers who must agree for a box or label to be kept; None: a majority."
     )
+    input_locations: list[str] | None = Field(
+        default=None,
+        description="s3:// locations loop inputs may name (tasks get read access only there). "
+        "Default: anywhere but the output locations of flows.",
+    )
 
 
 class FlowUpdate(Request):
@@ -147,6 +152,7 @@ class Flow(Response):
     availability_lifetime_seconds: int
     time_limit_seconds: int
     role_arn: str | None = None
+    input_locations: list[str] | None = None
     created_at: str
     # As they apply (the defaults resolved): see docs/consolidation.md.
     consolidation: bool = False

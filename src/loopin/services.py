@@ -69,7 +69,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         store=store,
         settings=settings,
         clock=clock,
-        models=ModelHost(store, inference_threads=settings.inference_threads),
+        models=ModelHost(store, inference_threads=settings.inference_threads, max_model_bytes=settings.max_model_bytes),
         secrets=SecretCache(db, settings.secret_key, clock),
     )
 

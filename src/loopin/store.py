@@ -43,7 +43,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from loopin.config import Settings
+from loopin.config import Settings, private_dir
 from loopin.errors import (
     AccessDeniedError,
     ConflictError,
@@ -212,7 +212,7 @@ class LocalStore(ObjectStore):
     def __init__(self, root: Path, *, public_url: str, secret_key: str) -> None:
         if not secret_key:
             raise ValueError("LocalStore needs a secret_key (see Settings.ensure_secret_key)")
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)  # objects are task inputs and answers: the owner's only (files are 0600)
         self.root = root.resolve()
         self.public_url = public_url.rstrip("/")
         self._url_key = hmac.new(secret_key.encode(), b"loopin-store-url", "sha256").digest()
@@ -378,10 +378,21 @@ def _md5_path(path: Path) -> str:
         return _md5_file(fh)
 
 
+def _make_dirs(path: Path) -> None:
+    """``mkdir -p`` with every new level 0700 (``Path.mkdir`` gives parents the umask's mode)."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+
+
 def _atomic_write(path: Path, data: bytes) -> os.stat_result:
     """Write via a temp file in the same folder, so readers see the old or the new file."""
     for attempt in range(3):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(path.parent)
         try:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX)
             break

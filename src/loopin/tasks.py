@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from loopin import workforce
 from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError, ValidationError
 from loopin.loops import fail_loop, settle_loop
 from loopin.models import Decline, FlowDefinition, HumanLoop, TaskSlot, TeamMember, Worker
+from loopin.validation import refuse_lone_surrogates
 
 MAX_ANSWER_CHARS = 3_145_728
 SEEN_EVERY_MS = 60_000  # how often a working worker's last_seen_at is moved on
@@ -164,6 +166,7 @@ def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any
         raise ValidationError("The answer holds a number that is not finite (NaN or Infinity).") from exc
     if len(encoded) > MAX_ANSWER_CHARS:
         raise ValidationError(f"The answer is larger than {MAX_ANSWER_CHARS:,} characters.")
+    refuse_lone_surrogates(answer, what="The answer")
     _seen(session, worker, now_ms=now_ms)  # before the loop's lock, in the order disabling takes them
     slot, loop = _lock_own_slot(session, worker, slot_id)
     if slot.status == "submitted":
@@ -191,11 +194,13 @@ def slots_of_loop(session: Session, loop: HumanLoop) -> list[tuple[TaskSlot, Wor
     ]
 
 
-def release_all_for_worker(session: Session, worker_id: int, *, now_ms: int) -> None:
-    """Free every slot a worker holds (they were disabled or removed)."""
-    slot_ids = session.scalars(
-        select(TaskSlot.id).where(TaskSlot.worker_id == worker_id, TaskSlot.status == "held")
-    ).all()
+def release_all_for_worker(session: Session, worker_id: int, *, now_ms: int, team_id: int | None = None) -> None:
+    """Free every slot a worker holds (they were disabled or removed), or only those of one
+    team's flows (they left that team)."""
+    query = select(TaskSlot.id).where(TaskSlot.worker_id == worker_id, TaskSlot.status == "held")
+    if team_id is not None:
+        query = query.where(TaskSlot.flow_id.in_(select(FlowDefinition.id).where(FlowDefinition.team_id == team_id)))
+    slot_ids = session.scalars(query).all()
     for slot_id in slot_ids:
         slot = session.get_one(TaskSlot, slot_id)
         loop = _lock_loop(session, slot.loop_id)
@@ -203,6 +208,32 @@ def release_all_for_worker(session: Session, worker_id: int, *, now_ms: int) -> 
         if slot.status == "held":
             _free_slot(slot, loop)
             settle_loop(session, loop, now_ms=now_ms)
+
+
+# -- workforce changes that end a worker's hold on tasks ----------------------------------
+# The web layer calls these, not workforce's own, so that no path forgets the tasks.
+
+
+def remove_member(session: Session, team_name: str, email: str, *, now_ms: int) -> None:
+    """Take a worker off a team; the tasks of the team's flows they hold go back to the pool."""
+    workforce.remove_member(session, team_name, email)
+    team = workforce.get_team(session, team_name)
+    release_all_for_worker(session, workforce.get_worker(session, email).id, now_ms=now_ms, team_id=team.id)
+
+
+def set_worker_status(session: Session, email: str, status: str, *, now_ms: int) -> Worker:
+    """Enable or disable a worker; disabling gives the tasks they hold back to the pool."""
+    worker = workforce.set_worker_status(session, email, status)
+    if worker.status == "disabled":
+        release_all_for_worker(session, worker.id, now_ms=now_ms)
+    return worker
+
+
+def remove_worker(session: Session, email: str, *, now_ms: int) -> Worker:
+    """Disable the worker and take them off every team; the tasks they hold go back to the pool."""
+    worker = workforce.remove_worker(session, email)
+    release_all_for_worker(session, worker.id, now_ms=now_ms)
+    return worker
 
 
 def expire_leases(session: Session, *, now_ms: int, limit: int = 500) -> int:
@@ -280,13 +311,20 @@ def _held(session: Session, slot: TaskSlot) -> HeldTask:
 def _own_slot(session: Session, worker: Worker, slot_id: int) -> TaskSlot:
     _require_active(worker)
     slot = session.get(TaskSlot, slot_id)
-    if slot is None or slot.worker_id != worker.id:
+    if slot is None or slot.worker_id != worker.id or not _member_for(session, worker, slot):
         # The same answer for "no such task" and "someone else's task": nothing leaks.
         raise NotFoundError(
             f"You do not hold task {slot_id}: it is not yours, or it was released or its "
             "time limit passed and it went back to the pool."
         )
     return slot
+
+
+def _member_for(session: Session, worker: Worker, slot: TaskSlot) -> bool:
+    """Whether the worker is (still) on the team of the slot's flow: checked on every task
+    action, so a worker taken off a team can no longer read or answer its tasks."""
+    flow = session.get_one(FlowDefinition, slot.flow_id)
+    return session.get(TeamMember, (flow.team_id, worker.id)) is not None
 
 
 def _lock_own_slot(session: Session, worker: Worker, slot_id: int) -> tuple[TaskSlot, HumanLoop]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from loopin.errors import ValidationError
 
@@ -37,3 +39,56 @@ def check_email(value: str) -> str:
     if len(email) > 254 or not EMAIL.fullmatch(email):
         raise ValidationError(f"'{value}' is not an e-mail address.")
     return email
+
+
+# -- text that no UTF-8 database or page can hold ----------------------------------------
+# A JSON "\ud800" escape decodes to a lone surrogate: a Python string that cannot be encoded
+# as UTF-8. Refused at every door; stored JSON that holds one (from before it was refused)
+# is read with the surrogates replaced, so a page can always be drawn.
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads pairs what pairs; what is left is lone
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether a string, or any key or string inside lists and dicts, holds a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def refuse_lone_surrogates(value: Any, *, what: str) -> None:
+    if has_lone_surrogate(value):
+        raise ValidationError(f"{what} holds a lone UTF-16 surrogate (like \\ud800), which is not text.")
+
+
+def without_lone_surrogates(value: Any) -> Any:
+    """``value`` with each lone surrogate replaced by U+FFFD (for reading what is stored)."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_lone_surrogates(v) for v in value]
+    return value
+
+
+def loads_stored(text: str) -> Any:
+    """Stored JSON text (a loop's input, an answer) as values a page or a response can
+    always encode."""
+    value = json.loads(text)
+    return without_lone_surrogates(value) if "\\u" in text else value

@@ -24,7 +24,7 @@ from loopin.errors import NotFoundError, ResourceInUseError, ValidationError
 from loopin.events import eventbridge
 from loopin.flows import get_flow
 from loopin.models import Delivery, Event, Webhook
-from loopin.outbound import check_url_syntax, resolve_allowed
+from loopin.outbound import check_url_syntax, pinned_client, resolve_allowed
 from loopin.services import Services
 from loopin.signing import seal, unseal
 from loopin.validation import check_name
@@ -206,21 +206,25 @@ def _send(ctx: Services, hook: Webhook, event_id: str, body: bytes) -> tuple[str
     }
     url = hook.url
     try:
-        with httpx.Client(timeout=s.webhook_timeout_seconds, follow_redirects=False) as client:
-            for _ in range(MAX_REDIRECTS + 1):
-                resolve_allowed(url, allow_private=hook.allow_private_network)  # every hop
+        for _ in range(MAX_REDIRECTS + 1):
+            # Every hop is checked, and its connection goes to exactly the addresses checked.
+            addresses = resolve_allowed(url, allow_private=hook.allow_private_network)
+            with pinned_client(addresses, timeout=s.webhook_timeout_seconds) as client:
                 response = client.post(url, content=body, headers=headers)
-                if response.is_redirect and "location" in response.headers:
-                    url = urljoin(url, response.headers["location"])
-                    check_url_syntax(url)
-                    continue
-                if 200 <= response.status_code < 300:
-                    return None, response.status_code
-                return f"The receiver answered HTTP {response.status_code}.", response.status_code
-            return "Too many redirects.", None
+            if response.is_redirect and "location" in response.headers:
+                url = urljoin(url, response.headers["location"])
+                check_url_syntax(url)
+                continue
+            if 200 <= response.status_code < 300:
+                return None, response.status_code
+            return f"The receiver answered HTTP {response.status_code}.", response.status_code
+        return "Too many redirects.", None
     except ValidationError as exc:
         return exc.message, None
     except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}", None
+    except Exception as exc:  # one bad delivery must never stop the others being recorded
+        log.exception("webhook delivery to %r failed unexpectedly", url)
         return f"{type(exc).__name__}: {exc}", None
 
 

@@ -27,7 +27,9 @@ STATUS_BY_CODE = {
     "ConflictException": 409,
     "ResourceInUse": 409,
     "TaskStateException": 409,
+    "PayloadTooLarge": 413,
     "ModelError": 424,
+    "ThrottlingException": 429,
     "InternalServerException": 500,
     "ServiceUnavailable": 503,
 }

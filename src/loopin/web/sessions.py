@@ -20,6 +20,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
+from loopin import sign_in_limits
+from loopin.db import Database
 from loopin.errors import AuthenticationError
 from loopin.signing import derive_key, sign_token, verify_token
 
@@ -78,14 +80,22 @@ class SignInLimiter:
     """Counts failed sign-ins per e-mail address and per client address in a sliding
     window and refuses further attempts while either is over its limit.
 
-    The counts live in this process's memory: with N server processes an attacker gets up
-    to N times the limit, and a restart forgets them. That still turns online password
-    guessing from thousands of tries a minute into a handful per quarter hour.
+    With ``db`` (what the server uses) the counts are kept in the database
+    (``loopin.sign_in_limits``): every sign-in path and every server process counts against
+    the same numbers, and a restart forgets nothing. Without it they live in this object
+    (a single process; tests of the semantics).
     """
 
     def __init__(
-        self, *, per_email: int = 5, per_client: int = 50, window_ms: int = 15 * 60_000, max_keys: int = 100_000
+        self,
+        *,
+        per_email: int = sign_in_limits.PER_EMAIL,
+        per_client: int = sign_in_limits.PER_CLIENT,
+        window_ms: int = sign_in_limits.WINDOW_MS,
+        max_keys: int = 100_000,
+        db: Database | None = None,
     ) -> None:
+        self._db = db
         self.per_email = per_email
         self.per_client = per_client
         self.window_ms = window_ms
@@ -98,7 +108,19 @@ class SignInLimiter:
         ``record_success`` says otherwise; else the seconds until one is allowed.
 
         Counting before the password is checked means parallel guesses cannot slip past
-        the limit while the (slow) hash runs."""
+        the limit while the (slow) hash runs. With a database this blocks: call it from a
+        worker thread."""
+        if self._db is not None:
+            with self._db.write() as session:
+                return sign_in_limits.begin_attempt(
+                    session,
+                    email=email,
+                    client=client,
+                    now_ms=now_ms,
+                    per_email=self.per_email,
+                    per_client=self.per_client,
+                    window_ms=self.window_ms,
+                )
         keys = ((_email_key(email), self.per_email), ("ip:" + client, self.per_client))
         with self._lock:
             wait = max(self._wait(key, limit, now_ms) for key, limit in keys)
@@ -113,6 +135,10 @@ class SignInLimiter:
     def record_success(self, *, email: str, client: str) -> None:
         """The attempt succeeded: the address's failures are forgotten, and this attempt
         no longer counts against the client."""
+        if self._db is not None:
+            with self._db.write() as session:
+                sign_in_limits.record_success(session, email=email, client=client)
+            return
         with self._lock:
             self._failures.pop(_email_key(email), None)
             attempts = self._failures.get("ip:" + client)

@@ -18,14 +18,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from loopin import flows, loops, schemas, task_templates, tasks, workforce
 from loopin.arns import arn
 from loopin.clock import iso_ms, parse_iso
-from loopin.errors import LoopinError, ValidationError
+from loopin.errors import LoopinError, ThrottlingError, ValidationError
 from loopin.models import FlowDefinition, HumanLoop, TaskUi, Worker, Workteam
 from loopin.services import Services
 from loopin.signing import sign_token
-from loopin.web.api.auth import Admin, Ctx, SignedInWorker, worker_token_key
+from loopin.validation import loads_stored
+from loopin.web.api.auth import Admin, Ctx, SignedInWorker, precheck, worker_token_key
 from loopin.web.api.events import events_routes
 from loopin.web.api.hosting import hosting_routes
+from loopin.web.api.limits import RequestLimits
 from loopin.web.errors import error_response, error_status
+from loopin.web.sessions import SignInLimiter
 
 T = TypeVar("T")
 log = logging.getLogger("loopin.api")
@@ -55,7 +58,10 @@ def create_api() -> FastAPI:
 
     @api.exception_handler(LoopinError)
     async def _domain_error(_: Request, exc: LoopinError) -> JSONResponse:
-        return _error_response(error_status(exc), exc.code, exc.message, exc.details)
+        response = _error_response(error_status(exc), exc.code, exc.message, exc.details)
+        if isinstance(exc.details.get("retry_after_seconds"), int):
+            response.headers["Retry-After"] = str(exc.details["retry_after_seconds"])
+        return response
 
     @api.exception_handler(RequestValidationError)
     async def _request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -80,6 +86,7 @@ def create_api() -> FastAPI:
         log.exception("unhandled error")
         return _error_response(500, "InternalServerException", "The server failed; see its log.")
 
+    api.add_middleware(RequestLimits, error_response=_error_response, precheck=precheck)
     _team_routes(api)
     _worker_admin_routes(api)
     _template_and_flow_routes(api)
@@ -148,10 +155,11 @@ def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow
         description=flow.description,
         output_path=flow.output_path,
         task_count=flow.task_count,
-        keywords=json.loads(flow.keywords),
+        keywords=loads_stored(flow.keywords),
         availability_lifetime_seconds=flow.availability_lifetime_s,
         time_limit_seconds=flow.time_limit_s,
         role_arn=flow.role_arn,
+        input_locations=flows.input_locations(flow),
         created_at=iso_ms(flow.created_at),
         consolidation=consolidating,
         consolidation_quorum=quorum,
@@ -179,7 +187,7 @@ def _task(held: tasks.HeldTask) -> schemas.Task:
         flow=held.flow.name,
         title=held.flow.title,
         description=held.flow.description,
-        input=json.loads(held.loop.input_content),
+        input=loads_stored(held.loop.input_content),
         accepted_at=iso_ms(held.slot.accepted_at or 0),
         lease_expires_at=iso_ms(held.slot.lease_expires_at or 0),
         time_limit_seconds=held.flow.time_limit_s,
@@ -240,7 +248,7 @@ def _team_routes(api: FastAPI) -> None:
     @api.delete("/teams/{name}/members/{email}", response_model=schemas.Team, tags=["teams"])
     def remove_member(name: str, email: str, ctx: Ctx, _: Admin) -> schemas.Team:
         def run(s: Session) -> schemas.Team:
-            workforce.remove_member(s, name, email)
+            tasks.remove_member(s, name, email, now_ms=ctx.clock.now_ms())
             return _team(s, ctx, workforce.get_team(s, name))
 
         return ctx.write(run)
@@ -275,10 +283,7 @@ def _worker_admin_routes(api: FastAPI) -> None:
     @api.patch("/workers/{email}", response_model=schemas.Worker, tags=["workers"])
     def update_worker(email: str, body: schemas.WorkerUpdate, ctx: Ctx, _: Admin) -> schemas.Worker:
         def run(s: Session) -> schemas.Worker:
-            worker = workforce.set_worker_status(s, email, body.status)
-            if worker.status == "disabled":
-                tasks.release_all_for_worker(s, worker.id, now_ms=ctx.clock.now_ms())
-            return _worker(s, worker)
+            return _worker(s, tasks.set_worker_status(s, email, body.status, now_ms=ctx.clock.now_ms()))
 
         return ctx.write(run)
 
@@ -293,8 +298,7 @@ def _worker_admin_routes(api: FastAPI) -> None:
     @api.delete("/workers/{email}", status_code=204, tags=["workers"])
     def remove_worker(email: str, ctx: Ctx, _: Admin) -> None:
         def run(s: Session) -> None:
-            worker = workforce.remove_worker(s, email)
-            tasks.release_all_for_worker(s, worker.id, now_ms=ctx.clock.now_ms())
+            tasks.remove_worker(s, email, now_ms=ctx.clock.now_ms())
 
         ctx.write(run)
 
@@ -341,6 +345,7 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 role_arn=body.role_arn,
                 consolidation=body.consolidation,
                 consolidation_quorum=body.consolidation_quorum,
+                input_locations=body.input_locations,
                 now_ms=ctx.clock.now_ms(),
             )
             return _flow(s, ctx, flow)
@@ -447,7 +452,7 @@ def _loop_routes(api: FastAPI) -> None:
             flow = s.get_one(FlowDefinition, loop.flow_id)
             return schemas.LoopDetail(
                 **_loop(ctx, loop, flow.name).model_dump(),
-                input=json.loads(loop.input_content),
+                input=loads_stored(loop.input_content),
                 answers_received=loops.answers_received(s, loop),
                 task_count=loops.answers_wanted(s, loop),
             )
@@ -466,12 +471,23 @@ def _loop_routes(api: FastAPI) -> None:
 
 def _worker_routes(api: FastAPI) -> None:
     @api.post("/worker/sign-in", response_model=schemas.WorkerSession, tags=["worker"])
-    def sign_in(body: schemas.SignIn, ctx: Ctx) -> schemas.WorkerSession:
+    def sign_in(body: schemas.SignIn, request: Request, ctx: Ctx) -> schemas.WorkerSession:
+        # The same limit as the consoles' sign-in, on the same counts (in the database).
+        client = request.client.host if request.client else "unknown"
+        limiter = SignInLimiter(db=ctx.db)
+        wait = limiter.begin_attempt(email=body.email, client=client, now_ms=ctx.clock.now_ms())
+        if wait:
+            raise ThrottlingError(
+                f"Too many failed sign-ins. Try again in {wait} seconds.", details={"retry_after_seconds": wait}
+            )
+
         def run(s: Session) -> schemas.WorkerSession:
             worker = workforce.sign_in(s, body.email, body.password, now_ms=ctx.clock.now_ms())
             return _session(s, ctx, worker)
 
-        return ctx.write(run)
+        session = ctx.write(run)
+        limiter.record_success(email=body.email, client=client)
+        return session
 
     @api.post("/worker/accept-invitation", response_model=schemas.WorkerSession, tags=["worker"])
     def accept(body: schemas.AcceptInvitation, ctx: Ctx) -> schemas.WorkerSession:
@@ -489,7 +505,7 @@ def _worker_routes(api: FastAPI) -> None:
                     flow=j.flow.name,
                     title=j.flow.title,
                     description=j.flow.description,
-                    keywords=json.loads(j.flow.keywords),
+                    keywords=loads_stored(j.flow.keywords),
                     tasks_waiting=j.tasks_waiting,
                 )
                 for j in tasks.list_jobs(s, worker)

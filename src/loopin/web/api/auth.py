@@ -3,6 +3,7 @@ access key, or a signed-in worker)."""
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -52,6 +53,28 @@ def signed_in_worker(ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentia
     if worker is None or worker.status != "active" or worker.sub != payload.get("sub"):
         raise AuthenticationError("This worker account is not active any more.")
     return worker
+
+
+async def precheck(ctx: Services, authorization: str) -> None:
+    """Whether the Authorization header carries credentials of either kind that are valid
+    now (an access key, or an unexpired worker token): checked before a request body is
+    read. The route's own dependency then checks the kind it needs and the account."""
+    scheme, _, value = authorization.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "basic":
+        try:
+            key_id, sep, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            sep = ""
+        if sep:
+            if not ctx.secrets.is_cached(key_id):
+                await run_in_threadpool(ctx.secrets.secret, key_id)
+            ctx.secrets.authenticate(key_id, secret)
+            return
+    elif scheme == "bearer" and value.strip():
+        verify_token(worker_token_key(ctx), value.strip(), now_ms=ctx.clock.now_ms())
+        return
+    raise AuthenticationError("This call needs credentials: an access key (HTTP Basic) or a worker token (Bearer).")
 
 
 Admin = Annotated[str, Depends(admin)]

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from loopin.errors import ValidationError
+from loopin.validation import refuse_lone_surrogates
 
 
 def parse_object(body: bytes) -> Fields:
@@ -19,6 +20,7 @@ def parse_object(body: bytes) -> Fields:
         raise ValidationError(f"The request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ValidationError("The request body must be a JSON object.")
+    refuse_lone_surrogates(data, what="The request body")
     return Fields(data)
 
 

@@ -32,8 +32,10 @@ class MultipartUploads:
     def create(self, bucket: str, key: str, content_type: str) -> str:
         upload_id = secrets.token_hex(16)
         folder = self.root / upload_id
-        folder.mkdir(parents=True)
-        (folder / "upload.json").write_text(json.dumps({"bucket": bucket, "key": key, "content_type": content_type}))
+        folder.mkdir(mode=0o700, parents=True)
+        fd = os.open(folder / "upload.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps({"bucket": bucket, "key": key, "content_type": content_type}))
         return upload_id
 
     def put_part(self, upload_id: str, bucket: str, key: str, number: int, data: bytes) -> str:

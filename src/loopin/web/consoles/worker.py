@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from loopin import tasks, workforce
+from loopin import flows, tasks, workforce
 from loopin.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -39,6 +39,7 @@ from loopin.errors import (
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, TaskUi, Worker
 from loopin.rendering import RenderError, render_task
 from loopin.services import Services
+from loopin.validation import loads_stored
 from loopin.web.errors import console_route_class, error_status
 from loopin.web.pages import (
     CROWD_BUNDLE,
@@ -92,7 +93,7 @@ class _Console:
             path=COOKIE_PATH,
             secure=ctx.settings.resolved_public_url.startswith("https://"),
         )
-        self.limiter = SignInLimiter()
+        self.limiter = SignInLimiter(db=ctx.db)
         self.assets = assets
         self.pages = page_environment(assets)
         self.router = APIRouter(include_in_schema=False, route_class=console_route_class(self._error_for))
@@ -131,7 +132,7 @@ class _Console:
             return self._anonymous_form(request, "sign_in.html", 403, email=email, error=_STALE_FORM)
         client = request.client.host if request.client else "unknown"
         now = self.ctx.clock.now_ms()
-        wait = self.limiter.begin_attempt(email=email, client=client, now_ms=now)
+        wait = await run_in_threadpool(lambda: self.limiter.begin_attempt(email=email, client=client, now_ms=now))
         if wait:
             minutes = -(-wait // 60)
             error = f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
@@ -145,7 +146,7 @@ class _Console:
             )
         except AuthenticationError as exc:
             return self._anonymous_form(request, "sign_in.html", 401, email=email, error=exc.message)
-        self.limiter.record_success(email=email, client=client)
+        await run_in_threadpool(lambda: self.limiter.record_success(email=email, client=client))
         return self._start_session(worker)
 
     async def sign_out(self, request: Request) -> Response:
@@ -242,6 +243,9 @@ class _Console:
         origins: set[str] = set()
 
         def grant(uri: str) -> str:
+            with self.ctx.db.read() as s:
+                if not flows.may_grant(s, held.flow, uri):
+                    raise ValidationError(f"This task may not show {uri}.")
             url = self.ctx.store.signed_url(uri, ttl_seconds=self.ctx.settings.signed_url_ttl_seconds, now_ms=now)
             origins.add(origin_of(url))
             return url
@@ -249,7 +253,7 @@ class _Console:
         try:
             body = render_task(
                 template,
-                json.loads(held.loop.input_content),
+                loads_stored(held.loop.input_content),
                 grant_read_access=grant,
                 crowd_script_url=self.assets.url(CROWD_BUNDLE),
             )

@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from loopin import admins
 from loopin.errors import AuthenticationError, LoopinError
@@ -36,7 +37,7 @@ def add_routes(pages: AdminPages) -> None:
             )
         client = request.client.host if request.client else "unknown"
         now = pages.ctx.clock.now_ms()
-        wait = pages.limiter.begin_attempt(email=email, client=client, now_ms=now)
+        wait = await run_in_threadpool(lambda: pages.limiter.begin_attempt(email=email, client=client, now_ms=now))
         if wait:
             error = f"Too many failed sign-ins. Try again in {-(-wait // 60)} min."
             response = pages.anonymous_form(request, "admin/sign_in.html", 429, email=email, next=next_url, error=error)
@@ -49,7 +50,7 @@ def add_routes(pages: AdminPages) -> None:
             return pages.anonymous_form(
                 request, "admin/sign_in.html", 401, email=email, next=next_url, error=exc.message
             )
-        pages.limiter.record_success(email=email, client=client)
+        await run_in_threadpool(lambda: pages.limiter.record_success(email=email, client=client))
         return pages.start_session(admin, next_url)
 
     async def sign_out(request: Request) -> Response:

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from loopin.errors import AuthenticationError, LoopinError, ValidationError
 from loopin.models import Admin
 from loopin.services import Services
+from loopin.validation import refuse_lone_surrogates
 from loopin.web.bodies import read_capped
 from loopin.web.errors import console_route_class, error_status, json_error
 from loopin.web.pages import (
@@ -74,7 +75,7 @@ class AdminPages:
         self.keys = SessionKeys(
             ctx.settings.secret_key, ttl_seconds=ctx.settings.admin_session_ttl_seconds, purpose="admin"
         )
-        self.limiter = SignInLimiter()
+        self.limiter = SignInLimiter(db=ctx.db)
         self.cookies = ConsoleCookies(
             self.keys,
             name=ADMIN_COOKIE,
@@ -211,9 +212,11 @@ def to_sign_in(request: Request | None = None) -> Response:
 def json_body(body: bytes) -> Any:
     """A fetch body parsed as JSON, or a ValidationError a person can act on."""
     try:
-        return json.loads(body or b"null")
+        value = json.loads(body or b"null")
     except ValueError as exc:
         raise ValidationError(f"The request body is not valid JSON: {exc}") from exc
+    refuse_lone_surrogates(value, what="The request body")
+    return value
 
 
 def safe_next(url: str) -> str:

@@ -18,6 +18,7 @@ from loopin import loop_stats, loops, tasks
 from loopin.errors import LoopinError, ValidationError
 from loopin.models import FlowDefinition, HumanLoop
 from loopin.schemas import DEFAULT_MIN_SCORE
+from loopin.validation import loads_stored
 from loopin.web.consoles.admin.base import AdminPages, to_sign_in
 from loopin.web.pages import origin_of, redirect
 
@@ -110,7 +111,7 @@ def _loop_values(pages: AdminPages, s: Session, name: str) -> dict[str, Any]:
             return None
         return url
 
-    task_input = json.loads(loop.input_content)
+    task_input = loads_stored(loop.input_content)
     image_url = None
     task_object = task_input.get("taskObject")
     if isinstance(task_object, str) and task_object.startswith("s3://"):
@@ -120,7 +121,7 @@ def _loop_values(pages: AdminPages, s: Session, name: str) -> dict[str, Any]:
     model = _model_boxes(task_input)
     answers: list[dict[str, Any]] = []
     for slot, worker in slots:
-        answer = json.loads(slot.answer) if slot.answer else None
+        answer = loads_stored(slot.answer) if slot.answer else None
         answers.append(
             {
                 "index": slot.slot_index,

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from loopin import mailer, workforce
+from loopin import mailer, tasks, workforce
 from loopin.errors import LoopinError
 from loopin.models import Worker, Workteam
 from loopin.validation import EMAIL, TEAM_NAME
@@ -200,14 +200,15 @@ def add_routes(pages: AdminPages) -> None:
             email = form.get("email")
 
             def run(s: Session) -> str:
+                now = pages.ctx.clock.now_ms()
                 if action == "disabled":
-                    return workforce.set_worker_status(s, email, "disabled").email
+                    return tasks.set_worker_status(s, email, "disabled", now_ms=now).email
                 if action == "enabled":
-                    return workforce.set_worker_status(s, email, "active").email
+                    return tasks.set_worker_status(s, email, "active", now_ms=now).email
                 if action == "removed-member":
-                    workforce.remove_member(s, name, email)
+                    tasks.remove_member(s, name, email, now_ms=now)
                     return workforce.get_worker(s, email).email
-                return workforce.remove_worker(s, email).email
+                return tasks.remove_worker(s, email, now_ms=now).email
 
             try:
                 email = await pages.write(run)

@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from loopin import task_templates
 from loopin.errors import LoopinError, ValidationError
 from loopin.rendering import RenderError, render_task
+from loopin.validation import has_lone_surrogate
 from loopin.web.consoles.admin.base import STALE_FORM, AdminPages, SignedInAdmin, json_body, to_sign_in
 from loopin.web.errors import error_status, json_error
 from loopin.web.pages import (
@@ -206,6 +207,9 @@ def add_routes(pages: AdminPages) -> None:
             raise PreviewProblem(Problem("input", "The sample input is nested too deeply.", 1)) from exc
         if not isinstance(task_input, dict):
             message = "The sample input must be a JSON object, like a human loop's InputContent."
+            raise PreviewProblem(Problem("input", message, 1))
+        if has_lone_surrogate(task_input):
+            message = "The sample input holds a lone UTF-16 surrogate (like \\ud800), which is not text."
             raise PreviewProblem(Problem("input", message, 1))
         now = ctx.clock.now_ms()
         origins: set[str] = set()

@@ -1,0 +1,581 @@
+"""Issue 12: what a held-out security review broke. One test (or a few) per finding; each
+failed on the behaviour before its fix."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text as text_
+
+from loopin.clock import ManualClock
+from loopin.config import Settings
+from loopin.services import Services, build_services
+from loopin.web.server import create_app
+from tests.conftest import basic_auth
+from tests.helpers import PASSWORD, admin_client, setup_flow
+from tests.test_console import Console
+
+MiB = 1024 * 1024
+
+
+class Sent:
+    """What an ASGI app answered to a request fed to it chunk by chunk, and how much of the
+    body it pulled."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body = b""
+        self.pulled = 0
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def asgi_request(
+    app: Any,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    chunks: Iterator[bytes] = iter(()),
+) -> Sent:
+    """Drive ``app`` directly (the test client would read the whole body first)."""
+    sent = Sent()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()] + [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    done = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal done
+        if done:
+            await anyio.sleep(3600)
+        chunk = next(chunks, None)
+        if chunk is None:
+            done = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        sent.pulled += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            sent.status = message["status"]
+            sent.headers = {k.decode().lower(): v.decode() for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            sent.body += message.get("body", b"")
+
+    async def main() -> None:
+        with anyio.fail_after(60):
+            await app(scope, receive, send)
+
+    anyio.run(main)
+    return sent
+
+
+def _zeros(total: int, size: int = MiB) -> Iterator[bytes]:
+    while total > 0:
+        n = min(size, total)
+        total -= n
+        yield b" " * n
+
+
+# -- 1. request bodies: a size limit enforced while reading, auth before a large body ----
+
+
+@pytest.fixture
+def app(services: Services) -> Any:
+    return create_app(services=services, run_background=False)
+
+
+def test_api_refuses_a_large_unauthenticated_body_before_reading_it(app: Any) -> None:
+    big = 300 * MiB
+    for path in ("/api/v1/loops", "/api/v1/teams", "/api/v1/worker/tasks/next"):
+        sent = asgi_request(
+            app,
+            "POST",
+            path,
+            headers={"content-type": "application/json", "content-length": str(big)},
+            chunks=_zeros(big),
+        )
+        assert (sent.status, sent.json()["error"]["code"]) in ((401, "UnauthorizedException"), (413, "PayloadTooLarge"))
+        assert sent.pulled <= MiB
+        # within the limit, chunked: still refused before the body is read
+        sent = asgi_request(
+            app,
+            "POST",
+            path,
+            headers={"content-type": "application/json", "transfer-encoding": "chunked"},
+            chunks=_zeros(big),
+        )
+        assert sent.status == 401, (path, sent.status)
+        assert sent.json()["error"]["code"] == "UnauthorizedException"
+        assert sent.pulled == 0
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_api_sign_in_refuses_a_large_body_early(app: Any, declared: bool) -> None:
+    big = 300 * MiB
+    headers = {"content-type": "application/json"}
+    headers["content-length" if declared else "transfer-encoding"] = str(big) if declared else "chunked"
+    sent = asgi_request(app, "POST", "/api/v1/worker/sign-in", headers=headers, chunks=_zeros(big, 64 * 1024))
+    assert sent.status == 413
+    assert sent.json()["error"]["code"] == "PayloadTooLarge"
+    assert sent.pulled <= 2 * MiB
+
+
+def test_api_refuses_an_authenticated_body_over_the_route_limit(app: Any, admin_headers: dict[str, str]) -> None:
+    big = 40 * MiB
+    sent = asgi_request(
+        app,
+        "POST",
+        "/api/v1/teams",
+        headers={**admin_headers, "content-type": "application/json", "transfer-encoding": "chunked"},
+        chunks=_zeros(big),
+    )
+    assert sent.status == 413
+    assert sent.json()["error"]["code"] == "PayloadTooLarge"
+    assert sent.pulled <= 3 * MiB
+
+
+def test_api_loop_input_of_three_mib_still_fits(app_client: TestClient, access_key: tuple[str, str]) -> None:
+    admin = admin_client(app_client, access_key)
+    setup_flow(admin, workers=1)
+    content = json.dumps({"text": "\n" * 1_500_000})  # each escaped twice: 3 MB of input, 9 MB of body
+    response = app_client.post(
+        "/api/v1/loops",
+        json={"name": "big", "flow": "review", "input_content": content},
+        headers=basic_auth(*access_key),
+    )
+    assert response.status_code == 200, response.text
+
+
+# -- 2. one sign-in limit for every path, kept in the database --------------------------
+
+
+def test_api_sign_in_is_rate_limited_and_shares_the_consoles_counts(
+    services: Services, settings: Settings, clock: ManualClock, access_key: tuple[str, str]
+) -> None:
+    app = create_app(services=services, run_background=False)
+    with TestClient(app) as http:
+        admin = admin_client(http, access_key)
+        emails = setup_flow(admin, workers=2)
+        for _ in range(5):
+            wrong = http.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": "wrong-password"})
+            assert wrong.status_code == 401
+        refused = http.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD})
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "ThrottlingException"
+        assert int(refused.headers["retry-after"]) > 0
+        # another worker is not held up
+        assert http.post("/api/v1/worker/sign-in", json={"email": emails[1], "password": PASSWORD}).status_code == 200
+
+    # A second server process on the same database: locked out in its worker console too,
+    # and a worker locked out in the console cannot sign in through the API.
+    other = build_services(settings, clock=clock)
+    try:
+        with TestClient(create_app(services=other, run_background=False)) as http2:
+            console = Console(create_app(services=other, run_background=False))
+            console.get("/worker/sign-in")
+            console.post("/worker/sign-in", 429, email=emails[0], password=PASSWORD, csrf=console.csrf())
+            for _ in range(5):
+                console.get("/worker/sign-in")
+                console.post("/worker/sign-in", 401, email=emails[1], password="wrong-password", csrf=console.csrf())
+            refused = http2.post("/api/v1/worker/sign-in", json={"email": emails[1], "password": PASSWORD})
+            assert refused.status_code == 429
+            clock.advance(15 * 60 + 1)
+            assert (
+                http2.post("/api/v1/worker/sign-in", json={"email": emails[1], "password": PASSWORD}).status_code == 200
+            )
+    finally:
+        other.db.dispose()
+
+
+# -- 4. lone surrogates: refused at the door, and stored ones do not break pages ---------
+
+LONE = "\\ud800"  # in JSON text: a lone surrogate, which no UTF-8 database or page can hold
+NESTED = json.dumps(json.dumps({"taskObject": "s3://review-bucket/a.jpg", "labels": ["\ud800"]}))
+
+
+def _raw(http: TestClient, method: str, path: str, body: str, headers: dict[str, str]) -> Any:
+    return http.request(method, path, content=body.encode(), headers={**headers, "content-type": "application/json"})
+
+
+def test_lone_surrogates_are_refused_by_the_api(app_client: TestClient, access_key: tuple[str, str]) -> None:
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=1)
+    auth = basic_auth(*access_key)
+    bodies = [
+        ("POST", "/api/v1/teams", f'{{"name": "t9", "description": "{LONE}"}}'),
+        ("PATCH", "/api/v1/teams/MyTeam", f'{{"description": "a{LONE}"}}'),
+        ("POST", "/api/v1/workers", f'{{"email": "x@y.example", "name": "{LONE}"}}'),
+        ("POST", "/api/v1/task-uis", f'{{"name": "ui9", "template": "<p>{LONE}</p>"}}'),
+        ("PATCH", "/api/v1/flows/review", f'{{"title": "{LONE}"}}'),
+        ("POST", "/api/v1/webhooks", f'{{"url": "https://example.com/{LONE}"}}'),
+        ("POST", "/api/v1/loops", f'{{"name": "l1", "flow": "review", "input": {{"a": "{LONE}"}}}}'),
+        ("POST", "/api/v1/loops", f'{{"name": "l2", "flow": "review", "input_content": {NESTED}}}'),
+        ("POST", "/api/v1/worker/sign-in", f'{{"email": "{emails[0]}", "password": "{LONE}"}}'),
+    ]
+    for method, path, body in bodies:
+        response = _raw(app_client, method, path, body, auth)
+        assert response.status_code == 400, (path, response.status_code, response.text)
+        assert response.json()["error"]["code"] == "ValidationException"
+    token = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    admin.start_loop("ok", flow="review", input={"taskObject": "s3://review-bucket/a.jpg"})
+    bearer = {"Authorization": f"Bearer {token}"}
+    task = app_client.post("/api/v1/worker/tasks/next", headers=bearer).json()
+    for body in (f'{{"answer": {{"a": "{LONE}"}}}}', f'{{"answer": {{"{LONE}": 1}}}}'):
+        response = _raw(app_client, "POST", f"/api/v1/worker/tasks/{task['task_id']}/submit", body, bearer)
+        assert response.status_code == 400, response.text
+
+
+def test_a_stored_lone_surrogate_does_not_break_any_page(
+    services: Services, app_client: TestClient, access_key: tuple[str, str], admin_console: Any
+) -> None:
+    from sqlalchemy import text
+
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=1)
+    admin.start_loop("broken", flow="review", input={"taskObject": "s3://review-bucket/a.jpg", "labels": ["cat"]})
+    stored = '{"initialValue":[],"labels":["\\ud800"],"taskObject":"s3://review-bucket/a.jpg"}'
+    with services.db.write() as s:
+        s.execute(text("UPDATE human_loops SET input_content = :c WHERE name = 'broken'"), {"c": stored})
+    auth = basic_auth(*access_key)
+    assert app_client.get("/api/v1/loops/broken", headers=auth).status_code == 200
+    admin_console.get("/admin/loops/broken")
+    console = Console(create_app(services=services, run_background=False)).sign_in(emails[0])
+    task_id = console.start()
+    assert task_id is not None
+    console.get(f"/worker/tasks/{task_id}/frame")
+    console.get(f"/worker/tasks/{task_id}")
+    console.post(f"/worker/tasks/{task_id}/release", csrf=console.csrf())
+    token = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    response = app_client.post("/api/v1/worker/tasks/next", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    assert response.json()["input"]["labels"] == ["\ufffd"]
+
+
+def test_lone_surrogates_in_console_forms_are_refused(
+    services: Services, app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=1)
+    admin.start_loop("one", flow="review", input={"taskObject": "s3://review-bucket/a.jpg"})
+    console = Console(create_app(services=services, run_background=False)).sign_in(emails[0])
+    task_id = console.start()
+    page = console.post(f"/worker/tasks/{task_id}/submit", 400, answer='{"a": "\\ud800"}', csrf=console.csrf())
+    assert "surrogate" in page.text
+    console.get(f"/worker/tasks/{task_id}")
+    console.post(f"/worker/tasks/{task_id}/submit", answer='{"a": "fine"}', csrf=console.csrf())
+
+
+# -- 6. team membership on every task action; removal and disabling release held tasks ---
+
+
+def test_a_worker_taken_off_the_team_loses_the_task_they_hold(
+    services: Services, app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    from sqlalchemy import delete
+
+    from loopin.models import TeamMember
+
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=2)
+    admin.start_loop("one", flow="review", input={"taskObject": "s3://review-bucket/a.jpg"})
+    admin.start_loop("two", flow="review", input={"taskObject": "s3://review-bucket/b.jpg"})
+
+    def bearer(email: str) -> dict[str, str]:
+        answer = app_client.post("/api/v1/worker/sign-in", json={"email": email, "password": PASSWORD})
+        return {"Authorization": "Bearer " + answer.json()["token"]}
+
+    first, second = bearer(emails[0]), bearer(emails[1])
+    held = app_client.post("/api/v1/worker/tasks/next", headers=first).json()["task_id"]
+    # Taken off the team through the API: the task goes back to the pool at once.
+    assert app_client.delete(f"/api/v1/teams/MyTeam/members/{emails[0]}", headers=basic_auth(*access_key)).is_success
+    assert app_client.get(f"/api/v1/worker/tasks/{held}", headers=first).status_code == 404
+    submit = app_client.post(f"/api/v1/worker/tasks/{held}/submit", json={"answer": {}}, headers=first)
+    assert submit.status_code == 404
+    assert app_client.post("/api/v1/worker/tasks/next", headers=second).json()["task_id"] == held
+
+    # Membership gone by any other way (a row deleted): every action checks it.
+    other = app_client.post("/api/v1/worker/tasks/next", headers=second).json()["task_id"]  # still held: same
+    assert other == held
+    with services.db.write() as s:
+        s.execute(delete(TeamMember))
+    assert app_client.get(f"/api/v1/worker/tasks/{held}", headers=second).status_code == 404
+    submit = app_client.post(f"/api/v1/worker/tasks/{held}/submit", json={"answer": {}}, headers=second)
+    assert submit.status_code == 404
+
+
+def test_disabling_a_worker_in_the_admin_console_releases_their_tasks(
+    services: Services, app_client: TestClient, access_key: tuple[str, str], admin_console: Any
+) -> None:
+    from loopin.models import TaskSlot
+
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=1)
+    admin.start_loop("one", flow="review", input={"taskObject": "s3://review-bucket/a.jpg"})
+    token = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    app_client.post("/api/v1/worker/tasks/next", headers={"Authorization": "Bearer " + token})
+    admin_console.get("/admin/teams/MyTeam")
+    admin_console.post("/admin/teams/MyTeam/disable", email=emails[0])
+    with services.db.read() as s:
+        assert [slot.status for slot in s.query(TaskSlot)] == ["available"]
+
+
+# -- 3. webhooks: connect to the address checked; IPv4 inside IPv6 is checked too --------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
+        "http://[2002:7f00:1::1]/hook",  # 6to4 of 127.0.0.1
+        "http://[2002:a01:203::1]/hook",  # 6to4 of 10.1.2.3
+        "http://[::ffff:127.0.0.1]/hook",  # IPv4-mapped
+        "http://[::ffff:7f00:1]/hook",
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible (deprecated)
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
+    ],
+)
+def test_webhooks_to_ipv4_embedded_in_ipv6_are_refused(
+    app_client: TestClient, access_key: tuple[str, str], url: str
+) -> None:
+    response = app_client.post("/api/v1/webhooks", json={"name": "bad", "url": url}, headers=basic_auth(*access_key))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "ValidationException"
+
+
+def test_a_webhook_delivery_connects_to_the_address_that_was_checked(
+    settings: Settings, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name resolves to a public address for the check and to loopback
+    for whoever resolves it again; the delivery must go to the checked address."""
+    import socket
+    import sys
+
+    from loopin import outbound
+    from loopin.access_keys import create_key
+    from loopin.background import run_once
+    from tests.receiver import receiver
+
+    real = socket.getaddrinfo
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "rebind.example.org":
+            checked = sys._getframe(1).f_globals.get("__name__") == "loopin.outbound"
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34" if checked else "127.0.0.1", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(outbound.socket, "getaddrinfo", rebinding)
+    ctx = build_services(settings.model_copy(update={"webhook_timeout_seconds": 0.5}), clock=clock)
+    try:
+        with ctx.db.write() as s:
+            key = create_key(s, secret_key=ctx.settings.secret_key, description="", now_ms=0)
+        with TestClient(create_app(services=ctx, run_background=False)) as http, receiver() as hook:
+            admin = admin_client(http, (key.access_key_id, key.secret_access_key))
+            setup_flow(admin, workers=1)
+            port = hook.url.split(":")[2].split("/")[0]
+            admin.create_webhook("rebound", url=f"http://rebind.example.org:{port}/hook")
+            admin.start_loop("x", flow="review", input={})
+            run_once(ctx)
+            assert hook.received == []
+            [delivery] = admin.list_deliveries()
+            assert delivery.status == "pending" and delivery.last_error
+    finally:
+        ctx.db.dispose()
+
+
+# -- 10. webhook URLs the HTTP client would refuse; one bad delivery never affects another
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com:99999/hook", "http://exa\x00mple.com/hook", "http://example.com/ho\x00ok", "http://[::1/hook"],
+)
+def test_webhook_urls_the_client_cannot_use_are_refused(
+    app_client: TestClient, access_key: tuple[str, str], url: str
+) -> None:
+    response = app_client.post(
+        "/api/v1/webhooks",
+        json={"name": "bad", "url": url, "allow_private_network": True},
+        headers=basic_auth(*access_key),
+    )
+    assert response.status_code == 400, response.text
+
+
+def test_one_bad_webhook_delivery_does_not_stop_the_others(
+    services: Services, app_client: TestClient, access_key: tuple[str, str], clock: ManualClock
+) -> None:
+    from sqlalchemy import update
+
+    from loopin.background import run_once
+    from loopin.models import Webhook
+    from tests.receiver import receiver
+
+    admin = admin_client(app_client, access_key)
+    setup_flow(admin, workers=1)
+    with receiver() as hook:
+        for name in ("a-bad", "b-bad", "good"):
+            admin.create_webhook(name, url=hook.url, allow_private_network=True)
+        with services.db.write() as s:  # stored before URLs were checked as the client parses them
+            s.execute(update(Webhook).where(Webhook.name == "a-bad").values(url="http://127.0.0.1:99999/hook"))
+            # A tab, not a NUL: PostgreSQL's text columns cannot hold a NUL at all.
+            s.execute(update(Webhook).where(Webhook.name == "b-bad").values(url="http://127.0.0.1/ho\tok"))
+        admin.start_loop("x", flow="review", input={})
+        run_once(services)
+        assert len(hook.received) == 1
+        by_hook = {d.webhook: d for d in admin.list_deliveries()}
+        assert by_hook["good"].status == "delivered"
+        for name in ("a-bad", "b-bad"):
+            assert by_hook[name].status == "pending" and by_hook[name].last_error and by_hook[name].attempts == 1
+        clock.advance(2 * 86_400)
+        run_once(services)
+        assert {d.webhook for d in admin.list_deliveries(status="dead")} == {"a-bad", "b-bad"}
+
+
+# -- 11. what a flow's tasks may grant read access to ------------------------------------
+
+
+def test_loop_inputs_naming_outputs_or_places_outside_the_flows_inputs_are_refused(
+    services: Services, app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    from sqlalchemy import text
+
+    auth = basic_auth(*access_key)
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=1)  # flow "review", output s3://review-bucket/a2i-results
+    other_output = "s3://review-bucket/a2i-results/review/2026/01/01/00/00/00/secret/output.json"
+    services.store.put(other_output, b'{"answers": "of another team"}')
+    response = app_client.post(
+        "/api/v1/loops", json={"name": "steal", "flow": "review", "input": {"taskObject": other_output}}, headers=auth
+    )
+    assert response.status_code == 400 and other_output in response.json()["error"]["message"]
+
+    flow = {
+        "name": "scoped",
+        "team": "MyTeam",
+        "task_ui": "boxes",
+        "title": "t",
+        "description": "d",
+        "output_path": "s3://scoped-out/results",
+        "input_locations": ["s3://inputs/scoped/"],
+    }
+    created = app_client.post("/api/v1/flows", json=flow, headers=auth)
+    assert created.status_code == 201, created.text
+    assert created.json()["input_locations"] == ["s3://inputs/scoped"]
+    for uri in ("s3://secrets/key.jpg", "s3://inputs/scopedX/a.jpg", "s3://inputs/other/a.jpg"):
+        response = app_client.post(
+            "/api/v1/loops", json={"name": "out", "flow": "scoped", "input": {"taskObject": uri}}, headers=auth
+        )
+        assert response.status_code == 400 and uri in response.json()["error"]["message"], uri
+    ok = app_client.post(
+        "/api/v1/loops",
+        json={"name": "in", "flow": "scoped", "input": {"taskObject": "s3://inputs/scoped/a.jpg"}},
+        headers=auth,
+    )
+    assert ok.status_code == 200, ok.text
+
+    # A loop stored before the check: the task page grants nothing outside the scope.
+    admin.start_loop("old", flow="review", input={"taskObject": "s3://review-bucket/images/a.jpg"})
+    stored = json.dumps({"taskObject": other_output})
+    with services.db.write() as s:
+        s.execute(text("UPDATE human_loops SET input_content = :c WHERE name = 'old'"), {"c": stored})
+    console = Console(create_app(services=services, run_background=False)).sign_in(emails[0])
+    task_id = console.start("review")
+    frame = console.get(f"/worker/tasks/{task_id}/frame")
+    assert "/store/" not in frame and "X-Amz-Signature" not in frame and "may not show" in frame
+
+
+# -- 5. model sources: regular files or objects, with a size cap --------------------------
+
+
+def test_model_sources_must_be_regular_files_of_bounded_size(
+    settings: Settings, clock: ManualClock, tmp_path: Any
+) -> None:
+    import os
+    import time
+
+    from loopin.access_keys import create_key
+    from loopin.endpoints import deploy_pending
+    from loopin.schemas import VariantSpec
+    from tests.test_inference import yolo_spec
+
+    big = tmp_path / "big.onnx"
+    big.write_bytes(b"\0" * 5000)
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)
+    ctx = build_services(settings.model_copy(update={"max_model_bytes": 4096}), clock=clock)
+    try:
+        with ctx.db.write() as s:
+            key = create_key(s, secret_key=ctx.settings.secret_key, description="", now_ms=0)
+        with TestClient(create_app(services=ctx, run_background=False)) as http:
+            admin = admin_client(http, (key.access_key_id, key.secret_access_key))
+            spec = yolo_spec().model_dump(mode="json")
+            for name, uri in (("zero", "file:///dev/zero"), ("pipe", f"file://{fifo}"), ("big", f"file://{big}")):
+                admin.register_model(name, onnx_uri=uri, spec=spec)
+                admin.create_endpoint_config(f"c-{name}", variants=[VariantSpec(model=name)])
+                admin.create_endpoint(f"ep-{name}", config=f"c-{name}")
+            started = time.monotonic()
+            deploy_pending(ctx)
+            assert time.monotonic() - started < 10
+            reasons = {name: admin.describe_endpoint(f"ep-{name}") for name in ("zero", "pipe", "big")}
+            assert all(e.status == "Failed" for e in reasons.values())
+            assert "not a regular file" in reasons["zero"].failure_reason
+            assert "not a regular file" in reasons["pipe"].failure_reason
+            assert "max_model_bytes" in reasons["big"].failure_reason
+            # A failed endpoint is not loaded again (at the next round, or a restart).
+            assert deploy_pending(ctx) == 0
+    finally:
+        ctx.db.dispose()
+
+
+# -- 7. the data directory is private, whatever the umask --------------------------------
+
+
+def test_the_data_directory_and_its_files_are_private(tmp_path: Any, database_url: str) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        url = "" if database_url.startswith("sqlite") else database_url  # SQLite: the default file in data_dir
+        settings = Settings(data_dir=tmp_path / "data", database_url=url, public_url="http://testserver")
+        ctx = build_services(settings)
+        try:
+            with ctx.db.write() as s:
+                s.execute(text_("SELECT 1"))
+            ctx.store.put("s3://bucket/some/key.json", b"{}", content_type="application/json")
+            mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+            data = tmp_path / "data"
+            assert mode(data) == 0o700
+            private = [data / "secret_key"]
+            if database_url.startswith("sqlite"):
+                private += [data / "loopin.db", data / "loopin.db-wal", data / "loopin.db-shm"]
+            for root, _dirs, files in os.walk(data / "objects"):
+                assert mode(root) & 0o077 == 0, root
+                private += [os.path.join(root, f) for f in files]
+            assert len(private) >= 3
+            for path in private:
+                assert mode(path) == 0o600, (path, oct(mode(path)))
+        finally:
+            ctx.db.dispose()
+    finally:
+        os.umask(old)

@@ -1,0 +1,51 @@
+"""Issue 12 on the AWS protocols (a served loopin, boto3 and raw signed requests)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from loopin.client import Client
+from tests import aws_support
+from tests.aws_support import client, error_code
+from tests.helpers import setup_flow
+
+clock = aws_support.clock
+settings = aws_support.settings
+url = aws_support.url
+
+
+@pytest.fixture
+def flow_arn(url: str, access_key: tuple[str, str]) -> str:
+    with Client(url, access_key_id=access_key[0], secret_access_key=access_key[1]) as admin:
+        setup_flow(admin, workers=1)
+        return admin.get_flow("review").arn
+
+
+# -- 4. lone surrogates ---------------------------------------------------------------
+
+
+def test_lone_surrogates_are_validation_exceptions_on_the_aws_protocols(
+    url: str, access_key: tuple[str, str], flow_arn: str
+) -> None:
+    a2i = client("sagemaker-a2i-runtime", url, access_key)
+    sagemaker = client("sagemaker", url, access_key)
+    calls: list[Any] = [
+        lambda: a2i.start_human_loop(
+            HumanLoopName="l1", FlowDefinitionArn=flow_arn, HumanLoopInput={"InputContent": '{"a": "\ud800"}'}
+        ),
+        lambda: a2i.start_human_loop(
+            HumanLoopName="l2",
+            FlowDefinitionArn=flow_arn,
+            HumanLoopInput={"InputContent": json.dumps({"a": "\ud800"})},
+        ),
+        lambda: sagemaker.create_human_task_ui(HumanTaskUiName="ui9", UiTemplate={"Content": "<p>\udc00</p>"}),
+        lambda: sagemaker.list_workteams(NameContains="\ud800"),
+    ]
+    for call in calls:
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert error_code(caught.value) == (400, "ValidationException")
