@@ -25,9 +25,10 @@ from markupsafe import escape as _markup_escape
 
 from loopin.errors import LoopinError, ValidationError
 
-# Templates load AWS's element library; loopin serves its own under this path.
+# Templates load AWS's element library (the first generation, or crowd-html-elements-v2.js
+# with the generative-AI elements); loopin serves its own, one library for both, here.
 CROWD_SCRIPT_PATH = "/static/crowd-html-elements.js"
-_AWS_CROWD_SCRIPT = re.compile(r"(?:https?:)?//assets\.crowd\.aws/crowd-html-elements\.js")
+_AWS_CROWD_SCRIPT = re.compile(r"(?:https?:)?//assets\.crowd\.aws/crowd-html-elements(?:-v2)?\.js")
 
 _grant: ContextVar[Callable[[str], str]] = ContextVar("grant_read_access")
 
