@@ -96,6 +96,9 @@ class TaskUi(Response):
     template: str
     content_sha256: str
     created_at: str
+    warnings: list[str] = Field(
+        default=[], description="What would go wrong with this template, e.g. crowd-* elements loopin does not know."
+    )
 
 
 class FlowCreate(Request):

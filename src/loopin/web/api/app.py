@@ -145,6 +145,7 @@ def _task_ui(ctx: Services, ui: TaskUi) -> schemas.TaskUi:
         template=ui.content,
         content_sha256=ui.content_sha256,
         created_at=iso_ms(ui.created_at),
+        warnings=task_templates.template_warnings(ui.content),
     )
 
 

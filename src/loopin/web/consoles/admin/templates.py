@@ -153,6 +153,7 @@ def add_routes(pages: AdminPages) -> None:
             new_name=new_name,
             problem=problem,
             notice=notice,
+            warnings=task_templates.template_warnings(content),
             frame_sandbox=PREVIEW_SANDBOX,
         )
 
@@ -255,11 +256,13 @@ def add_routes(pages: AdminPages) -> None:
                 raise ValidationError('Send {"content": "<template>", "input": "<sample input JSON>"}.')
         except ValidationError as exc:
             return json_error(exc)
+        warnings = task_templates.template_warnings(data["content"])
         try:
             await run_in_threadpool(render_preview, data["content"], data["input"])
         except PreviewProblem as exc:
-            return JSONResponse({"problem": exc.problem.as_json()}, headers={"Cache-Control": "no-store"})
-        return JSONResponse({"problem": None}, headers={"Cache-Control": "no-store"})
+            answer = {"problem": exc.problem.as_json(), "warnings": warnings}
+            return JSONResponse(answer, headers={"Cache-Control": "no-store"})
+        return JSONResponse({"problem": None, "warnings": warnings}, headers={"Cache-Control": "no-store"})
 
     r.add_api_route("/admin/templates", list_page, methods=["GET"])
     r.add_api_route("/admin/templates", create, methods=["POST"])
