@@ -364,3 +364,39 @@ def test_a_submit_handler_that_throws_stops_the_submit_and_tells_the_worker(live
     submit(page)
     answer = live.output(loop)["humanAnswers"][0]["answerContent"]
     assert answer == {"title": "kept", "extra": "added by the handler"}
+
+
+# -- outside assets -------------------------------------------------------------------------------
+
+
+def _pdf() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (200, 100), "white").save(out, "PDF")
+    return out.getvalue()
+
+
+def test_a_signed_pdf_shows_in_an_iframe_of_the_task_without_a_csp_violation(live: Live, page: Page):
+    live.services.store.put("s3://review-bucket/docs/form.pdf", _pdf(), content_type="application/pdf")
+    template = (
+        SCRIPT
+        + """<crowd-form>
+  <iframe id="doc" src="{{ task.input.document | grant_read_access }}" width="600" height="400"></iframe>
+  <crowd-classifier name="ok" categories="['Complete', 'Incomplete']" header="Is the form complete?">
+    <classification-target>See the document.</classification-target></crowd-classifier>
+</crowd-form>"""
+    )
+    (loop,) = setup(live, template, [{"document": "s3://review-bucket/docs/form.pdf"}])
+    sign_in(page, live, "worker0@myteam.example")
+    loaded: list[int] = []
+    page.on("response", lambda r: loaded.append(r.status) if "/store/review-bucket/docs/form.pdf" in r.url else None)
+    frame = start_working(page)
+    page.wait_for_timeout(500)
+    assert loaded == [200]
+    assert [e for e in errors(page) if "Content Security Policy" in e] == []
+    frame.click(".lc-choice-button:has-text('Complete')")
+    submit(page)
+    assert live.output(loop)["humanAnswers"][0]["answerContent"] == {"ok": {"label": "Complete"}}

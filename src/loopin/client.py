@@ -225,6 +225,7 @@ class Client:
         availability_lifetime_seconds: int = 864_000,
         time_limit_seconds: int = 3_600,
         role_arn: str | None = None,
+        frame_origins: Sequence[str] = (),
     ) -> schemas.Flow:
         body = schemas.FlowCreate(
             name=name,
@@ -238,6 +239,7 @@ class Client:
             availability_lifetime_seconds=availability_lifetime_seconds,
             time_limit_seconds=time_limit_seconds,
             role_arn=role_arn,
+            frame_origins=list(frame_origins),
         )
         return self._http.model(schemas.Flow, "POST", "/flows", json_body=body.model_dump())
 
@@ -251,9 +253,10 @@ class Client:
         task_count: int | None = None,
         availability_lifetime_seconds: int | None = None,
         time_limit_seconds: int | None = None,
+        frame_origins: Sequence[str] | None = None,
     ) -> schemas.Flow:
-        """Change a flow's title, description, keywords, task count or time limits (those
-        given). Team, template and output path cannot change."""
+        """Change a flow's title, description, keywords, task count, time limits or frame
+        origins (those given). Team, template and output path cannot change."""
         body = schemas.FlowUpdate(
             title=title,
             description=description,
@@ -261,6 +264,7 @@ class Client:
             task_count=task_count,
             availability_lifetime_seconds=availability_lifetime_seconds,
             time_limit_seconds=time_limit_seconds,
+            frame_origins=list(frame_origins) if frame_origins is not None else None,
         )
         return self._http.model(
             schemas.Flow, "PATCH", f"/flows/{_q(name)}", json_body=body.model_dump(exclude_none=True)

@@ -3,9 +3,11 @@ where the output goes.
 
 A flow is created whole. Afterwards ``update_flow`` may change what does not alter a loop
 already running: the task's title, description and keywords (shown to workers from the
-flow as it is now), the task count and availability lifetime (read when a loop starts)
-and the time limit (read when a worker takes a task; a task held now keeps its
-deadline). The team, the template and the output path stay as created: changing them
+flow as it is now), the task count and availability lifetime (read when a loop starts),
+the time limit (read when a worker takes a task; a task held now keeps its deadline) and
+the frame origins (the extra https origins its task frames may load scripts, styles,
+images, media and frames from, on top of the global ``task_frame_origins``; read each
+time a task is shown). The team, the template and the output path stay as created: changing them
 would hand waiting tasks to other people, change what in-flight loops render and the
 answer's shape, or write their output where the client does not look for it. Create a
 new flow for those.
@@ -24,7 +26,7 @@ from loopin.errors import LoopinError, NotFoundError, ResourceInUseError, Valida
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot
 from loopin.store import normalize_output_location
 from loopin.task_templates import get_task_ui
-from loopin.validation import check_name, check_text
+from loopin.validation import check_name, check_origins, check_text
 from loopin.workforce import get_team
 
 KEYWORD = re.compile(r"^[A-Za-z0-9]+( [A-Za-z0-9]+)*$")
@@ -51,6 +53,7 @@ def create_flow(
     availability_lifetime_s: int = DEFAULT_AVAILABILITY_S,
     time_limit_s: int = DEFAULT_TIME_LIMIT_S,
     role_arn: str | None = None,
+    frame_origins: Sequence[str] = (),
     now_ms: int,
 ) -> FlowDefinition:
     """A new flow definition. A ValidationError names the first bad field in its message
@@ -71,6 +74,7 @@ def create_flow(
         output = normalize_output_location(output_path)
     except ValidationError as exc:
         problems["output_path"] = exc.message
+    origins = _origins(frame_origins, problems)
     _raise_problems(problems)
     if session.scalar(select(FlowDefinition.id).where(FlowDefinition.name == name)) is not None:
         raise ResourceInUseError(f"A flow definition named '{name}' exists already.")
@@ -86,6 +90,7 @@ def create_flow(
         time_limit_s=time_limit_s,
         output_path=output,
         role_arn=role_arn,
+        frame_origins=json.dumps(origins),
         created_at=now_ms,
     )
     session.add(flow)
@@ -103,21 +108,24 @@ def update_flow(
     task_count: int,
     availability_lifetime_s: int,
     time_limit_s: int,
+    frame_origins: Sequence[str] | None = None,
 ) -> FlowDefinition:
     """Change the fields that leave running loops as they are (see the module's notes);
-    errors as in ``create_flow``."""
+    errors as in ``create_flow``. ``frame_origins`` None keeps them."""
     flow = get_flow(session, name)
-    _raise_problems(
-        _problems(
-            name=None,
-            title=title,
-            description=description,
-            task_count=task_count,
-            availability_lifetime_s=availability_lifetime_s,
-            time_limit_s=time_limit_s,
-            keywords=keywords,
-        )
+    problems = _problems(
+        name=None,
+        title=title,
+        description=description,
+        task_count=task_count,
+        availability_lifetime_s=availability_lifetime_s,
+        time_limit_s=time_limit_s,
+        keywords=keywords,
     )
+    origins = _origins(frame_origins, problems) if frame_origins is not None else None
+    _raise_problems(problems)
+    if origins is not None:
+        flow.frame_origins = json.dumps(origins)
     flow.title = title
     flow.description = description
     flow.keywords = json.dumps(list(keywords))
@@ -126,6 +134,20 @@ def update_flow(
     flow.time_limit_s = time_limit_s
     session.flush()
     return flow
+
+
+def frame_origins(flow: FlowDefinition) -> list[str]:
+    """The extra origins the flow's task frames may load from."""
+    origins: list[str] = json.loads(flow.frame_origins or "[]")
+    return origins
+
+
+def _origins(values: Sequence[str], problems: dict[str, str]) -> list[str]:
+    try:
+        return check_origins(list(values) if not isinstance(values, str) else values)
+    except ValidationError as exc:
+        problems["frame_origins"] = exc.message
+        return []
 
 
 def get_flow(session: Session, name: str) -> FlowDefinition:

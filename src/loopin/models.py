@@ -93,6 +93,8 @@ class FlowDefinition(Base):
     output_path: Mapped[str] = mapped_column(String(1024))
     role_arn: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # JSON list of extra https origins the flow's task frames may load from (see flows).
+    frame_origins: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
 
 
 class HumanLoop(Base):

@@ -113,6 +113,11 @@ class FlowCreate(Request):
     availability_lifetime_seconds: int = 864_000
     time_limit_seconds: int = 3_600
     role_arn: str | None = None
+    frame_origins: list[str] = Field(
+        default=[],
+        description="Extra https://host[:port] origins this flow's task frames may load scripts, styles, "
+        "images, media and frames from (on top of the server's task_frame_origins).",
+    )
 
 
 class FlowUpdate(Request):
@@ -125,6 +130,7 @@ class FlowUpdate(Request):
     task_count: int | None = None
     availability_lifetime_seconds: int | None = None
     time_limit_seconds: int | None = None
+    frame_origins: list[str] | None = None
 
 
 class Flow(Response):
@@ -142,6 +148,7 @@ class Flow(Response):
     time_limit_seconds: int
     role_arn: str | None = None
     created_at: str
+    frame_origins: list[str] = []
 
 
 # -- human loops ---------------------------------------------------------------------

@@ -169,6 +169,7 @@ def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow
         time_limit_seconds=flow.time_limit_s,
         role_arn=flow.role_arn,
         created_at=iso_ms(flow.created_at),
+        frame_origins=flows.frame_origins(flow),
     )
 
 
@@ -353,6 +354,7 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 availability_lifetime_s=body.availability_lifetime_seconds,
                 time_limit_s=body.time_limit_seconds,
                 role_arn=body.role_arn,
+                frame_origins=body.frame_origins,
                 now_ms=ctx.clock.now_ms(),
             )
             return _flow(s, ctx, flow)
@@ -382,6 +384,7 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 task_count=_given(body.task_count, flow.task_count),
                 availability_lifetime_s=_given(body.availability_lifetime_seconds, flow.availability_lifetime_s),
                 time_limit_s=_given(body.time_limit_seconds, flow.time_limit_s),
+                frame_origins=body.frame_origins,
             )
             return _flow(s, ctx, updated)
 

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from loopin import tasks, workforce
+from loopin import flows, tasks, workforce
 from loopin.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -47,6 +47,7 @@ from loopin.web.pages import (
     Form,
     StaticAssets,
     error_status,
+    frame_source,
     origin_of,
     page_environment,
     page_headers,
@@ -241,10 +242,13 @@ class _Console:
         except LoopinError as exc:
             return self._frame_message(error_status(exc), exc.message)
         origins: set[str] = set()
+        frames: set[str] = set()
+        settings = self.ctx.settings
 
         def grant(uri: str) -> str:
-            url = self.ctx.store.signed_url(uri, ttl_seconds=self.ctx.settings.signed_url_ttl_seconds, now_ms=now)
+            url = self.ctx.store.signed_url(uri, ttl_seconds=settings.signed_url_ttl_seconds, now_ms=now)
             origins.add(origin_of(url))
+            frames.add(frame_source(url, settings.resolved_public_url))
             return url
 
         try:
@@ -263,7 +267,8 @@ class _Console:
             log.exception("task %s of flow %s (loop %s) failed to render", task_id, held.flow.name, held.loop.name)
             return self._frame_message(500, _CANNOT_SHOW)
         html = self.pages.get_template("frame.html").render(body=body, crowd_script=self.assets.url(CROWD_BUNDLE))
-        return self._frame_response(html, 200, origins)
+        extra = [*settings.task_frame_origins, *flows.frame_origins(held.flow)]
+        return task_frame_response(html, 200, origins, frames=frames, extra_origins=extra)
 
     async def submit(self, task_id: int, request: Request) -> Response:
         posted = await self._post_as_worker(request, _ANSWER_FORM_LIMIT)

@@ -21,7 +21,15 @@ from loopin.web.consoles.admin.templates import when
 from loopin.web.pages import Form, error_status, redirect
 
 NOTICES = {"created": "The flow was created.", "saved": "Your changes were saved.", "deleted": "The flow was deleted."}
-EDITABLE = ("title", "description", "keywords", "task_count", "availability_lifetime_s", "time_limit_s")
+EDITABLE = (
+    "title",
+    "description",
+    "keywords",
+    "task_count",
+    "availability_lifetime_s",
+    "time_limit_s",
+    "frame_origins",
+)
 _WHOLE_NUMBER = re.compile(r"^-?\d{1,12}$")
 
 
@@ -161,6 +169,8 @@ def add_routes(pages: AdminPages) -> None:
             task_ui=found["template"],
             waiting=found["waiting"],
             created=when(flow.created_at),
+            frame_origins=flows.frame_origins(flow),
+            global_origins=ctx.settings.task_frame_origins,
             v=values if values is not None else _current(flow),
             errors=errors or {},
             error=error,
@@ -219,6 +229,7 @@ def _settings(values: dict[str, str]) -> dict[str, Any]:
         "title": values["title"],
         "description": values["description"],
         "keywords": [k.strip() for k in values["keywords"].split(",") if k.strip()],
+        "frame_origins": values["frame_origins"].replace(",", " ").split(),
         # Not a whole number: 0, which every range refuses with the field's own message.
         **{f: int(values[f]) if _WHOLE_NUMBER.fullmatch(values[f]) else 0 for f in _LIMITS},
     }
@@ -229,6 +240,7 @@ def _current(flow: FlowDefinition) -> dict[str, str]:
         "title": flow.title,
         "description": flow.description,
         "keywords": ", ".join(json.loads(flow.keywords)),
+        "frame_origins": " ".join(flows.frame_origins(flow)),
         **{f: str(getattr(flow, f)) for f in _LIMITS},
     }
 
