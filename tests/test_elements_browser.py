@@ -21,7 +21,7 @@ PHOTO = {"photo": "s3://review-bucket/images/coffee.jpg"}
 
 # Every element of AWS's "Crowd HTML Elements Reference" (SageMaker developer guide,
 # sms-ui-template-reference: the SageMaker list, the Augmented AI list, and the "Crowd HTML
-# Elements V2" list). The two A2I-only elements are left out here until loopin has them.
+# Elements V2" list).
 AWS_REFERENCE = [
     "crowd-alert",
     "crowd-badge",
@@ -54,6 +54,9 @@ AWS_REFERENCE = [
     "crowd-text-area",
     "crowd-toast",
     "crowd-toggle-button",
+    # Augmented AI Crowd HTML Elements (A2I's built-in task types)
+    "crowd-textract-analyze-document",
+    "crowd-rekognition-detect-moderation-labels",
     # Crowd HTML Elements V2 (crowd-html-elements-v2.js)
     "crowd-text-ranking",
     "crowd-question-answer-generation",
@@ -400,3 +403,149 @@ def test_a_signed_pdf_shows_in_an_iframe_of_the_task_without_a_csp_violation(liv
     frame.click(".lc-choice-button:has-text('Complete')")
     submit(page)
     assert live.output(loop)["humanAnswers"][0]["answerContent"] == {"ok": {"label": "Complete"}}
+
+
+# -- A2I's built-in task types ---------------------------------------------------------------------
+
+TEXTRACT = (
+    SCRIPT
+    + """{% capture doc %}s3://{{ task.input.aiServiceRequest.document.s3Object.bucket }}/{{
+  task.input.aiServiceRequest.document.s3Object.name }}{% endcapture %}
+<crowd-form>
+  <crowd-textract-analyze-document src="{{ doc | grant_read_access }}"
+    initial-value="{{ task.input.selectedAiServiceResponse.blocks }}" header="Check the form fields"
+    no-key-edit no-geometry-edit keys="{{ task.input.humanLoopContext.importantFormKeys }}"
+    block-types="['KEY_VALUE_SET']">
+    <short-instructions>Correct each value to match the document.</short-instructions>
+  </crowd-textract-analyze-document>
+</crowd-form>"""
+)
+BOX = {"boundingBox": {"width": 0.2, "height": 0.05, "left": 0.1, "top": 0.1}}
+TEXTRACT_INPUT = {
+    "aiServiceRequest": {"document": {"s3Object": {"bucket": "review-bucket", "name": "images/coffee.jpg"}}},
+    "aiServiceResponse": {
+        "blocks": [
+            {
+                "blockType": "KEY_VALUE_SET",
+                "id": "k1",
+                "entityTypes": ["KEY"],
+                "geometry": BOX,
+                "relationships": [{"type": "VALUE", "ids": ["v1"]}, {"type": "CHILD", "ids": ["w1"]}],
+            },
+            {
+                "blockType": "KEY_VALUE_SET",
+                "id": "v1",
+                "entityTypes": ["VALUE"],
+                "relationships": [{"type": "CHILD", "ids": ["w2"]}],
+            },
+            {"blockType": "WORD", "id": "w1", "text": "Name:"},
+            {"blockType": "WORD", "id": "w2", "text": "Jane Doe"},
+            {
+                "blockType": "KEY_VALUE_SET",
+                "id": "k2",
+                "entityTypes": ["KEY"],
+                "text": "Phone",
+                "relationships": [{"type": "VALUE", "ids": ["v2"]}],
+            },
+            {"blockType": "KEY_VALUE_SET", "id": "v2", "entityTypes": ["VALUE"], "text": "555"},
+        ],
+        "documentMetadata": {"pages": 1},
+    },
+    "humanLoopContext": {"importantFormKeys": [{"importantFormKey": "Address", "importantFormKeyAliases": ["Addr."]}]},
+}
+
+
+def test_textract_analyze_document_takes_a2is_input_and_answers_under_its_task_type(live: Live, page: Page):
+    (loop,) = setup(live, TEXTRACT, [TEXTRACT_INPUT])
+    sign_in(page, live, "worker0@myteam.example")
+    frame = start_working(page)
+    element = "crowd-textract-analyze-document"
+    assert frame.input_value(f"{element} input[aria-label='Key 1']") == "Name:"  # from its CHILD words
+    assert frame.is_editable(f"{element} input[aria-label='Key 1']") is False  # no-key-edit
+    expect(frame.locator(f"{element} .lc-doc-mark")).to_have_count(1)
+    frame.fill(f"{element} input[aria-label='Value of Name:']", "Jane Q. Doe")
+    frame.check(f"{element} fieldset[data-index='1'] label:has-text('Not a key-value pair') input")
+    page.click("#submit-button")  # the important key the model missed needs an answer first
+    expect(frame.locator(f"{element} .lc-problem")).to_contain_text('Type the value of "Address"')
+    frame.fill(f"{element} input[aria-label='Value of Address']", "1 Main St")
+    submit(page)
+    doc = live.output(loop)
+    assert doc["inputContent"] == TEXTRACT_INPUT  # as given: no selectedAiServiceResponse added
+    assert doc["humanAnswers"][0]["answerContent"] == {
+        "AWS/Textract/AnalyzeDocument/Forms/V1": {
+            "blocks": [
+                {
+                    "blockType": "KEY_VALUE_SET",
+                    "id": "k1",
+                    "relationships": [{"type": "VALUE", "ids": ["v1"]}, {"type": "CHILD", "ids": ["w1"]}],
+                    "entityTypes": ["KEY"],
+                    "text": "Name:",
+                },
+                {
+                    "blockType": "KEY_VALUE_SET",
+                    "id": "v1",
+                    "relationships": [{"type": "CHILD", "ids": ["w2"]}],
+                    "entityTypes": ["VALUE"],
+                    "text": "Jane Q. Doe",
+                },
+                {
+                    "blockType": "KEY_VALUE_SET",
+                    "id": "loopin-key-0",
+                    "relationships": [{"type": "VALUE", "ids": ["loopin-value-0"]}],
+                    "entityTypes": ["KEY"],
+                    "text": "Address",
+                },
+                {"blockType": "KEY_VALUE_SET", "id": "loopin-value-0", "entityTypes": ["VALUE"], "text": "1 Main St"},
+            ]
+        }
+    }
+    assert errors(page) == []
+
+
+REKOGNITION = (
+    SCRIPT
+    + """{% capture image %}s3://{{ task.input.aiServiceRequest.image.s3Object.bucket }}/{{
+  task.input.aiServiceRequest.image.s3Object.name }}{% endcapture %}
+<crowd-form>
+  <crowd-rekognition-detect-moderation-labels
+    categories='[
+      {% for label in task.input.selectedAiServiceResponse.moderationLabels %}
+        { name: "{{ label.name }}", parentName: "{{ label.parentName }}", },
+      {% endfor %}
+    ]'
+    src="{{ image | grant_read_access }}" header="Choose every category the image shows">
+    <short-instructions>If none applies, choose None.</short-instructions>
+  </crowd-rekognition-detect-moderation-labels>
+</crowd-form>"""
+)
+REKOGNITION_INPUT = {
+    "aiServiceRequest": {"image": {"s3Object": {"bucket": "review-bucket", "name": "images/coffee.jpg"}}},
+    "aiServiceResponse": {
+        "moderationLabels": [
+            {"confidence": 61.2, "name": "Drinking", "parentName": "Alcohol"},
+            {"confidence": 55.0, "name": "Smoking", "parentName": "Tobacco"},
+        ],
+        "moderationModelVersion": "3.0",
+    },
+}
+
+
+def test_rekognition_moderation_labels_return_the_chosen_category_objects(live: Live, page: Page):
+    (loop,) = setup(live, REKOGNITION, [REKOGNITION_INPUT])
+    sign_in(page, live, "worker0@myteam.example")
+    frame = start_working(page)
+    element = "crowd-rekognition-detect-moderation-labels"
+    # The exclusion clears and disables the categories; choosing it again enables them.
+    frame.click(f"{element} .lc-choice-button:has-text('Smoking')")
+    frame.click(f"{element} .lc-exclusion")
+    assert frame.evaluate(f"document.querySelector('{element}').value") == {"moderationLabels": []}
+    assert frame.is_disabled(f"{element} .lc-choice-button:has-text('Drinking')")
+    frame.click(f"{element} .lc-exclusion")
+    frame.click(f"{element} .lc-choice-button:has-text('Drinking')")
+    submit(page)
+    assert live.output(loop)["humanAnswers"][0]["answerContent"] == {
+        "AWS/Rekognition/DetectModerationLabels/Image/V3": {
+            "moderationLabels": [{"name": "Drinking", "parentName": "Alcohol"}]
+        }
+    }
+    assert errors(page) == []

@@ -53,6 +53,7 @@ KNOWN_ELEMENTS = frozenset(
         "crowd-question-answer-generation",
         "crowd-radio-button",
         "crowd-radio-group",
+        "crowd-rekognition-detect-moderation-labels",
         "crowd-semantic-segmentation",
         "crowd-short-instructions",
         "crowd-slider",
@@ -60,6 +61,7 @@ KNOWN_ELEMENTS = frozenset(
         "crowd-tabs",
         "crowd-text-area",
         "crowd-text-ranking",
+        "crowd-textract-analyze-document",
         "crowd-toast",
         "crowd-toggle-button",
     }

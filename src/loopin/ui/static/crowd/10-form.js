@@ -10,7 +10,8 @@
   C.collect = function (root) {
     var answer = {};
     root.querySelectorAll('*').forEach(function (el) {
-      var name = el.getAttribute('name');
+      // A2I's built-in task types' elements have no name: they answer under their type.
+      var name = el.getAttribute('name') || el._answerKey;
       if (!name) return;
       if (typeof el._crowdAnswer === 'function') {
         var value;
