@@ -63,6 +63,10 @@ def test_operator_and_reviewer_round_trip(cli, tmp_path: Path) -> None:
     refused = run_cli(env, "flows", "update", "ask", "--task-count", "9", check=False)
     assert refused.returncode == 1 and "ValidationException" in refused.stderr
     assert _json(env, "flows", "describe", "ask")["task_count"] == 1
+    origins = ["--frame-origin", "https://cdn.example.com", "--frame-origin", "https://media.example.com:8443"]
+    updated = _json(env, "flows", "update", "ask", *origins)
+    assert updated["frame_origins"] == ["https://cdn.example.com", "https://media.example.com:8443"]
+    assert updated["time_limit_seconds"] == 600  # the rest stays
 
     started = _json(env, "loops", "start", "q-1", "--flow", "ask", "--input", '{"question": "Cat or dog?"}')
     assert started["created"] is True

@@ -213,6 +213,10 @@ def flows_create(
     availability: Annotated[int, typer.Option(help="Seconds a task may wait for a worker.")] = 864_000,
     time_limit: Annotated[int, typer.Option(help="Seconds a worker has for a task.")] = 3_600,
     role_arn: Annotated[str | None, typer.Option(help="IAM role ARN (kept for A2I parity).")] = None,
+    frame_origin: Annotated[
+        list[str] | None,
+        typer.Option("--frame-origin", help="https://host[:port] its task frames may load from (repeatable)."),
+    ] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -229,6 +233,7 @@ def flows_create(
         availability_lifetime_seconds=availability,
         time_limit_seconds=time_limit,
         role_arn=role_arn,
+        frame_origins=frame_origin or [],
     )
     emit(flow, as_json)
 
@@ -242,6 +247,12 @@ def flows_update(
     keyword: Annotated[list[str] | None, typer.Option("--keyword", help="Keyword (repeatable); replaces all.")] = None,
     availability: Annotated[int | None, typer.Option(help="Seconds a task may wait, for new loops.")] = None,
     time_limit: Annotated[int | None, typer.Option(help="Seconds a worker has, for tasks taken from now.")] = None,
+    frame_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--frame-origin", help="https://host[:port] its task frames may load from (repeatable); replaces all."
+        ),
+    ] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -254,6 +265,7 @@ def flows_update(
         task_count=task_count,
         availability_lifetime_seconds=availability,
         time_limit_seconds=time_limit,
+        frame_origins=frame_origin,
     )
     emit(flow, as_json)
 

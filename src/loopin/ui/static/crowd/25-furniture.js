@@ -17,7 +17,7 @@
   /** An icon attribute: an iron-icons name (as a glyph) or the URL of an image. */
   C.icon = function (name) {
     if (!name) return null;
-    if (/[/:.]/.test(name)) return C.h('img.lc-icon-image', { src: name, alt: '' });
+    if (/^(?:https?:|data:|blob:|\.{0,2}\/)/.test(name)) return C.h('img.lc-icon-image', { src: name, alt: '' });
     return C.h('span.lc-icon', { 'aria-hidden': 'true', text: ICONS[name.replace(/^icons:/, '')] || '•' });
   };
 
