@@ -30,6 +30,7 @@ GOOD = {
     "time_limit_s": "300",
     "consolidation": "auto",
     "consolidation_quorum": "",
+    "frame_origins": "",
 }
 
 
@@ -229,3 +230,21 @@ def _editable_values() -> dict[str, Any]:
         "availability_lifetime_s": 60,
         "time_limit_s": 60,
     }
+
+
+def test_the_flow_page_shows_and_changes_the_extra_origins_of_its_task_frames(
+    admin_console: AdminConsole, ready: Services
+) -> None:
+    _create(admin_console, frame_origins="https://cdn.example.com")
+    page = admin_console.get("/admin/flows/review")
+    assert '<dd id="frame-origins"><code>https://cdn.example.com</code></dd>' in page
+    admin_console.get("/admin/flows/review")
+    fields = {**{k: GOOD[k] for k in EDITABLE}, "frame_origins": "https://a.example.com https://b.example.com:8443"}
+    admin_console.post("/admin/flows/review", fields={"csrf": admin_console.csrf(), **fields})
+    assert flows.frame_origins(_flow(ready)) == ["https://a.example.com", "https://b.example.com:8443"]
+    page = admin_console.get("/admin/flows/review")
+    assert "<code>https://a.example.com</code>, <code>https://b.example.com:8443</code>" in page
+    bad = {**fields, "frame_origins": "http://plain.example.com"}
+    response = admin_console.post("/admin/flows/review", 400, fields={"csrf": admin_console.csrf(), **bad})
+    assert "is not a plain https origin" in response.text
+    assert flows.frame_origins(_flow(ready)) == ["https://a.example.com", "https://b.example.com:8443"]

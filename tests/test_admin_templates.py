@@ -185,3 +185,16 @@ def test_signed_out_preview_and_pages(admin_console: AdminConsole) -> None:
     )
     assert response.status_code == 401 and "Your session has ended" in response.text
     assert admin_console.http.get("/admin/templates").status_code == 303
+
+
+def test_the_editor_warns_of_elements_loopin_does_not_know(admin_console: AdminConsole) -> None:
+    content = "<crowd-form><crowd-sketchpad name='drawing'></crowd-sketchpad></crowd-form>"
+    admin_console.get("/admin/templates/new")
+    answer = admin_console.fetch("/admin/templates/check", json.dumps({"content": content, "input": "{}"})).json()
+    assert answer["problem"] is None
+    assert len(answer["warnings"]) == 1 and "<crowd-sketchpad> is not an element loopin knows" in answer["warnings"][0]
+    clean = admin_console.fetch("/admin/templates/check", json.dumps({"content": SIMPLE, "input": "{}"})).json()
+    assert clean["warnings"] == []
+    admin_console.post("/admin/templates", name="sketch", content=content, input="{}")
+    page = admin_console.get("/admin/templates/sketch")
+    assert "&lt;crowd-sketchpad&gt; is not an element loopin knows" in page

@@ -143,3 +143,57 @@ def test_template_editor_previews_reports_errors_and_saves_then_a_flow_is_create
     page.goto(live.url + "/admin/templates")
     expect(page.locator("table.data tbody tr td >> nth=2")).to_have_text("box-review")
     page.screenshot(path=str(DOCS_IMAGES / "admin-templates.png"))
+
+
+# What to do in each starting template's preview before "Show answer", and what the answer holds.
+GALLERY_CASES: dict[str, tuple[str | None, dict[str, object]]] = {
+    "bounding-boxes": (None, {"boxes": {"boundingBoxes": 1}}),
+    "image-classification": ("Person", {"category": {"label": "Person"}}),
+    "keypoints": (None, {"keypoints": {"keypoints": 0}}),
+    "polygons": (None, {"outlines": {"polygons": 0}}),
+    "segmentation": (None, {"segmentation": {"labelMappings": {}}}),
+    "text-classification": ("Positive", {"sentiment": {"label": "Positive"}}),
+    "entities": (None, {"entities": {"entities": 1}}),
+    "document-review": (None, {"invoiceNumber": "INV-0042", "total": "128.50", "problems": {"unreadable": False}}),
+    "moderation": ("None of these", {"moderation": {"labels": []}}),
+    "audio-classification": ("Music", {"audio": {"label": "Music"}}),
+    "video-classification": ("Walking", {"video": {"label": "Walking"}}),
+}
+
+
+def _holds(value: object, expected: object) -> bool:
+    """``value`` has what ``expected`` says: equal values, the keys of a dict, an int for a list's length."""
+    if isinstance(expected, dict):
+        return isinstance(value, dict) and all(k in value and _holds(value[k], v) for k, v in expected.items())
+    if isinstance(expected, int) and not isinstance(expected, bool) and isinstance(value, list):
+        return len(value) == expected
+    return value == expected
+
+
+def test_every_starting_template_of_the_gallery_previews_and_submits(live: Live, page: Page) -> None:
+    from loopin.web.consoles.admin import gallery
+
+    assert sorted(GALLERY_CASES) == sorted(s.key for s in gallery.GALLERY)
+    admin_sign_in(page, live)
+    page.goto(live.url + "/admin/templates/new")
+    links = page.locator(".gallery a").all_inner_texts()
+    assert links[0] == "Walkthrough" and len(links) == len(gallery.GALLERY) + 1
+    for starter in gallery.GALLERY:
+        choice, expected = GALLERY_CASES[starter.key]
+        page.goto(f"{live.url}/admin/templates/new?start={starter.key}")
+        assert page.input_value("#template-content") == starter.content
+        frame = preview(page)
+        frame.wait_for_function(
+            "() => !!document.querySelector('crowd-form.lc-built')"
+            " && Array.from(document.querySelectorAll('.lc-built'))"
+            ".every((el) => !('naturalWidth' in el) || el.naturalWidth > 0)",
+            timeout=10_000,
+        )
+        if choice:
+            frame.click(f".lc-choice-button:has-text('{choice}')")
+        page.click("#try-submit")
+        expect(page.locator("#answer")).to_be_visible()
+        answer = json.loads(page.inner_text("#answer-json"))
+        assert _holds(answer, expected), (starter.key, answer)
+        assert page.locator("#warnings").is_hidden(), starter.key
+    assert page.errors == []  # type: ignore[attr-defined]

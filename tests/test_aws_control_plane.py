@@ -110,6 +110,19 @@ def test_render_ui_template_previews_the_task_with_granted_urls(sm) -> None:
     assert broken["RenderedContent"] == "" and broken["Errors"][0]["Code"] == "RenderingError"
 
 
+def test_an_unknown_crowd_element_is_reported_by_render_ui_template_and_logged_on_create(sm, caplog) -> None:
+    content = "<crowd-form><crowd-sketchpad name='drawing'></crowd-sketchpad></crowd-form>"
+    with caplog.at_level("WARNING", logger="loopin.aws"):
+        created = sm.create_human_task_ui(HumanTaskUiName="sketch", UiTemplate={"Content": content})
+    assert set(created) == {"HumanTaskUiArn", "ResponseMetadata"}  # AWS's shape, unchanged
+    assert any("<crowd-sketchpad> is not an element loopin knows" in r.getMessage() for r in caplog.records)
+    task = {"Input": json.dumps({"x": 1})}
+    rendered = sm.render_ui_template(UiTemplate={"Content": content}, Task=task, RoleArn=ROLE)
+    assert "crowd-sketchpad" in rendered["RenderedContent"]  # still rendered, as AWS would
+    assert [e["Code"] for e in rendered["Errors"]] == ["UnknownCrowdElement"]
+    assert rendered["Errors"][0]["Message"].startswith("<crowd-sketchpad> is not an element loopin knows")
+
+
 def test_flow_definition_round_trip_and_list_pages(sm, url, access_key) -> None:
     team, ui, arn = review_setup(sm)
     assert arn == "arn:aws:sagemaker:us-east-1:000000000000:flow-definition/fd-gluon"

@@ -72,6 +72,10 @@ def test_operator_and_reviewer_round_trip(cli, tmp_path: Path) -> None:
     assert refused.returncode == 1 and "Consolidation quorum" in refused.stderr
     off = _json(env, "flows", "update", "ask", "--task-count", "1", "--consolidation-quorum", "1", "--no-consolidation")
     assert (off["task_count"], off["consolidation"], off["consolidation_quorum"]) == (1, False, 1)
+    origins = ["--frame-origin", "https://cdn.example.com", "--frame-origin", "https://media.example.com:8443"]
+    updated = _json(env, "flows", "update", "ask", *origins)
+    assert updated["frame_origins"] == ["https://cdn.example.com", "https://media.example.com:8443"]
+    assert updated["time_limit_seconds"] == 600  # the rest stays
 
     started = _json(env, "loops", "start", "q-1", "--flow", "ask", "--input", '{"question": "Cat or dog?"}')
     assert started["created"] is True

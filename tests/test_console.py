@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import ValidationError as PydanticValidationError
 
 from loopin.client import Client
 from loopin.clock import ManualClock
+from loopin.config import Settings
+from loopin.errors import ValidationError
 from loopin.services import Services
 from loopin.web.server import create_app
 from loopin.web.sessions import SignInLimiter
@@ -449,3 +452,76 @@ def test_static_files_are_served_with_etags_and_versioned_urls_are_cached_for_go
     assert http.get("/static/console.css").headers["content-type"] == "text/css; charset=utf-8"
     assert http.get("/static/../console.py").status_code == 404
     assert http.get("/static/nope.js").status_code == 404
+
+
+# -- extra origins for task frames ------------------------------------------------------------
+
+
+def _frame_directives(app: FastAPI, email: str, flow: str = "review") -> dict[str, str]:
+    console = Console(app).sign_in(email)
+    task_id = console.start(flow)
+    csp = console.http.get(f"/worker/tasks/{task_id}/frame").headers["content-security-policy"]
+    return dict(d.strip().split(" ", 1) for d in csp.split(";"))
+
+
+def test_the_frame_is_closed_by_default_and_frames_only_loopins_signed_objects(app, admin, teams):
+    start_loops(admin, 1)
+    directives = _frame_directives(app, teams["mine"][0])
+    assert directives["script-src"] == "'self' 'unsafe-inline'"
+    assert directives["style-src"] == "'self' 'unsafe-inline'"
+    assert directives["font-src"] == "'self' data:"
+    # The granted image may also be shown in a frame: loopin's store path, not all of loopin.
+    assert directives["frame-src"] == "http://testserver/store/"
+    assert directives["default-src"] == "'none'" and directives["connect-src"] == "'none'"
+
+
+def test_global_and_per_flow_origins_open_the_frame_to_exactly_those_origins(services, teams, admin):
+    settings = services.settings.model_copy(update={"task_frame_origins": ("https://cdn.example.com",)})
+    app = create_app(services=dataclasses.replace(services, settings=settings), run_background=False)
+    admin.update_flow("review", frame_origins=["https://media.example.org:8443", "HTTPS://Media.example.org:8443"])
+    assert admin.get_flow("review").frame_origins == ["https://media.example.org:8443"]
+    start_loops(admin, 1)
+    start_loops(admin, 1, flow="other-review")
+    directives = _frame_directives(app, teams["mine"][0])
+    both = "https://cdn.example.com https://media.example.org:8443"
+    assert directives["script-src"] == "'self' 'unsafe-inline' " + both
+    assert directives["img-src"] == "'self' data: blob: http://testserver " + both
+    assert directives["media-src"] == directives["img-src"]
+    assert directives["frame-src"] == "http://testserver/store/ " + both
+    other = _frame_directives(app, teams["other"][0], flow="other-review")  # the global origin only
+    assert other["script-src"] == "'self' 'unsafe-inline' https://cdn.example.com"
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://cdn.example.com",
+        "https://cdn.example.com/",
+        "https://*.example.com",
+        "https://a.example.com/x.js",
+        "https://user@a.example.com",
+        "'unsafe-eval'",
+        "https://a.example.com:99999",
+        "cdn.example.com",
+        "data:",
+    ],
+)
+def test_an_origin_that_is_not_plain_https_host_port_is_refused_and_nothing_is_written(admin, teams, origin):
+    with pytest.raises(ValidationError) as caught:
+        admin.update_flow("review", frame_origins=[origin], title="Changed")
+    assert "is not a plain https origin" in caught.value.message
+    flow = admin.get_flow("review")
+    assert flow.frame_origins == [] and flow.title == "Check the boxes"
+    with pytest.raises(ValidationError):
+        admin.create_flow(
+            "new-flow",
+            team="MyTeam",
+            task_ui="boxes",
+            title="t",
+            description="d",
+            output_path="s3://b/o",
+            frame_origins=[origin],
+        )
+    assert "new-flow" not in [f.name for f in admin.list_flows()]
+    with pytest.raises(PydanticValidationError, match="is not a plain https origin"):
+        Settings.load(environ={"LOOPIN_TASK_FRAME_ORIGINS": f"https://ok.example.com {origin}"})

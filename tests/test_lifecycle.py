@@ -350,3 +350,15 @@ def test_a_flow_update_applies_to_loops_started_afterwards(admin):
         admin.update_flow("review", task_count=4)
     with pytest.raises(NotFoundError):
         admin.update_flow("missing", title="x")
+
+
+def test_a_template_with_an_element_loopin_does_not_know_is_saved_with_a_warning(admin):
+    template = (
+        "<crowd-form><crowd-input name='a'></crowd-input><crowd-sketchpad name='drawing'></crowd-sketchpad>"
+        "<!-- <crowd-entity-annotator> in a comment is no element --></crowd-form>"
+    )
+    created = admin.create_task_ui("sketch", template=template)
+    assert len(created.warnings) == 1 and created.warnings[0].startswith("<crowd-sketchpad> is not an element")
+    assert admin.get_task_ui("sketch").warnings == created.warnings
+    plain = "<crowd-form><crowd-line name='l'></crowd-line></crowd-form>"
+    assert admin.create_task_ui("plain", template=plain).warnings == []

@@ -85,6 +85,20 @@ def test_aws_element_script_is_replaced_by_loopins_own() -> None:
     assert Elements(page).first("script")["src"] == CROWD_SCRIPT_PATH
 
 
+def test_the_second_generation_element_script_is_replaced_too() -> None:
+    page = render('<script src="https://assets.crowd.aws/crowd-html-elements-v2.js"></script>', INPUT)
+    assert "assets.crowd.aws" not in page and Elements(page).first("script")["src"] == CROWD_SCRIPT_PATH
+
+
+def test_a2i_built_in_input_without_a_selection_shows_the_whole_service_response() -> None:
+    template = "{{ task.input.selectedAiServiceResponse.moderationLabels[0].name }}"
+    labels = {"moderationLabels": [{"name": "Smoking", "parentName": "Tobacco"}]}
+    assert render(template, {"aiServiceRequest": {}, "aiServiceResponse": labels}) == "Smoking"
+    chosen = {"moderationLabels": [{"name": "Drinking", "parentName": "Alcohol"}]}
+    given = {"aiServiceResponse": labels, "selectedAiServiceResponse": chosen}
+    assert render(template, given) == "Drinking"  # a selection given is used as it is
+
+
 def test_the_element_script_url_can_be_chosen() -> None:
     page = render_task(WALKTHROUGH, INPUT, grant_read_access=fake_grant, crowd_script_url="/static/x.js?v=1&a=b")
     assert Elements(page).first("script")["src"] == "/static/x.js?v=1&a=b"

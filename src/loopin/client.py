@@ -227,6 +227,7 @@ class Client:
         role_arn: str | None = None,
         consolidation: bool | None = None,
         consolidation_quorum: int | None = None,
+        frame_origins: Sequence[str] = (),
     ) -> schemas.Flow:
         body = schemas.FlowCreate(
             name=name,
@@ -242,6 +243,7 @@ class Client:
             role_arn=role_arn,
             consolidation=consolidation,
             consolidation_quorum=consolidation_quorum,
+            frame_origins=list(frame_origins),
         )
         return self._http.model(schemas.Flow, "POST", "/flows", json_body=body.model_dump())
 
@@ -257,9 +259,11 @@ class Client:
         time_limit_seconds: int | None = None,
         consolidation: bool | None = None,
         consolidation_quorum: int | None = None,
+        frame_origins: Sequence[str] | None = None,
     ) -> schemas.Flow:
-        """Change a flow's title, description, keywords, task count, time limits or
-        consolidation settings (those given). Team, template and output path cannot change."""
+        """Change a flow's title, description, keywords, task count, time limits,
+        consolidation settings or frame origins (those given). Team, template and output path
+        cannot change."""
         body = schemas.FlowUpdate(
             title=title,
             description=description,
@@ -269,6 +273,7 @@ class Client:
             time_limit_seconds=time_limit_seconds,
             consolidation=consolidation,
             consolidation_quorum=consolidation_quorum,
+            frame_origins=list(frame_origins) if frame_origins is not None else None,
         )
         return self._http.model(
             schemas.Flow, "PATCH", f"/flows/{_q(name)}", json_body=body.model_dump(exclude_none=True)

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from loopin.arns import arn
+from loopin.errors import LoopinError
+from loopin.validation import check_origins
 
 ENV_PREFIX = "LOOPIN_"
 
@@ -128,6 +130,12 @@ class Settings(BaseModel):
     admin_session_ttl_seconds: int = Field(
         default=8 * 3600, ge=60, description="Lifetime of an admin's sign-in to the admin console."
     )
+    task_frame_origins: tuple[str, ...] = Field(
+        default=(),
+        description="Extra origins (https://host[:port], separated by spaces or commas) every task frame "
+        "may load scripts, styles, fonts, images, media and frames from, e.g. a CDN a template's library "
+        "comes from. Empty: none (a flow may add its own). loopin's own signed object URLs need no entry.",
+    )
     smtp_host: str = Field(
         default="",
         description="SMTP server for worker invitations. Empty: no e-mail is sent; the admin console "
@@ -156,6 +164,16 @@ class Settings(BaseModel):
                 "use 'starttls' or 'tls' (plain connections are for a relay on this machine)"
             )
         return self
+
+    @field_validator("task_frame_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.replace(",", " ").split() if part]
+        try:
+            return tuple(check_origins(value, what="task_frame_origins entry"))
+        except LoopinError as exc:
+            raise ValueError(exc.message) from exc
 
     @field_validator("account_id")
     @classmethod

@@ -5,8 +5,10 @@ A flow is created whole. Afterwards ``update_flow`` may change what does not alt
 already running: the task's title, description and keywords (shown to workers from the
 flow as it is now), the task count and availability lifetime (read when a loop starts),
 the time limit (read when a worker takes a task; a task held now keeps its deadline) and
-the consolidation settings (read when a loop's output is written). The team, the template
-and the output path stay as created: changing them would hand waiting tasks to other
+the consolidation settings (read when a loop's output is written) and the frame origins (the
+extra https origins its task frames may load scripts, styles, images, media and frames from,
+on top of the global ``task_frame_origins``; read each time a task is shown). The team, the
+template and the output path stay as created: changing them would hand waiting tasks to other
 people, change what in-flight loops render and the answer's shape, or write their output
 where the client does not look for it. Create a new flow for those.
 """
@@ -26,7 +28,7 @@ from loopin.errors import LoopinError, NotFoundError, ResourceInUseError, Valida
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot
 from loopin.store import normalize_output_location
 from loopin.task_templates import get_task_ui
-from loopin.validation import check_name, check_text
+from loopin.validation import check_name, check_origins, check_text
 from loopin.workforce import get_team
 
 KEYWORD = re.compile(r"^[A-Za-z0-9]+( [A-Za-z0-9]+)*$")
@@ -56,6 +58,7 @@ def create_flow(
     consolidation: bool | None = None,
     consolidation_quorum: int | None = None,
     input_locations: Sequence[str] | None = None,
+    frame_origins: Sequence[str] = (),
     now_ms: int,
 ) -> FlowDefinition:
     """A new flow definition. A ValidationError names the first bad field in its message
@@ -87,6 +90,7 @@ def create_flow(
             locations = _input_locations(input_locations)
         except ValidationError as exc:
             problems["input_locations"] = exc.message
+    origins = _origins(frame_origins, problems)
     _raise_problems(problems)
     if session.scalar(select(FlowDefinition.id).where(FlowDefinition.name == name)) is not None:
         raise ResourceInUseError(f"A flow definition named '{name}' exists already.")
@@ -104,6 +108,7 @@ def create_flow(
         role_arn=role_arn,
         consolidation=consolidation,
         consolidation_quorum=consolidation_quorum,
+        frame_origins=json.dumps(origins),
         created_at=now_ms,
         input_locations=json.dumps(locations) if locations is not None else None,
     )
@@ -167,28 +172,31 @@ def update_flow(
     time_limit_s: int,
     consolidation: bool | None | EllipsisType = ...,
     consolidation_quorum: int | None | EllipsisType = ...,
+    frame_origins: Sequence[str] | None = None,
 ) -> FlowDefinition:
     """Change the fields that leave running loops as they are (see the module's notes);
     errors as in ``create_flow``. The consolidation settings left at ``...`` stay; None
-    goes back to the default."""
+    goes back to the default. ``frame_origins`` None keeps them."""
     flow = get_flow(session, name)
     if isinstance(consolidation, EllipsisType):
         consolidation = flow.consolidation
     if isinstance(consolidation_quorum, EllipsisType):
         consolidation_quorum = flow.consolidation_quorum
-    _raise_problems(
-        _problems(
-            name=None,
-            title=title,
-            description=description,
-            task_count=task_count,
-            availability_lifetime_s=availability_lifetime_s,
-            time_limit_s=time_limit_s,
-            keywords=keywords,
-            consolidation=consolidation,
-            consolidation_quorum=consolidation_quorum,
-        )
+    problems = _problems(
+        name=None,
+        title=title,
+        description=description,
+        task_count=task_count,
+        availability_lifetime_s=availability_lifetime_s,
+        time_limit_s=time_limit_s,
+        keywords=keywords,
+        consolidation=consolidation,
+        consolidation_quorum=consolidation_quorum,
     )
+    origins = _origins(frame_origins, problems) if frame_origins is not None else None
+    _raise_problems(problems)
+    if origins is not None:
+        flow.frame_origins = json.dumps(origins)
     flow.title = title
     flow.description = description
     flow.keywords = json.dumps(list(keywords))
@@ -209,6 +217,20 @@ def consolidation_settings(flow: FlowDefinition, *, answers: int | None = None) 
     enabled = flow.consolidation if flow.consolidation is not None else count > 1
     quorum = flow.consolidation_quorum if flow.consolidation_quorum is not None else default_quorum(count)
     return enabled, quorum
+
+
+def frame_origins(flow: FlowDefinition) -> list[str]:
+    """The extra origins the flow's task frames may load from."""
+    origins: list[str] = json.loads(flow.frame_origins or "[]")
+    return origins
+
+
+def _origins(values: Sequence[str], problems: dict[str, str]) -> list[str]:
+    try:
+        return check_origins(list(values) if not isinstance(values, str) else values)
+    except ValidationError as exc:
+        problems["frame_origins"] = exc.message
+        return []
 
 
 def get_flow(session: Session, name: str) -> FlowDefinition:

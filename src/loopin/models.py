@@ -99,6 +99,8 @@ class FlowDefinition(Base):
     # JSON list of s3:// prefixes that loop inputs may name and tasks may grant read access
     # to; None: anywhere but the output areas (see flows.may_grant).
     input_locations: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # JSON list of extra https origins the flow's task frames may load from (see flows).
+    frame_origins: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
 
 
 class HumanLoop(Base):

@@ -25,9 +25,10 @@ from markupsafe import escape as _markup_escape
 
 from loopin.errors import LoopinError, ValidationError
 
-# Templates load AWS's element library; loopin serves its own under this path.
+# Templates load AWS's element library (the first generation, or crowd-html-elements-v2.js
+# with the generative-AI elements); loopin serves its own, one library for both, here.
 CROWD_SCRIPT_PATH = "/static/crowd-html-elements.js"
-_AWS_CROWD_SCRIPT = re.compile(r"(?:https?:)?//assets\.crowd\.aws/crowd-html-elements\.js")
+_AWS_CROWD_SCRIPT = re.compile(r"(?:https?:)?//assets\.crowd\.aws/crowd-html-elements(?:-v2)?\.js")
 
 _grant: ContextVar[Callable[[str], str]] = ContextVar("grant_read_access")
 
@@ -48,11 +49,23 @@ def render_task(
     ``crowd_script_url``."""
     token = _grant.set(grant_read_access)
     try:
-        return _parse(template, crowd_script_url).render(task={"input": task_input})
+        return _parse(template, crowd_script_url).render(task={"input": a2i_view(task_input)})
     except LiquidError as exc:
         raise _render_error(exc) from exc
     finally:
         _grant.reset(token)
+
+
+def a2i_view(task_input: dict[str, Any]) -> dict[str, Any]:
+    """The input as a template sees it. Input in the shape of A2I's built-in task types
+    (``aiServiceRequest``, ``aiServiceResponse``, ``humanLoopContext``) without a
+    ``selectedAiServiceResponse`` gets the whole ``aiServiceResponse`` as that: what A2I
+    selects when every inference is to be reviewed, and what AWS's templates read. The
+    loop's stored input (and its output.json) stays as it was given."""
+    response = task_input.get("aiServiceResponse")
+    if isinstance(response, dict) and "selectedAiServiceResponse" not in task_input:
+        return {**task_input, "selectedAiServiceResponse": response}
+    return task_input
 
 
 def _render_error(exc: LiquidError) -> RenderError:

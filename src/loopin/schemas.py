@@ -96,6 +96,9 @@ class TaskUi(Response):
     template: str
     content_sha256: str
     created_at: str
+    warnings: list[str] = Field(
+        default=[], description="What would go wrong with this template, e.g. crowd-* elements loopin does not know."
+    )
 
 
 class FlowCreate(Request):
@@ -121,6 +124,11 @@ class FlowCreate(Request):
         description="s3:// locations loop inputs may name (tasks get read access only there). "
         "Default: anywhere but the output locations of flows.",
     )
+    frame_origins: list[str] = Field(
+        default=[],
+        description="Extra https://host[:port] origins this flow's task frames may load scripts, styles, "
+        "images, media and frames from (on top of the server's task_frame_origins).",
+    )
 
 
 class FlowUpdate(Request):
@@ -136,6 +144,7 @@ class FlowUpdate(Request):
     # For these two an explicit null goes back to the default; left out, they stay.
     consolidation: bool | None = None
     consolidation_quorum: int | None = None
+    frame_origins: list[str] | None = None
 
 
 class Flow(Response):
@@ -157,6 +166,7 @@ class Flow(Response):
     # As they apply (the defaults resolved): see docs/consolidation.md.
     consolidation: bool = False
     consolidation_quorum: int = 1
+    frame_origins: list[str] = []
 
 
 # -- human loops ---------------------------------------------------------------------

@@ -1,12 +1,15 @@
 """Human task UIs: named Liquid templates, checked for syntax when created.
 
 Rendering them for workers (with A2I's variables and filters) belongs to the worker
-console; here a template only has to parse.
+console; here a template only has to parse. ``template_warnings`` names what would go
+wrong later: ``crowd-*`` elements loopin's element library does not define (their answers
+would be lost, so the worker console refuses to submit such a task).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 from liquid import Environment
 from liquid.exceptions import LiquidError
@@ -19,6 +22,63 @@ from loopin.validation import check_name
 
 MAX_TEMPLATE_CHARS = 128_000
 _parser = Environment()
+
+# The crowd-* elements loopin's library (ui/static/crowd/*.js) defines; a browser test
+# checks this set against customElements in the task frame, both ways.
+KNOWN_ELEMENTS = frozenset(
+    {
+        "crowd-alert",
+        "crowd-badge",
+        "crowd-bounding-box",
+        "crowd-button",
+        "crowd-card",
+        "crowd-checkbox",
+        "crowd-classifier",
+        "crowd-classifier-multi-select",
+        "crowd-entity-annotation",
+        "crowd-fab",
+        "crowd-form",
+        "crowd-full-instructions",
+        "crowd-icon-button",
+        "crowd-image-classifier",
+        "crowd-image-classifier-multi-select",
+        "crowd-input",
+        "crowd-instance-segmentation",
+        "crowd-instructions",
+        "crowd-keypoint",
+        "crowd-line",
+        "crowd-modal",
+        "crowd-polygon",
+        "crowd-polyline",
+        "crowd-question-answer-generation",
+        "crowd-radio-button",
+        "crowd-radio-group",
+        "crowd-rekognition-detect-moderation-labels",
+        "crowd-semantic-segmentation",
+        "crowd-short-instructions",
+        "crowd-slider",
+        "crowd-tab",
+        "crowd-tabs",
+        "crowd-text-area",
+        "crowd-text-ranking",
+        "crowd-textract-analyze-document",
+        "crowd-toast",
+        "crowd-toggle-button",
+    }
+)
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_CROWD_TAG = re.compile(r"<\s*(crowd-[A-Za-z0-9-]*[A-Za-z0-9])")
+
+
+def template_warnings(content: str) -> list[str]:
+    """What the template uses that loopin cannot serve: one sentence per ``crowd-*``
+    element it does not define (HTML comments are left out). Empty when all is well."""
+    used = {m.group(1).lower() for m in _CROWD_TAG.finditer(_COMMENT.sub("", content))}
+    return [
+        f"<{name}> is not an element loopin knows: workers would see nothing there, and the worker "
+        "console refuses to submit a task whose named element it cannot read."
+        for name in sorted(used - KNOWN_ELEMENTS)
+    ]
 
 
 def check_template(content: str) -> None:

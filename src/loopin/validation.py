@@ -41,6 +41,34 @@ def check_email(value: str) -> str:
     return email
 
 
+# A task frame's extra origins: https, a host name (or IPv4 address) and an optional port;
+# nothing else (no path, wildcard, user, query or other scheme), so the CSP built from them
+# says exactly what it lets in.
+ORIGIN = re.compile(r"(?i:https)://" + _LABEL + r"(?:\." + _LABEL + r")*(?::([0-9]{1,5}))?")
+MAX_ORIGINS = 20
+
+
+def check_origins(values: object, *, what: str = "Frame origin") -> list[str]:
+    """Plain ``https://host[:port]`` origins, lowercased, without duplicates; a
+    ValidationError names the first one that is not."""
+    if not isinstance(values, list | tuple):
+        raise ValidationError(f"{what}s must be a list of https://host[:port] origins.")
+    if len(values) > MAX_ORIGINS:
+        raise ValidationError(f"At most {MAX_ORIGINS} {what.lower()}s.")
+    origins: list[str] = []
+    for value in values:
+        match = ORIGIN.fullmatch(value) if isinstance(value, str) and len(value) <= 253 else None
+        if match is None or (match.group(1) is not None and not 1 <= int(match.group(1)) <= 65535):
+            raise ValidationError(
+                f"{what} {value!r} is not a plain https origin: write https://host or https://host:port, "
+                "with no path, wildcard or other scheme."
+            )
+        origin = value.lower()
+        if origin not in origins:
+            origins.append(origin)
+    return origins
+
+
 # -- text that no UTF-8 database or page can hold ----------------------------------------
 # A JSON "\ud800" escape decodes to a lone surrogate: a Python string that cannot be encoded
 # as UTF-8. Refused at every door; stored JSON that holds one (from before it was refused)

@@ -219,6 +219,10 @@ def flows_create(
     consolidation_quorum: Annotated[
         int | None, typer.Option(help="Workers who must agree to keep a box or label (default: a majority).")
     ] = None,
+    frame_origin: Annotated[
+        list[str] | None,
+        typer.Option("--frame-origin", help="https://host[:port] its task frames may load from (repeatable)."),
+    ] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -237,6 +241,7 @@ def flows_create(
         role_arn=role_arn,
         consolidation=consolidation,
         consolidation_quorum=consolidation_quorum,
+        frame_origins=frame_origin or [],
     )
     emit(flow, as_json)
 
@@ -254,6 +259,12 @@ def flows_update(
         bool | None, typer.Option(help="Write a consolidated answer, for outputs from now.")
     ] = None,
     consolidation_quorum: Annotated[int | None, typer.Option(help="Workers who must agree (1 to task count).")] = None,
+    frame_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--frame-origin", help="https://host[:port] its task frames may load from (repeatable); replaces all."
+        ),
+    ] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -268,6 +279,7 @@ def flows_update(
         time_limit_seconds=time_limit,
         consolidation=consolidation,
         consolidation_quorum=consolidation_quorum,
+        frame_origins=frame_origin,
     )
     emit(flow, as_json)
 

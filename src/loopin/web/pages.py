@@ -145,15 +145,30 @@ def html_page(html: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=page_headers())
 
 
-def task_frame_response(html: str, status: int, origins: set[str], *, sandbox: str = FRAME_SANDBOX) -> HTMLResponse:
+def task_frame_response(
+    html: str,
+    status: int,
+    origins: set[str],
+    *,
+    sandbox: str = FRAME_SANDBOX,
+    frames: set[str] | frozenset[str] = frozenset(),
+    extra_origins: Iterable[str] = (),
+) -> HTMLResponse:
     """A rendered task template for an ``<iframe sandbox>``: its own scripts may run, it may
     load images and media only from loopin and the ``origins`` of the URLs it was granted,
-    and it may reach nothing on the network."""
-    media = " ".join(["'self'", "data:", "blob:", *sorted(origins)])
+    show the granted objects (``frames``: sources from ``frame_source``) in frames of its
+    own, and load scripts, styles, fonts, images, media and frames from the admin's
+    ``extra_origins`` (plain https origins, checked when they were set); it may reach
+    nothing else on the network."""
+    extra = sorted(set(extra_origins))
+    media = " ".join(["'self'", "data:", "blob:", *sorted(origins), *extra])
+    scripts = " ".join(["'self'", "'unsafe-inline'", *extra])
+    fonts = " ".join(["'self'", "data:", *extra])
+    framed = " ".join(sorted(set(frames) | set(extra))) or "'none'"
     csp = (
-        "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-        f"img-src {media}; media-src {media}; font-src 'self' data:; connect-src 'none'; form-action 'none'; "
-        f"frame-ancestors 'self'; base-uri 'none'; sandbox {sandbox}"
+        f"default-src 'none'; script-src {scripts}; style-src {scripts}; "
+        f"img-src {media}; media-src {media}; font-src {fonts}; frame-src {framed}; connect-src 'none'; "
+        f"form-action 'none'; frame-ancestors 'self'; base-uri 'none'; sandbox {sandbox}"
     )
     return HTMLResponse(html, status_code=status, headers=page_headers(csp, frame_options="SAMEORIGIN"))
 
@@ -163,6 +178,17 @@ def origin_of(url: str) -> str:
     parts = urlsplit(url)
     origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else "'self'"
     return origin if origin == "'self'" or _ORIGIN.fullmatch(origin) else "'self'"
+
+
+def frame_source(url: str, public_url: str) -> str:
+    """The CSP source that lets a task frame show a signed object URL in a frame: loopin's
+    own store path only (``<public url>/store/``), not the rest of loopin; an external
+    store's origin."""
+    origin = origin_of(url)
+    own = public_url.rstrip("/")
+    if origin != "'self'" and origin == origin_of(own) and urlsplit(url).path.startswith("/store/"):
+        return own + "/store/"
+    return origin
 
 
 def redirect(url: str) -> Response:

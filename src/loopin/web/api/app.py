@@ -136,6 +136,7 @@ def _task_ui(ctx: Services, ui: TaskUi) -> schemas.TaskUi:
         template=ui.content,
         content_sha256=ui.content_sha256,
         created_at=iso_ms(ui.created_at),
+        warnings=task_templates.template_warnings(ui.content),
     )
 
 
@@ -163,6 +164,7 @@ def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow
         created_at=iso_ms(flow.created_at),
         consolidation=consolidating,
         consolidation_quorum=quorum,
+        frame_origins=flows.frame_origins(flow),
     )
 
 
@@ -346,6 +348,7 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 consolidation=body.consolidation,
                 consolidation_quorum=body.consolidation_quorum,
                 input_locations=body.input_locations,
+                frame_origins=body.frame_origins,
                 now_ms=ctx.clock.now_ms(),
             )
             return _flow(s, ctx, flow)
@@ -379,6 +382,7 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 consolidation_quorum=(
                     body.consolidation_quorum if "consolidation_quorum" in body.model_fields_set else ...
                 ),
+                frame_origins=body.frame_origins,
             )
             return _flow(s, ctx, updated)
 

@@ -10,6 +10,7 @@ describes its members as one OIDC group named like the team.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -25,6 +26,8 @@ from loopin.web.aws.control_common import Operation, epoch, paginate, with_token
 from loopin.web.aws.fields import Fields
 
 NOT_FOUND = "ResourceNotFound"
+UNKNOWN_ELEMENT = "UnknownCrowdElement"
+log = logging.getLogger("loopin.aws")
 MAX_RENDER_INPUT = 128_000
 
 
@@ -127,6 +130,10 @@ class _Review:
         name = body.text("HumanTaskUiName", max_len=63)
         content = body.obj("UiTemplate").text("Content", max_len=task_templates.MAX_TEMPLATE_CHARS)
         self.ctx.write(lambda s: task_templates.create_task_ui(s, name=name, content=content, now_ms=self._now()))
+        # The response's shape is AWS's ({HumanTaskUiArn}): the warnings go to the log, and
+        # RenderUiTemplate and loopin's own API return them.
+        for warning in task_templates.template_warnings(content):
+            log.warning("human task UI %s: %s", name, warning)
         return {"HumanTaskUiArn": self._arn("human-task-ui", name)}
 
     def DescribeHumanTaskUi(self, body: Fields) -> dict[str, Any]:
@@ -187,7 +194,10 @@ class _Review:
             rendered = render_task(content, task_input, grant_read_access=self._grant)
         except RenderError as exc:
             return {"RenderedContent": "", "Errors": [{"Code": "RenderingError", "Message": exc.message}]}
-        return {"RenderedContent": rendered, "Errors": []}
+        # Unknown crowd-* elements render (as nothing), but their answers would be lost: they
+        # are reported in AWS's own Errors list, with the page still rendered.
+        warnings = [{"Code": UNKNOWN_ELEMENT, "Message": w} for w in task_templates.template_warnings(content)]
+        return {"RenderedContent": rendered, "Errors": warnings}
 
     def _grant(self, uri: str) -> str:
         ttl = self.ctx.settings.signed_url_ttl_seconds

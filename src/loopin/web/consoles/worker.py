@@ -48,6 +48,7 @@ from loopin.web.pages import (
     ConsoleCookies,
     Form,
     StaticAssets,
+    frame_source,
     origin_of,
     page_environment,
     page_headers,
@@ -241,13 +242,16 @@ class _Console:
         if held.slot.status == "submitted":
             return self._frame_message(409, _SUBMITTED + ".")
         origins: set[str] = set()
+        frames: set[str] = set()
+        settings = self.ctx.settings
 
         def grant(uri: str) -> str:
             with self.ctx.db.read() as s:
                 if not flows.may_grant(s, held.flow, uri):
                     raise ValidationError(f"This task may not show {uri}.")
-            url = self.ctx.store.signed_url(uri, ttl_seconds=self.ctx.settings.signed_url_ttl_seconds, now_ms=now)
+            url = self.ctx.store.signed_url(uri, ttl_seconds=settings.signed_url_ttl_seconds, now_ms=now)
             origins.add(origin_of(url))
+            frames.add(frame_source(url, settings.resolved_public_url))
             return url
 
         try:
@@ -266,7 +270,8 @@ class _Console:
             log.exception("task %s of flow %s (loop %s) failed to render", task_id, held.flow.name, held.loop.name)
             return self._frame_message(500, _CANNOT_SHOW)
         html = self.pages.get_template("frame.html").render(body=body, crowd_script=self.assets.url(CROWD_BUNDLE))
-        return self._frame_response(html, 200, origins)
+        extra = [*settings.task_frame_origins, *flows.frame_origins(held.flow)]
+        return task_frame_response(html, 200, origins, frames=frames, extra_origins=extra)
 
     async def submit(self, task_id: int, request: Request) -> Response:
         posted = await self._post_as_worker(request, _ANSWER_FORM_LIMIT)

@@ -83,6 +83,20 @@
     textarea.scrollTop = Math.max(0, (index - 3) * lineHeight);
   });
 
+  // -- warnings (e.g. crowd-* elements loopin does not know) ------------------------------
+  var warnings = document.getElementById('warnings');
+  var warningItems = document.getElementById('warning-items');
+
+  function showWarnings(list) {
+    if (!warnings) return;
+    warningItems.replaceChildren.apply(warningItems, list.map(function (text) {
+      var item = document.createElement('li');
+      item.textContent = text;
+      return item;
+    }));
+    warnings.hidden = !list.length;
+  }
+
   // -- preview ----------------------------------------------------------------------------
   var timer = null;
   var generation = 0;
@@ -95,6 +109,7 @@
     window.loopinAdmin.post('/admin/templates/check', body).then(function (data) {
       if (mine !== generation) return;
       showProblem(data.problem);
+      showWarnings(data.warnings || []);
       if (data.problem) {
         state.textContent = 'not updated: fix the error';
         return;

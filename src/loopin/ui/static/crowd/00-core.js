@@ -218,6 +218,7 @@
     dialog.addEventListener('click', function (e) {
       if (e.target === dialog) dialog.close(); // a click on the backdrop
     });
+    dialog._owner = C.building;
     document.body.appendChild(dialog);
     return dialog;
   };
@@ -280,6 +281,8 @@
   // page, at once for elements added later) and builds only once, however often it moves.
   var pending = [];
   var parsed = document.readyState !== 'loading';
+  C.afterBuild = []; // functions called with each element once it is built
+  C.building = null;
 
   C.Element = class extends HTMLElement {
     connectedCallback() {
@@ -295,8 +298,18 @@
     _build() {
       if (this._built) return;
       this._built = true;
-      this.build();
+      var outer = C.building;
+      C.building = this; // dialogs made now belong to this element
+      try {
+        this.build();
+      } finally {
+        C.building = outer;
+      }
       this.classList.add('lc-built');
+      var self = this;
+      C.afterBuild.forEach(function (hook) {
+        hook(self);
+      });
     }
 
     build() {}
@@ -381,7 +394,8 @@
       form.requestSubmit();
     } else if (C.validate(document.body)) {
       C.confirmSubmit(document.body, function () {
-        C.sendAnswer(C.collect(document.body));
+        var answer = C.answerOrProblem(document.body, document.body.firstElementChild || document.body);
+        if (answer !== null) C.sendAnswer(answer);
       });
     }
   };

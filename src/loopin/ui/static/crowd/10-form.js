@@ -10,10 +10,16 @@
   C.collect = function (root) {
     var answer = {};
     root.querySelectorAll('*').forEach(function (el) {
-      var name = el.getAttribute('name');
+      // A2I's built-in task types' elements have no name: they answer under their type.
+      var name = el.getAttribute('name') || el._answerKey;
       if (!name) return;
       if (typeof el._crowdAnswer === 'function') {
-        var value = el._crowdAnswer();
+        var value;
+        try {
+          value = el._crowdAnswer();
+        } catch (err) {
+          throw new C.LostAnswer(el, 'could not give its answer (' + (err && err.message ? err.message : err) + ')');
+        }
         if (value === undefined) return;
         var prev = answer[name];
         // Checkboxes and radio buttons sharing a name merge into one object.
@@ -28,6 +34,44 @@
       }
     });
     return answer;
+  };
+
+  /** Raised instead of sending an answer that would miss a named element's value. */
+  C.LostAnswer = class extends Error {
+    constructor(el, why) {
+      super('<' + el.localName + ' name="' + el.getAttribute('name') + '"> ' + why + ', so its answer would be lost. ' +
+        'Your answer was not sent: tell your admin, then release or decline this task.');
+      this.element = el;
+    }
+  };
+
+  /** The first named crowd-* element under `root` that loopin does not know (a template
+   * written for an element library loopin has not implemented), as a LostAnswer; or null. */
+  C.unknownElement = function (root) {
+    var named = root.querySelectorAll('[name]');
+    for (var i = 0; i < named.length; i++) {
+      var el = named[i];
+      if (el.localName.indexOf('crowd-') === 0 && !customElements.get(el.localName)) {
+        return new C.LostAnswer(el, 'is an element loopin does not know');
+      }
+    }
+    return null;
+  };
+
+  /** The answer of `root`, or null after telling the worker why it cannot be sent. */
+  C.answerOrProblem = function (root, where) {
+    var lost = C.unknownElement(root);
+    if (!lost) {
+      try {
+        return C.collect(root);
+      } catch (err) {
+        if (!(err instanceof C.LostAnswer)) throw err;
+        lost = err;
+      }
+    }
+    console.warn(lost.message);
+    C.showProblem(where, lost.message);
+    return null;
   };
 
   function isPlainControl(el) {
@@ -126,18 +170,44 @@
       var self = this;
       if (this._sent || !C.validate(this)) return;
       C.confirmSubmit(this, function () {
-        if (self.dispatchEvent(new Event('submit', { bubbles: true, cancelable: true }))) self.submit();
+        C.clearProblem(self);
+        // A template's own submit handler that throws would otherwise let the answer go out
+        // without whatever the handler was about to add: stop, and say so.
+        var failed = null;
+        var onError = function (e) {
+          failed = e.error && e.error.message ? e.error.message : e.message || 'an error';
+        };
+        window.addEventListener('error', onError);
+        var go;
+        try {
+          go = self.dispatchEvent(new Event('submit', { bubbles: true, cancelable: true }));
+        } finally {
+          window.removeEventListener('error', onError);
+        }
+        if (failed !== null) {
+          C.showProblem(self, "This task's own check of your answer failed (" + failed + '). Your answer was not sent: ' +
+            'tell your admin, then release or decline this task.');
+          return;
+        }
+        if (go) self.submit();
       });
     }
 
     /** Send the answer at once, without validation or a `submit` event (like form.submit()). */
     submit() {
       if (this._sent) return;
+      var answer = C.answerOrProblem(this, this);
+      if (answer === null) return;
       this._sent = true;
       this.querySelectorAll('crowd-button[form-action="submit"]').forEach(function (button) {
         button.setAttribute('disabled', '');
       });
-      C.sendAnswer(C.collect(this));
+      C.sendAnswer(answer);
+    }
+
+    /** AWS's crowd-form wraps a <form>, which templates reach as `.form` to add fields to. */
+    get form() {
+      return this;
     }
   }
 

@@ -123,6 +123,24 @@
 
   /** crowd-checkbox and crowd-radio-button: answer {value: checked}, merged by name. */
   class Choice extends C.Element {
+    static get observedAttributes() {
+      return ['disabled'];
+    }
+
+    attributeChangedCallback() {
+      if (this._control) this._control.disabled = C.boolAttr(this, 'disabled');
+    }
+
+    /** Like a native checkbox's: reflects the `disabled` attribute. */
+    get disabled() {
+      return C.boolAttr(this, 'disabled');
+    }
+
+    set disabled(value) {
+      if (value) this.setAttribute('disabled', '');
+      else this.removeAttribute('disabled');
+    }
+
     get checked() {
       return this._control ? this._control.checked : C.boolAttr(this, 'checked');
     }

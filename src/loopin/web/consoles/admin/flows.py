@@ -31,6 +31,7 @@ EDITABLE = (
     "time_limit_s",
     "consolidation",
     "consolidation_quorum",
+    "frame_origins",
 )
 _CONSOLIDATION = {"on": True, "off": False}  # anything else: automatic (None)
 _WHOLE_NUMBER = re.compile(r"^-?\d{1,12}$")
@@ -169,6 +170,8 @@ def add_routes(pages: AdminPages) -> None:
             task_ui=found["template"],
             waiting=found["waiting"],
             created=when(flow.created_at),
+            frame_origins=flows.frame_origins(flow),
+            global_origins=ctx.settings.task_frame_origins,
             v=values if values is not None else _current(flow),
             errors=errors or {},
             error=error,
@@ -227,6 +230,7 @@ def _settings(values: dict[str, str]) -> dict[str, Any]:
         "title": values["title"],
         "description": values["description"],
         "keywords": [k.strip() for k in values["keywords"].split(",") if k.strip()],
+        "frame_origins": values["frame_origins"].replace(",", " ").split(),
         # Not a whole number: 0, which every range refuses with the field's own message.
         **{f: int(values[f]) if _WHOLE_NUMBER.fullmatch(values[f]) else 0 for f in _LIMITS},
         "consolidation": _CONSOLIDATION.get(values["consolidation"]),
@@ -245,6 +249,7 @@ def _current(flow: FlowDefinition) -> dict[str, str]:
         "title": flow.title,
         "description": flow.description,
         "keywords": ", ".join(json.loads(flow.keywords)),
+        "frame_origins": " ".join(flows.frame_origins(flow)),
         **{f: str(getattr(flow, f)) for f in _LIMITS},
         "consolidation": "auto" if flow.consolidation is None else "on" if flow.consolidation else "off",
         "consolidation_quorum": "" if flow.consolidation_quorum is None else str(flow.consolidation_quorum),

@@ -12,12 +12,9 @@ line. Task UIs are immutable by name, as in A2I: an edit is saved under a new na
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
@@ -30,12 +27,14 @@ from loopin import task_templates
 from loopin.errors import LoopinError, ValidationError
 from loopin.rendering import RenderError, render_task
 from loopin.validation import has_lone_surrogate
+from loopin.web.consoles.admin import gallery
 from loopin.web.consoles.admin.base import STALE_FORM, AdminPages, SignedInAdmin, json_body, to_sign_in
 from loopin.web.errors import error_status, json_error
 from loopin.web.pages import (
     CROWD_BUNDLE,
     PREVIEW_SANDBOX,
     Form,
+    frame_source,
     origin_of,
     read_form,
     redirect,
@@ -47,7 +46,7 @@ from loopin.web.pages import (
 _TEMPLATE_FORM_LIMIT = 9 * (task_templates.MAX_TEMPLATE_CHARS + 64 * 1024)
 
 # The sample input shows this bundled photo (the demo's) without touching the store.
-SAMPLE_IMAGE_URI = "s3://loopin-sample/astronaut.jpg"
+SAMPLE_IMAGE_URI = gallery.PHOTO
 SAMPLE_INPUT = {
     "taskObject": SAMPLE_IMAGE_URI,
     "labels": ["person", "flag", "rocket"],
@@ -113,11 +112,15 @@ def add_routes(pages: AdminPages) -> None:
         rows = await pages.read(rows_of)
         return pages.page("admin/templates.html", me, section="templates", rows=rows, notice=NOTICES.get(notice))
 
-    async def new_page(request: Request) -> Response:
+    async def new_page(request: Request, start: str = "") -> Response:
         me = await run_in_threadpool(pages.signed_in, request)
         if me is None:
             return to_sign_in(request)
-        return editor(me, content=STARTER_TEMPLATE)
+        starter = gallery.BY_KEY.get(start)
+        if starter is None:
+            return editor(me, content=STARTER_TEMPLATE)
+        sample = json.dumps(starter.sample, indent=2)
+        return editor(me, content=starter.content, sample=sample, new_name=starter.key, start=starter.key)
 
     async def edit_page(name: str, request: Request, notice: str = "") -> Response:
         me = await run_in_threadpool(pages.signed_in, request)
@@ -138,6 +141,7 @@ def add_routes(pages: AdminPages) -> None:
         new_name: str = "",
         problem: Problem | None = None,
         notice: str | None = None,
+        start: str = "",
     ) -> HTMLResponse:
         return pages.page(
             "admin/template_editor.html",
@@ -151,6 +155,9 @@ def add_routes(pages: AdminPages) -> None:
             new_name=new_name,
             problem=problem,
             notice=notice,
+            warnings=task_templates.template_warnings(content),
+            gallery=gallery.GALLERY if existing is None else [],
+            start=start,
             frame_sandbox=PREVIEW_SANDBOX,
         )
 
@@ -191,7 +198,7 @@ def add_routes(pages: AdminPages) -> None:
             problem=problem,
         )
 
-    def render_preview(template: str, input_text: str) -> tuple[str, set[str]]:
+    def render_preview(template: str, input_text: str) -> tuple[str, set[str], set[str]]:
         """The task frame's HTML for the template and the sample input, and the origins of
         the URLs it was granted; raises ``PreviewProblem``."""
         try:
@@ -213,12 +220,14 @@ def add_routes(pages: AdminPages) -> None:
             raise PreviewProblem(Problem("input", message, 1))
         now = ctx.clock.now_ms()
         origins: set[str] = set()
+        frames: set[str] = set()
 
         def grant(uri: str) -> str:
-            if uri == SAMPLE_IMAGE_URI:
-                return _sample_image_data_url()
+            if gallery.is_sample(uri):
+                return gallery.sample_data_url(uri)
             url = ctx.store.signed_url(uri, ttl_seconds=ctx.settings.signed_url_ttl_seconds, now_ms=now)
             origins.add(origin_of(url))
+            frames.add(frame_source(url, ctx.settings.resolved_public_url))
             return url
 
         crowd_script = pages.assets.url(CROWD_BUNDLE)
@@ -227,7 +236,7 @@ def add_routes(pages: AdminPages) -> None:
         except RenderError as exc:
             raise PreviewProblem(Problem("template", exc.message, exc.details.get("line"))) from exc
         html = pages.templates.get_template("frame.html").render(body=body, crowd_script=crowd_script)
-        return html, origins
+        return html, origins, frames
 
     async def preview(request: Request) -> Response:
         me, form, csrf_ok = await _template_form(pages, request)
@@ -236,10 +245,13 @@ def add_routes(pages: AdminPages) -> None:
         if not csrf_ok:
             return preview_message(403, Problem("session", STALE_FORM))
         try:
-            html, origins = await run_in_threadpool(render_preview, _text(form, "content"), _text(form, "input"))
+            html, origins, frames = await run_in_threadpool(
+                render_preview, _text(form, "content"), _text(form, "input")
+            )
         except PreviewProblem as exc:
             return preview_message(400, exc.problem)
-        return task_frame_response(html, 200, origins, sandbox=PREVIEW_SANDBOX)
+        extra = ctx.settings.task_frame_origins
+        return task_frame_response(html, 200, origins, sandbox=PREVIEW_SANDBOX, frames=frames, extra_origins=extra)
 
     def preview_message(status: int, problem: Problem) -> Response:
         html = pages.templates.get_template("admin/template_preview_message.html").render(problem=problem)
@@ -256,11 +268,13 @@ def add_routes(pages: AdminPages) -> None:
                 raise ValidationError('Send {"content": "<template>", "input": "<sample input JSON>"}.')
         except ValidationError as exc:
             return json_error(exc)
+        warnings = task_templates.template_warnings(data["content"])
         try:
             await run_in_threadpool(render_preview, data["content"], data["input"])
         except PreviewProblem as exc:
-            return JSONResponse({"problem": exc.problem.as_json()}, headers={"Cache-Control": "no-store"})
-        return JSONResponse({"problem": None}, headers={"Cache-Control": "no-store"})
+            answer = {"problem": exc.problem.as_json(), "warnings": warnings}
+            return JSONResponse(answer, headers={"Cache-Control": "no-store"})
+        return JSONResponse({"problem": None, "warnings": warnings}, headers={"Cache-Control": "no-store"})
 
     r.add_api_route("/admin/templates", list_page, methods=["GET"])
     r.add_api_route("/admin/templates", create, methods=["POST"])
@@ -297,9 +311,3 @@ def _text(form: Form, field: str) -> str:
 def when(ms: int) -> str:
     """A moment as admins read it in tables: UTC, to the minute."""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-@cache
-def _sample_image_data_url() -> str:
-    photo = resources.files("loopin").joinpath("demo_data", "astronaut.jpg").read_bytes()
-    return "data:image/jpeg;base64," + base64.b64encode(photo).decode()
