@@ -413,6 +413,7 @@ class Detector:
             inference_ms=round(elapsed_ms, 3),
             model_name=self.name,
             model_version=self.version,
+            class_names=self.class_names,
         )
 
 

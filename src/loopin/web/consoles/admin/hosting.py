@@ -136,13 +136,16 @@ def add_routes(pages: AdminPages) -> None:
         if isinstance(posted, Response):
             return posted
         me, form = posted
-        try:
-            rule = _rule_from(form)
-            await pages.write(
-                lambda s: endpoints.update_endpoint(
-                    s, name, routing=rule, clear_routing=rule is None, now_ms=pages.ctx.clock.now_ms()
-                )
+
+        def change(s: Session) -> RoutingRule | None:
+            rule = _rule_from(form, endpoints.routing_rule(endpoints.get_endpoint(s, name)))
+            endpoints.update_endpoint(
+                s, name, routing=rule, clear_routing=rule is None, now_ms=pages.ctx.clock.now_ms()
             )
+            return rule
+
+        try:
+            rule = await pages.write(change)
         except NotFoundError as exc:
             return pages.error_page(me, exc)
         except LoopinError as exc:
@@ -316,19 +319,28 @@ def _number(form: Form, field: str, what: str) -> float | None:
         raise ValidationError(f"{what} must be a number, such as 0.5.") from None
 
 
-def _rule_from(form: Form) -> RoutingRule | None:
-    """The routing rule of a form, or None when no flow is chosen (no routing)."""
+def _rule_from(form: Form, current: RoutingRule | None = None) -> RoutingRule | None:
+    """The routing rule of a form, or None when no flow is chosen (no routing). What the form
+    does not show (per-class lower bounds, the label set) is kept from the ``current`` rule."""
     flow = form.get("flow").strip()
     if not flow:
         return None
     classes = tuple(c.strip() for c in form.get("classes").split(",") if c.strip())
+    threshold = _number(form, "threshold", "The threshold")
+    kept_floors = {
+        label: floor
+        for label, floor in ((current.class_min_scores or {}) if current else {}).items()
+        if floor < (threshold if threshold is not None else RoutingRule.model_fields["threshold"].default)
+    }
     return with_overrides(
         None,
         {
             "flow": flow,
-            "threshold": _number(form, "threshold", "The threshold"),
+            "threshold": threshold,
             "min_score": _number(form, "min_score", "The noise floor"),
+            "class_min_scores": kept_floors or None,
             "classes": classes or None,
+            "labels": current.labels if current else None,
             "sample_percent": _number(form, "sample_percent", "The audit sample"),
         },
     )
