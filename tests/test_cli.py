@@ -197,3 +197,36 @@ def test_demo_leaves_a_task_waiting_for_the_demo_worker(tmp_path: Path) -> None:
             if start == 1:
                 task = worker.next_task()
                 assert task is not None and task.input["initialValue"][0]["label"] == "person"
+                assert "bicycle" in task.input["labels"]  # the model's whole label set, not only what it saw
+            worker.close()
+            # The banner's export line names the server that printed it, so its commands reach it.
+            banner = next((tmp_path).glob(f"serve-{url.rsplit(':', 1)[1]}.log")).read_text()
+            assert f"export LOOPIN_URL={url} LOOPIN_ACCESS_KEY_ID={credentials['access_key_id']} " in banner
+
+
+def test_serve_on_a_taken_port_fails_before_printing_anything(tmp_path: Path) -> None:
+    import socket
+
+    env = loopin_env(tmp_path / "data", f"sqlite:///{tmp_path / 'loopin.db'}")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(env, "serve", "--demo", "--port", str(port), check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert f"Port {port} on 127.0.0.1 is taken" in lines[0]  # the first thing printed is the error
+    assert "--port" in result.stderr and "LOOPIN_PORT" in result.stderr and "make run PORT=" in result.stderr
+    for secret in ("serving on", "Sign in as", "LOOPIN_SECRET_ACCESS_KEY", "admin/setup", "Traceback"):
+        assert secret not in result.stderr
+    assert not (tmp_path / "data" / "demo-credentials.json").exists()
+
+
+def test_make_run_passes_the_port_through() -> None:
+    import subprocess
+
+    root = Path(__file__).parent.parent
+    dry = subprocess.run(["make", "-n", "run", "PORT=8400"], cwd=root, capture_output=True, text=True, check=True)
+    assert "loopin serve --demo --port 8400" in dry.stdout
+    dry = subprocess.run(["make", "-n", "run"], cwd=root, capture_output=True, text=True, check=True)
+    assert "--port" not in dry.stdout  # LOOPIN_PORT, or the default, then applies
