@@ -230,3 +230,34 @@ def test_make_run_passes_the_port_through() -> None:
     assert "loopin serve --demo --port 8400" in dry.stdout
     dry = subprocess.run(["make", "-n", "run"], cwd=root, capture_output=True, text=True, check=True)
     assert "--port" not in dry.stdout  # LOOPIN_PORT, or the default, then applies
+
+
+def test_inviting_an_existing_worker_adds_them_to_the_team(cli) -> None:
+    env = cli
+    for team in ("A", "B"):
+        run_cli(env, "teams", "create", team, "--description", "d")
+    first = _json(env, "workers", "invite", "w@example.com", "--team", "A")
+    assert first[0]["status"] == "invited" and first[0]["invitation_url"]
+    again = _json(env, "workers", "invite", "w@example.com,new@example.com", "--team", "B")
+    assert [(r["email"], r["outcome"]) for r in again] == [("w@example.com", "added"), ("new@example.com", "invited")]
+    assert again[0]["invitation_url"] is None  # no second invitation: they have one (or a password)
+    assert _json(env, "teams", "describe", "B")["members"] == ["new@example.com", "w@example.com"]
+    assert sorted(_json(env, "workers", "describe", "w@example.com")["teams"]) == ["A", "B"]
+    member = _json(env, "workers", "invite", "w@example.com", "--team", "B")
+    assert member[0]["outcome"] == "member"
+
+
+def test_tables_print_identifiers_and_urls_whole(cli) -> None:
+    env = {**cli, "COLUMNS": "80"}
+    run_cli(env, "teams", "create", "a-team-with-a-rather-long-name-for-this-table", "--description", "d")
+    email = "someone.with.a.long.address@reviewers.example.com"
+    invited = run_cli(env, "workers", "invite", email, "--team", "a-team-with-a-rather-long-name-for-this-table")
+    url = _json(env, "workers", "list")[0]
+    assert email in invited.stdout and "…" not in invited.stdout
+    token_url = next(line for line in invited.stdout.splitlines() if "/worker/invitation/" in line)
+    assert token_url.split("/worker/invitation/")[1].split()[0].strip("│ ")  # on one line
+    whole = [w for w in invited.stdout.split() if "/worker/invitation/" in w]
+    assert len(whole) == 1 and len(whole[0].rsplit("/", 1)[1]) >= 40, invited.stdout  # the whole token
+    teams = run_cli(env, "teams", "list").stdout
+    assert "a-team-with-a-rather-long-name-for-this-table" in teams and "…" not in teams
+    assert url["email"] == email

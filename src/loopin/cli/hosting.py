@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError as PydanticValidationError
-from rich.table import Table
 
 from loopin.cli.output import (
     JsonFlag,
@@ -20,7 +19,9 @@ from loopin.cli.output import (
     emit,
     err,
     json_object,
+    new_table,
     out,
+    print_table,
     read_arg,
     with_progress,
 )
@@ -243,7 +244,7 @@ def endpoints_invoke(
     if as_json:
         out.print_json(json.dumps([{"file": str(p), **r.model_dump(mode="json")} for p, r in results]))
         return
-    table = Table("image", "detections", "best", "human loop")
+    table = new_table("image", "detections", "best", "human loop")
     for path, result in results:
         best = max(result.detections, key=lambda d: d.score, default=None)
         table.add_row(
@@ -252,7 +253,7 @@ def endpoints_invoke(
             f"{best.label} {best.score:.2f}" if best else "",
             result.human_loop["name"] if result.human_loop else "",
         )
-    out.print(table)
+    print_table(table)
     routed = sum(1 for _, r in results if r.human_loop)
     out.print(f"{routed} of {len(results)} images went to people")
 
