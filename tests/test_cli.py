@@ -156,19 +156,19 @@ def test_endpoints_from_the_cli_agree_with_the_library(cli, tmp_path: Path) -> N
     from loopin.inference import Detector
 
     env = cli
-    assert _json(env, "models", "catalog")[0]["name"] == "nanodet-m-416-coco"
+    assert _json(env, "models", "catalog")[0]["name"] == "nanodet-g-416-coco"
     run_cli(env, "teams", "create", "T", "--description", "d")
     template = tmp_path / "t.html"
     template.write_text(TEMPLATE)
     run_cli(env, "templates", "create", "boxes", "--file", str(template))
     run_cli(env, "flows", "create", "ask", "--team", "T", "--template", "boxes", "--title", "t",
             "--description", "d", "--output", "s3://answers/out")  # fmt: skip
-    endpoint = _json(env, "endpoints", "create", "det", "--model", "nanodet-m-416-coco", "--flow", "ask",
+    endpoint = _json(env, "endpoints", "create", "det", "--model", "nanodet-g-416-coco", "--flow", "ask",
                      "--threshold", "0.5")  # fmt: skip
     assert endpoint["status"] == "InService" and endpoint["routing"]["threshold"] == 0.5
     images = [str(DATA / "astronaut.jpg"), str(DATA / "coffee.jpg")]
     first = _json(env, "endpoints", "invoke", "det", *images)
-    library = Detector.builtin("nanodet-m-416-coco")
+    library = Detector.builtin("nanodet-g-416-coco")
     for item in first:
         expected = library.detect(Path(item["file"]).read_bytes()).detections
         assert [d["label"] for d in item["detections"]] == [d.label for d in expected]

@@ -25,7 +25,7 @@ from tests.test_inference import ASTRONAUT_PERSON, COFFEE_CUP, MOTORCYCLE, YOLO_
 
 DATA = Path(__file__).parent / "data"
 ASTRONAUT = (DATA / "astronaut.jpg").read_bytes()
-BUILTIN = "nanodet-m-416-coco"
+BUILTIN = "nanodet-g-416-coco"
 
 
 @pytest.fixture
@@ -412,3 +412,21 @@ def test_the_loop_offers_the_whole_label_set_not_only_what_the_model_saw(admin, 
     )
     result = admin.invoke_endpoint("detector", ASTRONAUT)
     assert admin.describe_loop(result.human_loop["name"]).input["labels"] == ["car", "bicycle", "motorcycle", "person"]
+
+
+def test_the_builtin_model_is_named_for_what_it_is_and_its_old_name_still_works(admin, services) -> None:
+    catalog = admin.model_catalog()
+    assert [(m.name, m.aliases) for m in catalog] == [("nanodet-g-416-coco", ["nanodet-m-416-coco"])]
+    assert "NanoDet-g" in catalog[0].description
+    # An endpoint config (and a registered model) written with the old name deploy and run the same model.
+    endpoint = deploy(admin, services, name="old", model="nanodet-m-416-coco")
+    assert endpoint.status == "InService"
+    old = admin.invoke_endpoint("old", ASTRONAUT)
+    assert old.model["name"] == "nanodet-g-416-coco"
+    admin.register_model("gluoncv-model", builtin="nanodet-m-416-coco")
+    deploy(admin, services, name="mine", model="gluoncv-model")
+    assert admin.invoke_endpoint("mine", ASTRONAUT).detections == old.detections
+    with pytest.raises(ResourceInUseError):
+        admin.register_model("nanodet-m-416-coco", builtin=BUILTIN)  # still a built-in's name
+    with pytest.raises(ValidationError):
+        admin.delete_model("nanodet-m-416-coco")

@@ -337,6 +337,7 @@ class BuiltinModelInfo(Response):
     version: str
     input_size: tuple[int, int]
     classes: list[str]
+    aliases: list[str] = Field(default=[], description="Former names, which still work.")
 
 
 class VariantSpec(Request):

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from loopin import endpoints
 from loopin.errors import LoopinError, NotFoundError, ValidationError
 from loopin.flows import list_flows
-from loopin.inference import BUILTIN_MODELS, Detection
+from loopin.inference import BUILTIN_MODELS, Detection, builtin_aliases, builtin_model
 from loopin.invocations import MAX_BODY_BYTES, invoke
 from loopin.routing import considered, decide, with_overrides
 from loopin.schemas import DEFAULT_MIN_SCORE, RoutingRule
@@ -221,7 +221,7 @@ def _overview(s: Session) -> dict[str, Any]:
 
 
 def _builtin_summary(name: str) -> dict[str, Any]:
-    m = BUILTIN_MODELS[name]
+    m = BUILTIN_MODELS[name]  # a canonical name
     return {
         "name": m.name,
         "kind": "built-in",
@@ -233,9 +233,12 @@ def _builtin_summary(name: str) -> dict[str, Any]:
 
 
 def _model_values(s: Session, name: str) -> dict[str, Any]:
-    if name in BUILTIN_MODELS:
-        m = BUILTIN_MODELS[name]
-        values = _builtin_summary(name) | {"version": m.version, "input_size": m.input_size, "spec": None}
+    builtin = builtin_model(name)
+    names = {name}
+    if builtin is not None:
+        m = builtin
+        names |= {m.name, *builtin_aliases(m.name)}  # endpoints naming it by a former name use it too
+        values = _builtin_summary(m.name) | {"version": m.version, "input_size": m.input_size, "spec": None}
     else:
         row = endpoints.get_model(s, name)
         values = {
@@ -252,9 +255,9 @@ def _model_values(s: Session, name: str) -> dict[str, Any]:
     users = []
     for e in endpoints.list_endpoints(s):
         config = _config_or_none(s, e.config_name)
-        if config is not None and name in endpoints.config_models(config):
+        if config is not None and names & set(endpoints.config_models(config)):
             users.append({"name": e.name, "status": e.status})
-    return values | {"endpoints": users, "builtin": name in BUILTIN_MODELS}
+    return values | {"endpoints": users, "builtin": builtin is not None}
 
 
 def _endpoint_values(s: Session, name: str) -> dict[str, Any]:
