@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# `make run PORT=8322` serves on another port (so does LOOPIN_PORT=8322 make run).
 run: $(STAMP)
-	$(BIN)/loopin serve --demo
+	$(BIN)/loopin serve --demo$(if $(PORT), --port $(PORT))
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

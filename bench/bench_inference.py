@@ -6,7 +6,7 @@
 
 The same photographs (tests/data/*.jpg), in the same run, three ways:
 
-- ``raw``: ``loopin.inference.Detector.builtin("nanodet-m-416-coco").detect(jpeg_bytes)``
+- ``raw``: ``loopin.inference.Detector.builtin("nanodet-g-416-coco").detect(jpeg_bytes)``
   in this process (decode + pre-processing + onnxruntime + post-processing), with the
   same onnxruntime threads as the server and the same bound on concurrent inferences as
   the endpoint's variant (``instance_count``; first come, first served).
@@ -82,7 +82,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 IMAGES = sorted((ROOT / "tests" / "data").glob("*.jpg"))
-MODEL = "nanodet-m-416-coco"
+MODEL = "nanodet-g-416-coco"
 HZ = os.sysconf("SC_CLK_TCK")
 MODES = ("raw", "native", "sagemaker")
 

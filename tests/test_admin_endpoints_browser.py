@@ -24,7 +24,7 @@ from tests.helpers import PASSWORD, setup_flow
 ROOT = Path(__file__).resolve().parents[1]
 COFFEE = ROOT / "tests" / "data" / "coffee.jpg"
 DOCS_IMAGES = ROOT / "docs" / "images"
-BUILTIN = "nanodet-m-416-coco"
+BUILTIN = "nanodet-g-416-coco"
 
 
 def graded_box(image: Image.Image) -> list[dict[str, Any]]:

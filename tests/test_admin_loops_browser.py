@@ -61,7 +61,7 @@ def test_a_routed_loop_shows_the_models_and_the_workers_boxes(live: Live, page: 
             output_path="s3://review-bucket/a2i-results",
         )
     seed_history(live)
-    admin.create_endpoint_config("detector-config", variants=[VariantSpec(model="nanodet-m-416-coco")])
+    admin.create_endpoint_config("detector-config", variants=[VariantSpec(model="nanodet-g-416-coco")])
     admin.create_endpoint("detector", config="detector-config", routing=RoutingRule(flow="review", threshold=0.5))
     run_once(live.services)
     routed = admin.invoke_endpoint("detector", ASTRONAUT)

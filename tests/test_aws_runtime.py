@@ -16,7 +16,7 @@ from tests.aws_support import client, error_code
 
 DATA = Path(__file__).parent / "data"
 PHOTO = (DATA / "motorcycle_left.jpg").read_bytes()
-BUILTIN = "nanodet-m-416-coco"
+BUILTIN = "nanodet-g-416-coco"
 
 # The AWS tests' server: real port, clock at the real time (see aws_support).
 clock = aws_support.clock

@@ -169,19 +169,19 @@ def test_endpoints_from_the_cli_agree_with_the_library(cli, tmp_path: Path) -> N
     from loopin.inference import Detector
 
     env = cli
-    assert _json(env, "models", "catalog")[0]["name"] == "nanodet-m-416-coco"
+    assert _json(env, "models", "catalog")[0]["name"] == "nanodet-g-416-coco"
     run_cli(env, "teams", "create", "T", "--description", "d")
     template = tmp_path / "t.html"
     template.write_text(TEMPLATE)
     run_cli(env, "templates", "create", "boxes", "--file", str(template))
     run_cli(env, "flows", "create", "ask", "--team", "T", "--template", "boxes", "--title", "t",
             "--description", "d", "--output", "s3://answers/out")  # fmt: skip
-    endpoint = _json(env, "endpoints", "create", "det", "--model", "nanodet-m-416-coco", "--flow", "ask",
+    endpoint = _json(env, "endpoints", "create", "det", "--model", "nanodet-g-416-coco", "--flow", "ask",
                      "--threshold", "0.5")  # fmt: skip
     assert endpoint["status"] == "InService" and endpoint["routing"]["threshold"] == 0.5
     images = [str(DATA / "astronaut.jpg"), str(DATA / "coffee.jpg")]
     first = _json(env, "endpoints", "invoke", "det", *images)
-    library = Detector.builtin("nanodet-m-416-coco")
+    library = Detector.builtin("nanodet-g-416-coco")
     for item in first:
         expected = library.detect(Path(item["file"]).read_bytes()).detections
         assert [d["label"] for d in item["detections"]] == [d.label for d in expected]
@@ -210,3 +210,67 @@ def test_demo_leaves_a_task_waiting_for_the_demo_worker(tmp_path: Path) -> None:
             if start == 1:
                 task = worker.next_task()
                 assert task is not None and task.input["initialValue"][0]["label"] == "person"
+                assert "bicycle" in task.input["labels"]  # the model's whole label set, not only what it saw
+            worker.close()
+            # The banner's export line names the server that printed it, so its commands reach it.
+            banner = next((tmp_path).glob(f"serve-{url.rsplit(':', 1)[1]}.log")).read_text()
+            assert f"export LOOPIN_URL={url} LOOPIN_ACCESS_KEY_ID={credentials['access_key_id']} " in banner
+
+
+def test_serve_on_a_taken_port_fails_before_printing_anything(tmp_path: Path) -> None:
+    import socket
+
+    env = loopin_env(tmp_path / "data", f"sqlite:///{tmp_path / 'loopin.db'}")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(env, "serve", "--demo", "--port", str(port), check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert f"Port {port} on 127.0.0.1 is taken" in lines[0]  # the first thing printed is the error
+    assert "--port" in result.stderr and "LOOPIN_PORT" in result.stderr and "make run PORT=" in result.stderr
+    for secret in ("serving on", "Sign in as", "LOOPIN_SECRET_ACCESS_KEY", "admin/setup", "Traceback"):
+        assert secret not in result.stderr
+    assert not (tmp_path / "data" / "demo-credentials.json").exists()
+
+
+def test_make_run_passes_the_port_through() -> None:
+    import subprocess
+
+    root = Path(__file__).parent.parent
+    dry = subprocess.run(["make", "-n", "run", "PORT=8400"], cwd=root, capture_output=True, text=True, check=True)
+    assert "loopin serve --demo --port 8400" in dry.stdout
+    dry = subprocess.run(["make", "-n", "run"], cwd=root, capture_output=True, text=True, check=True)
+    assert "--port" not in dry.stdout  # LOOPIN_PORT, or the default, then applies
+
+
+def test_inviting_an_existing_worker_adds_them_to_the_team(cli) -> None:
+    env = cli
+    for team in ("A", "B"):
+        run_cli(env, "teams", "create", team, "--description", "d")
+    first = _json(env, "workers", "invite", "w@example.com", "--team", "A")
+    assert first[0]["status"] == "invited" and first[0]["invitation_url"]
+    again = _json(env, "workers", "invite", "w@example.com,new@example.com", "--team", "B")
+    assert [(r["email"], r["outcome"]) for r in again] == [("w@example.com", "added"), ("new@example.com", "invited")]
+    assert again[0]["invitation_url"] is None  # no second invitation: they have one (or a password)
+    assert _json(env, "teams", "describe", "B")["members"] == ["new@example.com", "w@example.com"]
+    assert sorted(_json(env, "workers", "describe", "w@example.com")["teams"]) == ["A", "B"]
+    member = _json(env, "workers", "invite", "w@example.com", "--team", "B")
+    assert member[0]["outcome"] == "member"
+
+
+def test_tables_print_identifiers_and_urls_whole(cli) -> None:
+    env = {**cli, "COLUMNS": "80"}
+    run_cli(env, "teams", "create", "a-team-with-a-rather-long-name-for-this-table", "--description", "d")
+    email = "someone.with.a.long.address@reviewers.example.com"
+    invited = run_cli(env, "workers", "invite", email, "--team", "a-team-with-a-rather-long-name-for-this-table")
+    url = _json(env, "workers", "list")[0]
+    assert email in invited.stdout and "…" not in invited.stdout
+    token_url = next(line for line in invited.stdout.splitlines() if "/worker/invitation/" in line)
+    assert token_url.split("/worker/invitation/")[1].split()[0].strip("│ ")  # on one line
+    whole = [w for w in invited.stdout.split() if "/worker/invitation/" in w]
+    assert len(whole) == 1 and len(whole[0].rsplit("/", 1)[1]) >= 40, invited.stdout  # the whole token
+    teams = run_cli(env, "teams", "list").stdout
+    assert "a-team-with-a-rather-long-name-for-this-table" in teams and "…" not in teams
+    assert url["email"] == email

@@ -25,7 +25,7 @@ from tests.test_inference import ASTRONAUT_PERSON, COFFEE_CUP, MOTORCYCLE, YOLO_
 
 DATA = Path(__file__).parent / "data"
 ASTRONAUT = (DATA / "astronaut.jpg").read_bytes()
-BUILTIN = "nanodet-m-416-coco"
+BUILTIN = "nanodet-g-416-coco"
 
 
 @pytest.fixture
@@ -64,7 +64,8 @@ def test_builtin_detector_finds_what_the_photos_show(admin, services) -> None:
         best = max((d for d in result.detections if d.label == label), key=lambda d: d.score)
         assert iou(_box(best), expected) >= 0.7, image
         assert result.model["name"] == BUILTIN and result.human_loop is None
-        assert result.image == {"width": Image.open(DATA / image).width, "height": Image.open(DATA / image).height}
+        with Image.open(DATA / image) as photo:
+            assert result.image == {"width": photo.width, "height": photo.height}
 
 
 def test_native_api_sagemaker_path_and_library_agree(admin, services, app_client, access_key, clock) -> None:
@@ -229,7 +230,7 @@ def test_routing_starts_one_loop_with_the_walkthrough_input(admin, services) -> 
     assert task_input["initialValue"][0]["label"] == "person"
     counted = [d for d in first.detections if d.score >= DEFAULT_MIN_SCORE]  # the rest is noise
     assert 0 < len(task_input["predictions"]) == len(counted) < len(first.detections)
-    assert task_input["labels"] == list(dict.fromkeys(d.label for d in counted))
+    assert len(task_input["labels"]) == 80  # the model's classes (every COCO class)
     # A retry with the same key returns the same answer and starts nothing.
     again = admin.invoke_endpoint("detector", ASTRONAUT, idempotency_key="upload-1")
     assert again.human_loop == first.human_loop and again.prediction_id == first.prediction_id
@@ -353,5 +354,79 @@ def test_a_routing_rules_noise_floor_stays_below_its_threshold() -> None:
         RoutingRule(flow="f", threshold=0.5, min_score=0.6)
     base = RoutingRule(flow="f", threshold=0.8, min_score=0.3)
     assert with_overrides(base, {"threshold": 0.9}).min_score == 0.3  # type: ignore[union-attr]
-    assert with_overrides(base, {"threshold": 0.25}).min_score == DEFAULT_MIN_SCORE  # type: ignore[union-attr]
+    assert with_overrides(base, {"threshold": 0.28}).min_score == 0  # type: ignore[union-attr]
+    base = RoutingRule(flow="f", threshold=0.8, min_score=0.5, class_min_scores={"cat": 0.6, "dog": 0.1})
+    lower = with_overrides(base, {"threshold": 0.4})
+    assert lower is not None and (lower.min_score, lower.class_min_scores) == (DEFAULT_MIN_SCORE, {"dog": 0.1})
     assert with_overrides(base, {"threshold": 0.1}).min_score == 0  # type: ignore[union-attr]
+
+
+PHOTOS = ("astronaut.jpg", "chelsea.jpg", "coffee.jpg", "motorcycle_left.jpg")
+
+
+def test_the_default_rule_routes_only_uncertain_detections_of_the_bundled_photos(admin, services) -> None:
+    # The detector reports everything down to 0.05: that long tail is noise, not doubt. With
+    # the default lower bound and the demo's threshold, only photos with a real doubt go.
+    setup_flow(admin, workers=1)
+    deploy(admin, services, routing=RoutingRule(flow="review", threshold=0.5))
+    routed = {name for name in PHOTOS if admin.invoke_endpoint("detector", (DATA / name).read_bytes()).human_loop}
+    # astronaut: a chair at 0.32; chelsea: "dog" 0.41 beside "cat" 0.54; motorcycle: a second
+    # motorcycle at 0.33. The coffee photo's doubts (cups at 0.27 and 0.25) are under 0.3.
+    assert routed == {"astronaut.jpg", "chelsea.jpg", "motorcycle_left.jpg"}
+    # The threshold picture replays the same rule: a gradual curve, not 0 % then 100 %.
+    by_threshold = {p.threshold: p.routed for p in admin.threshold_curve("review").points}
+    assert [by_threshold[t] for t in (0.2, 0.3, 0.35, 0.4, 0.5, 0.55, 0.8)] == [0, 0, 2, 2, 3, 4, 4]
+
+
+def test_a_class_can_have_its_own_lower_bound(admin, services) -> None:
+    setup_flow(admin, workers=1)
+    rule = RoutingRule(flow="review", threshold=0.5, class_min_scores={"chair": 0.4, "cell phone": 0.25})
+    deploy(admin, services, routing=rule)
+    assert admin.invoke_endpoint("detector", ASTRONAUT).human_loop is None  # the chair at 0.32 is noise now
+    coffee = admin.invoke_endpoint("detector", (DATA / "coffee.jpg").read_bytes())
+    assert coffee.human_loop is None
+    chelsea = admin.invoke_endpoint("detector", (DATA / "chelsea.jpg").read_bytes())
+    predictions = admin.describe_loop(chelsea.human_loop["name"]).input["predictions"]
+    assert not any(p["label"] == "chair" for p in predictions)
+    assert {p["label"] for p in predictions if p["score"] < 0.3} == {"cell phone"}  # 0.26: counts for phones
+    by_threshold = {p.threshold: p.routed for p in admin.threshold_curve("review").points}
+    assert by_threshold[0.5] == 1  # the replay follows the class's bound too
+    from pydantic import ValidationError as PydanticValidationError
+
+    with pytest.raises(PydanticValidationError, match=r"class_min_scores\['cat'\] \(0.6\) must be below the threshold"):
+        RoutingRule(flow="review", threshold=0.5, class_min_scores={"cat": 0.6})
+
+
+def test_the_loop_offers_the_whole_label_set_not_only_what_the_model_saw(admin, services) -> None:
+    from loopin.inference import BUILTIN_MODELS
+
+    setup_flow(admin, workers=1)
+    deploy(admin, services, routing=RoutingRule(flow="review", threshold=0.5))
+    every_class = list(BUILTIN_MODELS[BUILTIN].classes)
+    result = admin.invoke_endpoint("detector", ASTRONAUT)
+    labels = admin.describe_loop(result.human_loop["name"]).input["labels"]
+    assert labels == every_class and "bicycle" in labels  # a worker can label a bicycle the model missed
+    # A configured label set (the flow's) is offered as it is; a pre-filled box's label is added.
+    admin.update_endpoint(
+        "detector", routing=RoutingRule(flow="review", threshold=0.5, labels=("car", "bicycle", "motorcycle"))
+    )
+    result = admin.invoke_endpoint("detector", ASTRONAUT)
+    assert admin.describe_loop(result.human_loop["name"]).input["labels"] == ["car", "bicycle", "motorcycle", "person"]
+
+
+def test_the_builtin_model_is_named_for_what_it_is_and_its_old_name_still_works(admin, services) -> None:
+    catalog = admin.model_catalog()
+    assert [(m.name, m.aliases) for m in catalog] == [("nanodet-g-416-coco", ["nanodet-m-416-coco"])]
+    assert "NanoDet-g" in catalog[0].description
+    # An endpoint config (and a registered model) written with the old name deploy and run the same model.
+    endpoint = deploy(admin, services, name="old", model="nanodet-m-416-coco")
+    assert endpoint.status == "InService"
+    old = admin.invoke_endpoint("old", ASTRONAUT)
+    assert old.model["name"] == "nanodet-g-416-coco"
+    admin.register_model("gluoncv-model", builtin="nanodet-m-416-coco")
+    deploy(admin, services, name="mine", model="gluoncv-model")
+    assert admin.invoke_endpoint("mine", ASTRONAUT).detections == old.detections
+    with pytest.raises(ResourceInUseError):
+        admin.register_model("nanodet-m-416-coco", builtin=BUILTIN)  # still a built-in's name
+    with pytest.raises(ValidationError):
+        admin.delete_model("nanodet-m-416-coco")

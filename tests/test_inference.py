@@ -76,14 +76,14 @@ def png_bytes(image: Image.Image, **params: Any) -> bytes:
 
 @pytest.fixture(scope="module")
 def nanodet() -> Detector:
-    return Detector.builtin("nanodet-m-416-coco")
+    return Detector.builtin("nanodet-g-416-coco")
 
 
 # --------------------------------------------------------------------------- built-in model
 
 
 def test_builtin_catalogue_and_package_data() -> None:
-    info = BUILTIN_MODELS["nanodet-m-416-coco"]
+    info = BUILTIN_MODELS["nanodet-g-416-coco"]
     assert info.input_size == (416, 416)
     assert len(info.classes) == 80
     assert info.classes[:4] == ("person", "bicycle", "car", "motorcycle")
@@ -130,7 +130,7 @@ def test_chelsea_cat(nanodet: Detector) -> None:
 
 def test_result_shape(nanodet: Detector) -> None:
     result = nanodet.detect(photo("coffee.jpg"))
-    assert result.model_name == "nanodet-m-416-coco" and result.model_version == "1"
+    assert result.model_name == "nanodet-g-416-coco" and result.model_version == "1"
     assert result.inference_ms > 0
     scores = [d.score for d in result.detections]
     assert scores == sorted(scores, reverse=True)
@@ -138,7 +138,7 @@ def test_result_shape(nanodet: Detector) -> None:
     assert min(scores) >= 0.05  # the score floor
     for d in result.detections:
         assert 0 <= d.left < d.right <= 600 and 0 <= d.top < d.bottom <= 400
-        assert d.label == BUILTIN_MODELS["nanodet-m-416-coco"].classes[d.class_index]
+        assert d.label == BUILTIN_MODELS["nanodet-g-416-coco"].classes[d.class_index]
     as_dict = result.to_dict()
     assert json.loads(json.dumps(as_dict))["detections"][0] == result.detections[0].to_dict()
 

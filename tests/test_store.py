@@ -560,3 +560,38 @@ def test_open_store(tmp_path: Path, moto_url: str, s3_bucket: str) -> None:
     assert isinstance(remote, S3Store)
     remote.put(f"s3://{s3_bucket}/k", b"v")
     assert remote.get(f"s3://{s3_bucket}/k") == b"v"
+
+
+def test_metadata_sidecars_do_not_carry_the_objects_name(local_store: LocalStore, root: Path) -> None:
+    local_store.put("s3://out/flow/2026/loop/output.json", b'{"a": 1}', content_type="application/json")
+    # `find <data_dir> -name output.json` finds the output, not its metadata.
+    assert [p.relative_to(root).as_posix() for p in root.rglob("output.json")] == ["out/flow/2026/loop/output.json"]
+    assert local_store.head("s3://out/flow/2026/loop/output.json").content_type == "application/json"
+    local_store.delete("s3://out/flow/2026/loop/output.json")
+    assert _files(root) == []
+
+
+def test_sidecars_written_by_earlier_versions_are_still_read(local_store: LocalStore, root: Path) -> None:
+    import json as _json
+
+    path = root / "out" / "loop" / "output.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"{}")
+    st = path.stat()
+    legacy = root / ".loopin-meta" / "out" / "loop" / "output.json"  # the old layout: the object's own name
+    legacy.parent.mkdir(parents=True)
+    meta = {"content_type": "application/x-kept", "etag": "0" * 32, "size": st.st_size, "ino": st.st_ino}
+    legacy.write_text(_json.dumps(meta | {"mtime_ns": st.st_mtime_ns}))
+    info = local_store.head("s3://out/loop/output.json")
+    assert (info.content_type, info.etag) == ("application/x-kept", "0" * 32)
+    local_store.put("s3://out/loop/output.json", b"{}", content_type="application/json")
+    assert local_store.head("s3://out/loop/output.json").content_type == "application/json"
+    assert not legacy.exists()  # rewritten in the new layout
+    local_store.delete("s3://out/loop/output.json")
+    assert _files(root) == []
+
+
+def test_a_name_too_long_for_a_sidecar_is_still_stored(local_store: LocalStore) -> None:
+    uri = "s3://bkt/" + "n" * 250 + ".json"  # fits the filesystem (255), its sidecar's name would not
+    local_store.put(uri, b"{}", content_type="application/json")
+    assert local_store.get(uri) == b"{}" and local_store.head(uri).content_type == "application/json"

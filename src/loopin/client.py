@@ -116,6 +116,18 @@ def _error(response: httpx.Response) -> LoopinError:
         return err
 
 
+def _worker_session(
+    url: str, path: str, body: dict[str, str], http_client: httpx.Client | None
+) -> schemas.WorkerSession:
+    """Sign in; a connection opened only for this is closed again (the caller's client is kept)."""
+    http = _Http(url, auth=None, headers={}, http_client=http_client, timeout=30.0)
+    try:
+        return http.model(schemas.WorkerSession, "POST", path, json_body=body)
+    finally:
+        if http_client is None:
+            http.close()
+
+
 def _q(name: str) -> str:
     return quote(name, safe="")
 
@@ -541,24 +553,14 @@ class WorkerClient:
 
     @classmethod
     def sign_in(cls, url: str, email: str, password: str, *, http_client: httpx.Client | None = None) -> WorkerClient:
-        session = _Http(url, auth=None, headers={}, http_client=http_client, timeout=30.0).model(
-            schemas.WorkerSession,
-            "POST",
-            "/worker/sign-in",
-            json_body={"email": email, "password": password},
-        )
+        session = _worker_session(url, "/worker/sign-in", {"email": email, "password": password}, http_client)
         return cls(url, token=session.token, http_client=http_client)
 
     @classmethod
     def accept_invitation(
         cls, url: str, token: str, password: str, *, http_client: httpx.Client | None = None
     ) -> WorkerClient:
-        session = _Http(url, auth=None, headers={}, http_client=http_client, timeout=30.0).model(
-            schemas.WorkerSession,
-            "POST",
-            "/worker/accept-invitation",
-            json_body={"token": token, "password": password},
-        )
+        session = _worker_session(url, "/worker/accept-invitation", {"token": token, "password": password}, http_client)
         return cls(url, token=session.token, http_client=http_client)
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from loopin.services import Services
 
 TEAM, FLOW, TEMPLATE, ENDPOINT = "demo-team", "demo-review", "demo-boxes", "demo-detector"
 WORKER_EMAIL = "demo-worker@loopin.example"
-MODEL = "nanodet-m-416-coco"
+MODEL = "nanodet-g-416-coco"
 THRESHOLD = 0.5
 PHOTO = "astronaut.jpg"  # NASA photograph, public domain (see NOTICE)
 

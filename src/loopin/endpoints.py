@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from loopin.errors import LoopinError, ModelError, NotFoundError, ResourceInUseError, ValidationError
 from loopin.flows import get_flow
-from loopin.inference import BUILTIN_MODELS, DetectionResult, ModelSpec
+from loopin.inference import BUILTIN_MODELS, DetectionResult, ModelSpec, builtin_model
 from loopin.model_host import ModelDefinition, ModelHost, Served, Variant, builtin_definition
 from loopin.models import Endpoint, EndpointConfig, Model, Prediction
 from loopin.schemas import RoutingRule
@@ -58,7 +58,7 @@ def register_model(
     """Register a model: a built-in one under another name, an ONNX file (file:// or s3://)
     with its spec, or a ``module:function`` Python callable. Nothing is loaded yet."""
     _check_name(name, "Model name")
-    if name in BUILTIN_MODELS:
+    if builtin_model(name) is not None:
         raise ResourceInUseError(f"'{name}' is the name of a built-in model; choose another name.")
     if sum(x is not None for x in (builtin, onnx_uri, callable_target)) != 1:
         raise ValidationError("Give exactly one of: a built-in model, an ONNX file URI, or a Python callable.")
@@ -66,7 +66,7 @@ def register_model(
         raise ResourceInUseError(f"A model named '{name}' exists already.")
     row = Model(name=name, created_at=now_ms, aws_definition=json.dumps(aws_definition) if aws_definition else None)
     if builtin is not None:
-        if builtin not in BUILTIN_MODELS:
+        if builtin_model(builtin) is None:
             raise NotFoundError(f"No built-in model '{builtin}'; available: {', '.join(sorted(BUILTIN_MODELS))}.")
         row.kind, row.builtin_name = "builtin", builtin
     elif onnx_uri is not None:
@@ -118,7 +118,7 @@ def list_models(session: Session) -> list[Model]:
 
 def delete_model(session: Session, name: str) -> None:
     """Refused while an endpoint serves (or is being updated to) a config that uses it."""
-    if name in BUILTIN_MODELS:
+    if builtin_model(name) is not None:
         raise ValidationError(f"'{name}' is a built-in model; it cannot be deleted.")
     row = get_model(session, name)
     for endpoint in list_endpoints(session):

@@ -97,7 +97,10 @@ def invoke(
                 session,
                 name=loop_name,
                 flow_name=rule.flow,
-                input_content=json.dumps(loop_input(rule, result.detections, image_uri=image_uri), sort_keys=True),
+                input_content=json.dumps(
+                    loop_input(rule, result.detections, image_uri=image_uri, model_classes=result.class_names),
+                    sort_keys=True,
+                ),
                 now_ms=ctx.clock.now_ms(),
             )
             loop = {

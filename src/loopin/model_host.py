@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from loopin.errors import NotFoundError, ValidationError
-from loopin.inference import BUILTIN_MODELS, Detector, ModelSpec
+from loopin.inference import Detector, ModelSpec, builtin_model
 from loopin.store import ObjectStore
 
 DEFAULT_MAX_MODEL_BYTES = 1024 * 1024 * 1024
@@ -71,7 +71,8 @@ class ModelHost:
     def load(self, model: ModelDefinition) -> Detector:
         """Load a model (slow: reads and initialises it). Raises a LoopinError when it cannot."""
         if model.kind == "builtin":
-            name = model.builtin_name or model.name
+            found = builtin_model(model.builtin_name or model.name)
+            name = found.name if found else model.builtin_name or model.name  # one session for a name and its alias
             with self._lock:
                 if name not in self._builtins:
                     self._builtins[name] = Detector.builtin(name, intra_op_num_threads=self._threads)
@@ -144,6 +145,6 @@ class ModelHost:
 
 
 def builtin_definition(name: str) -> ModelDefinition | None:
-    if name not in BUILTIN_MODELS:
+    if builtin_model(name) is None:
         return None
     return ModelDefinition(name=name, kind="builtin", builtin_name=name)

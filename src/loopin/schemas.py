@@ -266,12 +266,16 @@ class TaskSubmit(Request):
 # -- models and endpoints ------------------------------------------------------------
 
 
-DEFAULT_MIN_SCORE = 0.2
+# The lower bound of "uncertain": detections scoring under it are the detector's background
+# noise, not doubts. Chosen from the bundled photos (docs/endpoints.md, "Choosing the lower
+# bound"): the built-in detector's noise there scores up to 0.27, its real doubts from 0.32 on.
+DEFAULT_MIN_SCORE = 0.3
 
 
 class RoutingRule(BaseModel):
-    """When an endpoint sends an image to people, and to which flow: when a detection scores
-    in [min_score, threshold), or when the image is drawn for an audit."""
+    """When an endpoint sends an image to people, and to which flow: when a detection is
+    uncertain, scoring in [lower bound, threshold) (the lower bound is ``min_score``, or the
+    class's own in ``class_min_scores``), or when the image is drawn for an audit."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -281,11 +285,21 @@ class RoutingRule(BaseModel):
         default=DEFAULT_MIN_SCORE,
         ge=0.0,
         le=1.0,
-        description="Detections below it are background noise: they neither send the image to a person "
-        "nor are offered to them. Must be below the threshold.",
+        description="The lower bound of 'uncertain' (the noise floor): detections below it are background noise, "
+        "they neither send the image to a person nor are offered to them. Must be below the threshold.",
+    )
+    class_min_scores: dict[str, float] | None = Field(
+        default=None,
+        description="A lower bound per class label, in place of min_score for that class (each 0-1, below the "
+        "threshold); classes not listed use min_score.",
     )
     classes: tuple[str, ...] | None = Field(
         default=None, description="Only these class labels count (and are offered as labels); None: all."
+    )
+    labels: tuple[str, ...] | None = Field(
+        default=None,
+        description="The label set offered to the reviewer (the loop input's 'labels'); None: the classes, "
+        "else every class of the model.",
     )
     sample_percent: float = Field(
         default=0.0, ge=0.0, le=100.0, description="Share of images sent for an audit even when all is confident."
@@ -306,7 +320,22 @@ class RoutingRule(BaseModel):
     def _floor_below_threshold(self) -> RoutingRule:
         if self.min_score > 0 and self.min_score >= self.threshold:
             raise ValueError(f"min_score ({self.min_score:g}) must be below the threshold ({self.threshold:g})")
+        for label, floor in (self.class_min_scores or {}).items():
+            if not 0.0 <= floor <= 1.0:
+                raise ValueError(f"class_min_scores[{label!r}] ({floor:g}) must be from 0 to 1")
+            if floor > 0 and floor >= self.threshold:
+                raise ValueError(
+                    f"class_min_scores[{label!r}] ({floor:g}) must be below the threshold ({self.threshold:g})"
+                )
+        if self.labels is not None and not self.labels:
+            raise ValueError("labels must name at least one label (or be null: every class of the model)")
         return self
+
+    def floor(self, label: str) -> float | None:
+        """The lower bound for detections of ``label``; None if the rule ignores the class."""
+        if self.classes is not None and label not in self.classes:
+            return None
+        return (self.class_min_scores or {}).get(label, self.min_score)
 
 
 class ModelCreate(Request):
@@ -336,6 +365,7 @@ class BuiltinModelInfo(Response):
     version: str
     input_size: tuple[int, int]
     classes: list[str]
+    aliases: list[str] = Field(default=[], description="Former names, which still work.")
 
 
 class VariantSpec(Request):

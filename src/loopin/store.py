@@ -4,8 +4,11 @@ Two stores share one interface (``ObjectStore``):
 
 * ``LocalStore`` keeps ``s3://bucket/key`` at ``<root>/<bucket>/<key>``; buckets are
   folders, created on first write. Content type and ETag live in a mirror tree
-  ``<root>/.loopin-meta/<bucket>/<key>`` (JSON), which no bucket name can reach because
-  bucket names start with a letter or digit. Files dropped into a bucket folder by hand
+  ``<root>/.loopin-meta/<bucket>/<key>.loopin-meta`` (JSON), which no bucket name can reach
+  because bucket names start with a letter or digit; the suffix keeps a sidecar from
+  carrying its object's name (``find -name output.json`` finds outputs only). Sidecars of
+  earlier versions (``<root>/.loopin-meta/<bucket>/<key>``) are still read, and replaced
+  when the object is written again. Files dropped into a bucket folder by hand
   are served too, with a content type guessed from the name.
 * ``S3Store`` talks to AWS S3 or an S3-compatible server through boto3.
 
@@ -58,6 +61,7 @@ MAX_KEY_BYTES = 1024
 MAX_SIGNED_URL_TTL = 7 * 24 * 3600
 
 _META_DIR = ".loopin-meta"
+_META_SUFFIX = ".loopin-meta"  # on each sidecar's name, so it never has its object's name
 _TMP_PREFIX = ".loopin-tmp-"
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -229,6 +233,10 @@ class LocalStore(ObjectStore):
         return self._inside(self.root / bucket / key, f"s3://{bucket}/{key}")
 
     def _meta_path(self, bucket: str, key: str) -> Path:
+        return self._inside(self.root / _META_DIR / bucket / (key + _META_SUFFIX), f"s3://{bucket}/{key}")
+
+    def _legacy_meta_path(self, bucket: str, key: str) -> Path:
+        """Where versions before the suffix kept the sidecar (same name as the object)."""
         return self._inside(self.root / _META_DIR / bucket / key, f"s3://{bucket}/{key}")
 
     # reading
@@ -258,6 +266,8 @@ class LocalStore(ObjectStore):
         if not path.is_file():
             raise NotFoundError(f"{uri} does not exist")
         meta = self._read_meta(self._meta_path(bucket, key), st)
+        if meta is None:
+            meta = self._read_meta(self._legacy_meta_path(bucket, key), st)
         if meta is not None:
             etag, content_type = meta["etag"], meta["content_type"]
         else:
@@ -315,7 +325,15 @@ class LocalStore(ObjectStore):
                 "ino": st.st_ino,
                 "mtime_ns": st.st_mtime_ns,
             }
-            _atomic_write(meta_path, json.dumps(meta).encode())
+            try:
+                _atomic_write(meta_path, json.dumps(meta).encode())
+            except OSError as exc:
+                # A name that fits the filesystem only without the suffix: no sidecar, the
+                # content type is then guessed from the name and the ETag computed on read.
+                if exc.errno != errno.ENAMETOOLONG:
+                    raise
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                self._legacy_meta_path(bucket, key).unlink()
         except (FileExistsError, NotADirectoryError, IsADirectoryError):
             raise ConflictError(
                 f"{uri} conflicts with an existing object: the local store cannot hold both 'a' and 'a/b'"
@@ -330,6 +348,7 @@ class LocalStore(ObjectStore):
         for path, top in (
             (self._data_path(bucket, key), self.root / bucket),
             (self._meta_path(bucket, key), self.root / _META_DIR / bucket),
+            (self._legacy_meta_path(bucket, key), self.root / _META_DIR / bucket),
         ):
             with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 path.unlink()

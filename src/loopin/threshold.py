@@ -2,9 +2,11 @@
 confidence thresholds against the prediction log and the answers.
 
 The replay takes the flow's latest ``REPLAY_LIMIT`` logged images. Detections are looked
-at as the endpoints' routing rules look at them: of the rules'
-classes, and not below their noise floor (``min_score``). For each threshold t:
-- ``routed``: how many logged images would have gone to people (some detection below t);
+at as the endpoints' routing rules look at them: of the rules' classes, and not below
+their lower bound (``min_score``, or the class's own in ``class_min_scores``). For each
+threshold t:
+- ``routed``: how many logged images would have gone to people (some detection between its
+  lower bound and t: uncertain);
 - ``missed``: how many *reviewed* images would not have gone to people at t although the
   people changed something — a box at or above t that they removed or moved, or a box they
   added that the model did not give at or above t (matched by label and IoU >= 0.5).
@@ -13,6 +15,7 @@ classes, and not below their noise floor (``min_score``). For each threshold t:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +26,7 @@ from sqlalchemy.orm import Session
 from loopin.endpoints import list_endpoints, routing_rule
 from loopin.flows import get_flow
 from loopin.models import HumanLoop, Prediction, TaskSlot
+from loopin.schemas import RoutingRule
 
 MATCH_IOU = 0.5
 DEFAULT_THRESHOLDS = tuple(round(i / 20, 2) for i in range(21))  # 0.00, 0.05, ..., 1.00
@@ -54,13 +58,33 @@ def threshold_curve(
     *,
     min_score: float | None = None,
     classes: Sequence[str] | None = None,
+    class_min_scores: dict[str, float] | None = None,
 ) -> Curve:
-    """The curve for a flow. Without ``min_score`` and ``classes``, those of the endpoints
-    routing to the flow are used (the lowest floor; every class any of them looks at)."""
+    """The curve for a flow. Without ``min_score``, the rules of the endpoints routing to the
+    flow are used: a detection counts if any of them looks at it."""
     get_flow(session, flow_name)  # must exist
     if min_score is None:
-        min_score, classes = _rules_view(session, flow_name)
-    wanted = set(classes) if classes is not None else None
+        rules = [r for r in (routing_rule(e) for e in list_endpoints(session)) if r is not None and r.flow == flow_name]
+    else:
+        rules = [
+            RoutingRule.model_construct(
+                flow=flow_name,
+                min_score=min_score,
+                classes=tuple(classes) if classes is not None else None,
+                class_min_scores=class_min_scores,
+            )
+        ]
+    if not rules:
+        rules = [RoutingRule.model_construct(flow=flow_name, min_score=0.0, classes=None, class_min_scores=None)]
+    floors: dict[str, float] = {}
+
+    def floor(label: str) -> float:
+        """The label's lower bound: the lowest of the rules looking at it (inf: none does)."""
+        if label not in floors:
+            found = [f for f in (rule.floor(label) for rule in rules) if f is not None]
+            floors[label] = min(found, default=math.inf)
+        return floors[label]
+
     predictions = session.execute(
         select(Prediction.detections, Prediction.loop_name)
         .where(Prediction.flow_name == flow_name)
@@ -74,7 +98,7 @@ def threshold_curve(
         model = [
             (d["label"], d["score"], (d["left"], d["top"], d["right"], d["bottom"]))
             for d in detections
-            if d["score"] >= min_score and (wanted is None or d["label"] in wanted)
+            if d["score"] >= floor(d["label"])
         ]
         lowest = min((score for _, score, _ in model), default=None)  # routed at t iff lowest < t
         images.append((model, lowest, human.get(loop_name) if loop_name else None))
@@ -90,15 +114,6 @@ def threshold_curve(
         points.append(Point(threshold=t, routed=routed, missed=missed))
     reviewed = sum(people is not None for _, _, people in images)
     return Curve(flow=flow_name, images=len(images), reviewed=reviewed, points=points)
-
-
-def _rules_view(session: Session, flow_name: str) -> tuple[float, list[str] | None]:
-    rules = [r for r in (routing_rule(e) for e in list_endpoints(session)) if r is not None and r.flow == flow_name]
-    if not rules:
-        return 0.0, None
-    if any(r.classes is None for r in rules):
-        return min(r.min_score for r in rules), None
-    return min(r.min_score for r in rules), sorted({c for r in rules for c in r.classes or ()})
 
 
 def _human_boxes(session: Session, loop_names: list[str]) -> dict[str, list[Box]]:

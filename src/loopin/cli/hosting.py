@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError as PydanticValidationError
-from rich.table import Table
 
 from loopin.cli.output import (
     JsonFlag,
@@ -20,7 +19,9 @@ from loopin.cli.output import (
     emit,
     err,
     json_object,
+    new_table,
     out,
+    print_table,
     read_arg,
     with_progress,
 )
@@ -87,12 +88,23 @@ def _routing(
     classes: list[str] | None,
     sample: float | None,
     min_score: float | None = None,
+    class_min_scores: list[str] | None = None,
+    labels: list[str] | None = None,
 ) -> Any:
     if flow is None:
-        if threshold is not None or classes or sample is not None or min_score is not None:
+        if (
+            threshold is not None
+            or classes
+            or sample is not None
+            or min_score is not None
+            or class_min_scores
+            or labels
+        ):
             raise ValidationError("Routing options need --flow: the flow definition that reviews the images.")
         return None
-    rule: dict[str, Any] = {"flow": flow, "classes": classes or None}
+    rule: dict[str, Any] = {"flow": flow, "classes": classes or None, "labels": labels or None}
+    if class_min_scores:
+        rule["class_min_scores"] = dict(_label_value(item) for item in class_min_scores)
     if threshold is not None:
         rule["threshold"] = threshold
     if sample is not None:
@@ -105,12 +117,33 @@ def _routing(
         raise ValidationError("Invalid routing: " + "; ".join(e["msg"] for e in exc.errors())) from exc
 
 
+def _label_value(item: str) -> tuple[str, float]:
+    label, sep, value = item.rpartition("=")
+    try:
+        if sep and label.strip():
+            return label.strip(), float(value)
+    except ValueError:
+        pass
+    raise ValidationError(f"--class-min-score takes LABEL=SCORE, such as cup=0.2 (got {item!r}).")
+
+
 FlowOption = Annotated[str | None, typer.Option(help="Flow definition that reviews doubtful images.")]
 ThresholdOption = Annotated[float | None, typer.Option(help="Detections below it go to people (default 0.9).")]
 ClassOption = Annotated[list[str] | None, typer.Option("--class", help="Only this class counts (repeatable).")]
 SampleOption = Annotated[float | None, typer.Option(help="Percent of confident images sent for an audit.")]
 MinScoreOption = Annotated[
-    float | None, typer.Option(help="Detections below it are ignored as noise (default 0.2, below the threshold).")
+    float | None,
+    typer.Option(
+        help="The lower bound of 'uncertain': detections below it are noise (default 0.3, below the threshold)."
+    ),
+]
+ClassMinScoreOption = Annotated[
+    list[str] | None,
+    typer.Option("--class-min-score", help="A class's own lower bound, LABEL=SCORE such as cup=0.2 (repeatable)."),
+]
+LabelOption = Annotated[
+    list[str] | None,
+    typer.Option("--label", help="A label offered to the reviewer (repeatable; default: every class of the model)."),
 ]
 
 
@@ -124,6 +157,8 @@ def endpoints_create(
     classes: ClassOption = None,
     sample_percent: SampleOption = None,
     min_score: MinScoreOption = None,
+    class_min_score: ClassMinScoreOption = None,
+    label: LabelOption = None,
     wait: Annotated[bool, typer.Option(help="Wait until the endpoint is InService.")] = True,
     url: UrlOption = None,
     as_json: JsonFlag = False,
@@ -132,7 +167,7 @@ def endpoints_create(
     from loopin.schemas import VariantSpec
 
     client = api_client(url)
-    routing = _routing(flow, threshold, classes, sample_percent, min_score)
+    routing = _routing(flow, threshold, classes, sample_percent, min_score, class_min_score, label)
     client.create_endpoint_config(f"{name}-config", variants=[VariantSpec(model=model, instance_count=instances)])
     endpoint = client.create_endpoint(name, config=f"{name}-config", routing=routing)
     if wait:
@@ -162,12 +197,14 @@ def endpoints_update(
     classes: ClassOption = None,
     sample_percent: SampleOption = None,
     min_score: MinScoreOption = None,
+    class_min_score: ClassMinScoreOption = None,
+    label: LabelOption = None,
     no_routing: Annotated[bool, typer.Option(help="Stop routing to people.")] = False,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Change an endpoint's config or its routing rule."""
-    routing = _routing(flow, threshold, classes, sample_percent, min_score)
+    routing = _routing(flow, threshold, classes, sample_percent, min_score, class_min_score, label)
     emit(api_client(url).update_endpoint(name, config=config, routing=routing, clear_routing=no_routing), as_json)
 
 
@@ -207,7 +244,7 @@ def endpoints_invoke(
     if as_json:
         out.print_json(json.dumps([{"file": str(p), **r.model_dump(mode="json")} for p, r in results]))
         return
-    table = Table("image", "detections", "best", "human loop")
+    table = new_table("image", "detections", "best", "human loop")
     for path, result in results:
         best = max(result.detections, key=lambda d: d.score, default=None)
         table.add_row(
@@ -216,7 +253,7 @@ def endpoints_invoke(
             f"{best.label} {best.score:.2f}" if best else "",
             result.human_loop["name"] if result.human_loop else "",
         )
-    out.print(table)
+    print_table(table)
     routed = sum(1 for _, r in results if r.human_loop)
     out.print(f"{routed} of {len(results)} images went to people")
 

@@ -43,12 +43,14 @@ def serve(
     from loopin.services import build_services
 
     overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
-    settings = Settings.load(config_file=config, **overrides).ensure_secret_key()
+    settings = Settings.load(config_file=config, **overrides)
+    _check_port_free(settings.host, settings.port)  # before anything is set up or printed
+    settings = settings.ensure_secret_key()
     ctx = build_services(settings)  # migrate once, before any worker process starts
     if demo:
         from loopin.demo import ensure_demo
 
-        _print_demo(ensure_demo(ctx))
+        _print_demo(ensure_demo(ctx), settings.resolved_public_url)
     setup_link = _setup_link(settings, ctx.db)
     if setup_link:
         err.print("\n[bold]No admin yet.[/bold] Create the first one with this one-time link:", highlight=False)
@@ -73,7 +75,34 @@ def serve(
     )
 
 
-def _print_demo(info: Any) -> None:
+def _check_port_free(host: str, port: int) -> None:
+    """Exit with a message that says how to choose another port, if ``host:port`` is taken."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return  # uvicorn reports an unknown host itself
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            err.print(
+                f"Port {port} on {host} is taken ({exc.strerror or exc}; address already in use?): another "
+                "server, perhaps an earlier `loopin serve`, listens there.\n"
+                "Choose another port with --port, the LOOPIN_PORT setting (environment or config file), "
+                "or `make run PORT=8322`.",
+                highlight=False,
+                markup=False,
+            )
+            raise typer.Exit(1) from None
+
+
+def _print_demo(info: Any, url: str) -> None:
     err.print(
         "\n[bold]loopin demo[/bold]: the built-in detector is deployed as endpoint "
         "[bold]demo-detector[/bold]; a photo went through its routing rule"
@@ -84,7 +113,8 @@ def _print_demo(info: Any) -> None:
     err.print(f"  Sign in as:      {info.worker_email} / {info.worker_password}", highlight=False)
     err.print("\n  As an admin, in another shell:", highlight=False)
     sys.stderr.write(
-        f"    export LOOPIN_ACCESS_KEY_ID={info.access_key_id} LOOPIN_SECRET_ACCESS_KEY={info.secret_access_key}\n"
+        f"    export LOOPIN_URL={url} LOOPIN_ACCESS_KEY_ID={info.access_key_id} "
+        f"LOOPIN_SECRET_ACCESS_KEY={info.secret_access_key}\n"
         "    .venv/bin/loopin loops list\n"
         "    .venv/bin/loopin endpoints invoke demo-detector tests/data/coffee.jpg\n\n"
     )

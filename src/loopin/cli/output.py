@@ -46,16 +46,36 @@ def emit(value: Any, as_json: bool, columns: list[str] | None = None) -> None:
         out.print("(none)")
         return
     if isinstance(data, dict) and columns is None:
-        table = Table(show_header=False, box=None)
+        table = new_table(show_header=False, box=None)
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")
         for key, val in data.items():
             table.add_row(f"[bold]{key}[/bold]", _cell(val))
-        out.print(table)
+        print_table(table)
         return
     cols = columns or list(rows[0].keys())
-    table = Table(*cols)
+    table = new_table(*cols)
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in cols))
-    out.print(table)
+    print_table(table)
+
+
+def new_table(*headers: str, **options: Any) -> Table:
+    """A table whose cells never lose characters: too long a value folds onto more lines in a
+    terminal instead of ending in "…" (and is printed whole elsewhere, see ``print_table``)."""
+    table = Table(**options)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def print_table(table: Table) -> None:
+    """In a terminal, at its width (long values fold); in a pipe or file, as wide as the
+    values are, so identifiers, ARNs and URLs stay whole on one line for grep and copy."""
+    if out.is_terminal:
+        out.print(table)
+    else:
+        Console(file=out.file, width=100_000, no_color=out.no_color, highlight=False).print(table)
 
 
 def _cell(value: Any) -> str:

@@ -24,7 +24,7 @@ from loopin.cli.output import (
     read_arg,
     with_progress,
 )
-from loopin.errors import ValidationError
+from loopin.errors import ResourceInUseError, ValidationError
 
 teams_app = typer.Typer(help="Work teams.", no_args_is_help=True)
 workers_app = typer.Typer(help="Workers: invite, list, enable, disable, remove.", no_args_is_help=True)
@@ -106,19 +106,38 @@ def workers_invite(
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Add workers to teams; prints each one's invitation link to hand over."""
+    """Add workers to teams; prints each one's invitation link to hand over. A worker who
+    exists already joins the teams (as in the admin console), with no new invitation."""
     addresses = _emails(emails)
     if not 1 <= len(addresses) <= 50:
         raise ValidationError("Give 1 to 50 e-mail addresses.")
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     client = api_client(url)
-    results = with_progress(
-        addresses,
-        "inviting",
-        lambda e: client.create_worker(e, name=name, teams=team or [], password=password),
-    )
-    rows = [{"email": r.worker.email, "status": r.worker.status, "invitation_url": r.invitation_url} for r in results]
-    emit(rows if as_json else rows, as_json, ["email", "status", "invitation_url"])
+
+    def invite(email: str) -> dict[str, Any]:
+        try:
+            made = client.create_worker(email, name=name, teams=team or [], password=password)
+        except ResourceInUseError:  # an existing worker: join the teams
+            before = set(client.get_worker(email).teams)
+            for each in team or []:
+                client.add_team_member(each, email)
+            worker = client.get_worker(email)
+            joined = set(team or []) - before
+            return {
+                "email": worker.email,
+                "status": worker.status,
+                "outcome": "added" if joined else "member" if team else "exists",
+                "invitation_url": None,
+            }
+        return {
+            "email": made.worker.email,
+            "status": made.worker.status,
+            "outcome": "invited" if made.invitation_url else "created",
+            "invitation_url": made.invitation_url,
+        }
+
+    rows = with_progress(addresses, "inviting", invite)
+    emit(rows, as_json, ["email", "status", "outcome", "invitation_url"])
 
 
 @workers_app.command("list")

@@ -13,13 +13,23 @@ spans ``[0, width] x [0, height]``), clipped to it. Nothing here unpickles anyth
 files are protobuf, and callables are imported by name from trusted configuration only.
 """
 
-from loopin.inference.detector import BUILTIN_MODELS, BuiltinModel, Detector
+from loopin.inference.detector import (
+    BUILTIN_ALIASES,
+    BUILTIN_MODELS,
+    DEFAULT_BUILTIN,
+    BuiltinModel,
+    Detector,
+    builtin_aliases,
+    builtin_model,
+)
 from loopin.inference.images import DEFAULT_MAX_PIXELS, decode_image
 from loopin.inference.results import Detection, DetectionResult, ModelOutputError
 from loopin.inference.spec import ModelSpec
 
 __all__ = [
+    "BUILTIN_ALIASES",
     "BUILTIN_MODELS",
+    "DEFAULT_BUILTIN",
     "DEFAULT_MAX_PIXELS",
     "BuiltinModel",
     "Detection",
@@ -27,5 +37,7 @@ __all__ = [
     "Detector",
     "ModelOutputError",
     "ModelSpec",
+    "builtin_aliases",
+    "builtin_model",
     "decode_image",
 ]

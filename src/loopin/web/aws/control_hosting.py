@@ -33,7 +33,7 @@ from loopin.web.aws.fields import Fields
 
 NOT_FOUND = "ValidationException"
 GLUONCV_PACKAGE = re.compile(r"(?:^|/)gluoncv-ssd-resnet50")
-GLUONCV_BUILTIN = "nanodet-m-416-coco"
+GLUONCV_BUILTIN = "nanodet-g-416-coco"
 BUILTIN_ENV = "LOOPIN_BUILTIN_MODEL"
 SPEC_ENV = "LOOPIN_MODEL_SPEC"
 MAX_INSTANCES = 16

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from loopin import endpoints
 from loopin.errors import LoopinError, NotFoundError, ValidationError
 from loopin.flows import list_flows
-from loopin.inference import BUILTIN_MODELS, Detection
+from loopin.inference import BUILTIN_MODELS, Detection, builtin_aliases, builtin_model
 from loopin.invocations import MAX_BODY_BYTES, invoke
 from loopin.routing import considered, decide, with_overrides
 from loopin.schemas import DEFAULT_MIN_SCORE, RoutingRule
@@ -136,13 +136,16 @@ def add_routes(pages: AdminPages) -> None:
         if isinstance(posted, Response):
             return posted
         me, form = posted
-        try:
-            rule = _rule_from(form)
-            await pages.write(
-                lambda s: endpoints.update_endpoint(
-                    s, name, routing=rule, clear_routing=rule is None, now_ms=pages.ctx.clock.now_ms()
-                )
+
+        def change(s: Session) -> RoutingRule | None:
+            rule = _rule_from(form, endpoints.routing_rule(endpoints.get_endpoint(s, name)))
+            endpoints.update_endpoint(
+                s, name, routing=rule, clear_routing=rule is None, now_ms=pages.ctx.clock.now_ms()
             )
+            return rule
+
+        try:
+            rule = await pages.write(change)
         except NotFoundError as exc:
             return pages.error_page(me, exc)
         except LoopinError as exc:
@@ -218,7 +221,7 @@ def _overview(s: Session) -> dict[str, Any]:
 
 
 def _builtin_summary(name: str) -> dict[str, Any]:
-    m = BUILTIN_MODELS[name]
+    m = BUILTIN_MODELS[name]  # a canonical name
     return {
         "name": m.name,
         "kind": "built-in",
@@ -230,9 +233,12 @@ def _builtin_summary(name: str) -> dict[str, Any]:
 
 
 def _model_values(s: Session, name: str) -> dict[str, Any]:
-    if name in BUILTIN_MODELS:
-        m = BUILTIN_MODELS[name]
-        values = _builtin_summary(name) | {"version": m.version, "input_size": m.input_size, "spec": None}
+    builtin = builtin_model(name)
+    names = {name}
+    if builtin is not None:
+        m = builtin
+        names |= {m.name, *builtin_aliases(m.name)}  # endpoints naming it by a former name use it too
+        values = _builtin_summary(m.name) | {"version": m.version, "input_size": m.input_size, "spec": None}
     else:
         row = endpoints.get_model(s, name)
         values = {
@@ -249,9 +255,9 @@ def _model_values(s: Session, name: str) -> dict[str, Any]:
     users = []
     for e in endpoints.list_endpoints(s):
         config = _config_or_none(s, e.config_name)
-        if config is not None and name in endpoints.config_models(config):
+        if config is not None and names & set(endpoints.config_models(config)):
             users.append({"name": e.name, "status": e.status})
-    return values | {"endpoints": users, "builtin": name in BUILTIN_MODELS}
+    return values | {"endpoints": users, "builtin": builtin is not None}
 
 
 def _endpoint_values(s: Session, name: str) -> dict[str, Any]:
@@ -316,19 +322,28 @@ def _number(form: Form, field: str, what: str) -> float | None:
         raise ValidationError(f"{what} must be a number, such as 0.5.") from None
 
 
-def _rule_from(form: Form) -> RoutingRule | None:
-    """The routing rule of a form, or None when no flow is chosen (no routing)."""
+def _rule_from(form: Form, current: RoutingRule | None = None) -> RoutingRule | None:
+    """The routing rule of a form, or None when no flow is chosen (no routing). What the form
+    does not show (per-class lower bounds, the label set) is kept from the ``current`` rule."""
     flow = form.get("flow").strip()
     if not flow:
         return None
     classes = tuple(c.strip() for c in form.get("classes").split(",") if c.strip())
+    threshold = _number(form, "threshold", "The threshold")
+    kept_floors = {
+        label: floor
+        for label, floor in ((current.class_min_scores or {}) if current else {}).items()
+        if floor < (threshold if threshold is not None else RoutingRule.model_fields["threshold"].default)
+    }
     return with_overrides(
         None,
         {
             "flow": flow,
-            "threshold": _number(form, "threshold", "The threshold"),
+            "threshold": threshold,
             "min_score": _number(form, "min_score", "The noise floor"),
+            "class_min_scores": kept_floors or None,
             "classes": classes or None,
+            "labels": current.labels if current else None,
             "sample_percent": _number(form, "sample_percent", "The audit sample"),
         },
     )
