@@ -395,11 +395,24 @@ def test_a_signed_pdf_shows_in_an_iframe_of_the_task_without_a_csp_violation(liv
     (loop,) = setup(live, template, [{"document": "s3://review-bucket/docs/form.pdf"}])
     sign_in(page, live, "worker0@myteam.example")
     loaded: list[int] = []
-    page.on("response", lambda r: loaded.append(r.status) if "/store/review-bucket/docs/form.pdf" in r.url else None)
+    page.context.on(
+        "response", lambda r: loaded.append(r.status) if "/store/review-bucket/docs/form.pdf" in r.url else None
+    )
     frame = start_working(page)
     page.wait_for_timeout(500)
     assert loaded == [200]
     assert [e for e in errors(page) if "Content Security Policy" in e] == []
+    # Chromium shows no PDF inside a sandboxed frame: a link opens it in a tab of its own.
+    link = frame.locator("#doc + .lc-document-link a")
+    assert link.get_attribute("target") == "_blank" and "/store/review-bucket/docs/form.pdf" in str(
+        link.get_attribute("href")
+    )
+    with page.context.expect_page() as opened:
+        link.click()
+    document = opened.value
+    document.wait_for_load_state()
+    assert "/store/review-bucket/docs/form.pdf" in document.url and loaded == [200, 200]
+    document.close()
     frame.click(".lc-choice-button:has-text('Complete')")
     submit(page)
     assert live.output(loop)["humanAnswers"][0]["answerContent"] == {"ok": {"label": "Complete"}}
