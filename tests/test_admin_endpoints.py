@@ -73,7 +73,7 @@ def test_deploy_from_the_catalogue_then_status_and_try(admin_console: AdminConso
     assert count(services, Prediction) == 0  # a try is not logged
     invoked = api.invoke_endpoint("detector", COFFEE)
     assert tried["detections"] == [d.model_dump() for d in invoked.detections]
-    assert tried["image"] == invoked.image and tried["model"] == invoked.model
+    assert tried["image"] == invoked.image.model_dump() and tried["model"] == invoked.model.model_dump()
     assert "cup" in {d["label"] for d in tried["detections"]}
     assert tried["routing"] is None and tried["human_loop"] is None and not any(tried["doubtful"])
     assert "UTC" in admin_console.get("/admin/endpoints/detector").split("Last invoked")[1][:80]

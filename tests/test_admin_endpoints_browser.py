@@ -124,7 +124,7 @@ def test_threshold_picture_and_apply(live: Live, page: Page) -> None:
         score = 0.2 + 0.02 * i
         result = live.admin.invoke_endpoint("parts", _part_photo(score, i % 3), content_type="image/png")
         assert result.human_loop
-        corrected[result.human_loop["name"]] = score < 0.45 or (score < 0.7 and i % 3 == 0) or i % 11 == 0
+        corrected[result.human_loop.name] = score < 0.45 or (score < 0.7 and i % 3 == 0) or i % 11 == 0
     worker = WorkerClient.sign_in(live.url, emails[0], PASSWORD)
     while (task := worker.next_task()) is not None:
         box = task.input["initialValue"] or [{"label": "part", "left": 40, "top": 30, "width": 70, "height": 50}]

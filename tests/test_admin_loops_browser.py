@@ -66,7 +66,7 @@ def test_a_routed_loop_shows_the_models_and_the_workers_boxes(live: Live, page: 
     run_once(live.services)
     routed = admin.invoke_endpoint("detector", ASTRONAUT)
     assert routed.human_loop is not None
-    name = routed.human_loop["name"]
+    name = routed.human_loop.name
     admin.invoke_endpoint("detector", ASTRONAUT, threshold=0.0)  # not routed
     task_input = admin.describe_loop(name).input
     human = [
