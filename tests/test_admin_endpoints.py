@@ -32,7 +32,7 @@ def api(app_client: TestClient, access_key: tuple[str, str]) -> Client:
 def deploy(console: AdminConsole, services: Services, name: str = "detector", model: str = BUILTIN, **routing: str):
     console.get(f"/admin/models/{model}")
     response = console.post("/admin/endpoints", model=model, name=name, instances="1", **(NO_ROUTING | routing))
-    assert response.headers["location"] == f"/admin/endpoints/{name}?notice=deployed"
+    assert response.headers["location"] == f"/admin/endpoints/{name}?notice=created"
     deploy_pending(services)
 
 
@@ -56,8 +56,12 @@ def test_deploy_from_the_catalogue_then_status_and_try(admin_console: AdminConso
     response = admin_console.post("/admin/endpoints", model=BUILTIN, name="detector", instances="2", **NO_ROUTING)
     page = admin_console.get(response.headers["location"])
     assert "badge Creating" in page and "data-refresh-seconds" in page and "can be tried once it is InService" in page
+    # The notice says what the badge says, on the page that reloads itself until it is done.
+    assert "The endpoint is Creating" in page and "deployed" not in page.lower()
     assert "badge Creating" in admin_console.get("/admin/endpoints")
     deploy_pending(services)
+    reloaded = admin_console.get(response.headers["location"])
+    assert "The endpoint is InService" in reloaded and "Creating" not in reloaded
     listing = admin_console.get("/admin/endpoints")
     assert "badge InService" in listing and "never" in listing
     page = admin_console.get("/admin/endpoints/detector")

@@ -61,11 +61,16 @@ def test_deploy_the_builtin_model_and_try_it(live: Live, page: Page) -> None:
     page.select_option("select[name=flow]", "review")
     page.fill("input[name=threshold]", "0.5")
     page.fill("input[name=classes]", "cup")
+    page.fill("input[name=min_score]", "0.2")  # the coffee photo's cups score 0.27 and 0.25
     page.screenshot(path=str(DOCS_IMAGES / "admin-model.png"))
     page.get_by_role("button", name="Deploy").click()
     expect(page.locator("#status")).to_have_text("Creating")
+    expect(page.locator("p.notice[role=status]")).to_have_text(
+        "The endpoint is Creating: its model loads in the background."
+    )
     deploy_pending(live.services)
     expect(page.locator("#status")).to_have_text("InService", timeout=10_000)  # the page reloads by itself
+    expect(page.locator("p.notice[role=status]")).to_have_text("The endpoint is InService: it answers invocations.")
 
     page.set_input_files("#try-file", str(COFFEE))
     page.get_by_role("button", name="Detect").click()
@@ -84,6 +89,16 @@ def test_deploy_the_builtin_model_and_try_it(live: Live, page: Page) -> None:
     assert live.admin.list_loops().loops == []  # the try asked nobody
     page.evaluate("window.scrollTo(0, document.getElementById('try').offsetTop - 16)")
     page.screenshot(path=str(DOCS_IMAGES / "admin-endpoint.png"))
+
+    page.check("#try-route")  # a real invocation: the link leads to the loop it started
+    page.get_by_role("button", name="Detect").click()
+    expect(page.locator("#try-summary")).to_contain_text("Human loop started: ")
+    loop = live.admin.list_loops().loops[0].name
+    expect(page.locator("#try-loop")).to_have_attribute("href", f"/admin/loops/{loop}")
+    page.click("#try-loop")
+    page.wait_for_url(f"**/admin/loops/{loop}")
+    page.go_back()
+    page.uncheck("#try-route")
 
     page.set_input_files("#try-file", {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"})
     page.get_by_role("button", name="Detect").click()
