@@ -129,7 +129,7 @@ def test_threshold_picture_and_apply(live: Live, page: Page) -> None:
     emails = setup_flow(live.admin, workers=1)
     live.admin.register_model("parts", callable="tests.test_admin_endpoints_browser:graded_box")
     live.admin.create_endpoint_config("parts-config", variants=[VariantSpec(model="parts")])
-    rule = RoutingRule(flow="review", threshold=0.99)
+    rule = RoutingRule(flow="review", threshold=0.99, min_score=0.2)  # the photos score from 0.2
     live.admin.create_endpoint("parts", config="parts-config", routing=rule)
     deploy_pending(live.services)
     # 40 photos scoring 0.2 to 0.98; people correct the box on most low-scoring ones and
@@ -161,5 +161,5 @@ def test_threshold_picture_and_apply(live: Live, page: Page) -> None:
     )
     page.get_by_role("button", name="Apply").click()
     expect(page.locator(".notice")).to_have_text("The threshold is applied.")
-    assert live.admin.describe_endpoint("parts").routing == RoutingRule(flow="review", threshold=0.7)
+    assert live.admin.describe_endpoint("parts").routing == RoutingRule(flow="review", threshold=0.7, min_score=0.2)
     page.screenshot(path=str(DOCS_IMAGES / "admin-threshold.png"))
