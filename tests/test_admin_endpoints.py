@@ -14,6 +14,7 @@ from loopin.client import Client
 from loopin.endpoints import deploy_pending
 from loopin.errors import ResourceInUseError
 from loopin.models import HumanLoop, Prediction
+from loopin.schemas import RoutingRule
 from loopin.services import Services
 from tests.admin_support import AdminConsole
 from tests.helpers import admin_client, setup_flow
@@ -167,6 +168,14 @@ def test_routing_rule_is_edited_and_cleared(admin_console: AdminConsole, service
     assert "0.35" in page and 'value="cup, person"' in page and "/admin/flows/review/threshold" in page
     page = admin_console.post("/admin/endpoints/detector/routing", 400, **(routing | {"sample_percent": "101"})).text
     assert "sample_percent" in page and api.describe_endpoint("detector").routing == rule
+    # What the form does not show (per-class lower bounds, the label set) survives an edit.
+    api.update_endpoint(
+        "detector",
+        routing=RoutingRule(flow="review", threshold=0.8, class_min_scores={"cup": 0.2, "cat": 0.6}, labels=("cup",)),
+    )
+    admin_console.post("/admin/endpoints/detector/routing", **(routing | {"threshold": "0.5"}))
+    rule = api.describe_endpoint("detector").routing
+    assert rule is not None and (rule.threshold, rule.class_min_scores, rule.labels) == (0.5, {"cup": 0.2}, ("cup",))
     admin_console.post("/admin/endpoints/detector/routing", **NO_ROUTING)
     assert api.describe_endpoint("detector").routing is None
 
