@@ -14,6 +14,7 @@ from loopin.client import Client
 from loopin.endpoints import deploy_pending
 from loopin.errors import ResourceInUseError
 from loopin.models import HumanLoop, Prediction
+from loopin.schemas import RoutingRule
 from loopin.services import Services
 from tests.admin_support import AdminConsole
 from tests.helpers import admin_client, setup_flow
@@ -32,7 +33,7 @@ def api(app_client: TestClient, access_key: tuple[str, str]) -> Client:
 def deploy(console: AdminConsole, services: Services, name: str = "detector", model: str = BUILTIN, **routing: str):
     console.get(f"/admin/models/{model}")
     response = console.post("/admin/endpoints", model=model, name=name, instances="1", **(NO_ROUTING | routing))
-    assert response.headers["location"] == f"/admin/endpoints/{name}?notice=deployed"
+    assert response.headers["location"] == f"/admin/endpoints/{name}?notice=created"
     deploy_pending(services)
 
 
@@ -56,8 +57,12 @@ def test_deploy_from_the_catalogue_then_status_and_try(admin_console: AdminConso
     response = admin_console.post("/admin/endpoints", model=BUILTIN, name="detector", instances="2", **NO_ROUTING)
     page = admin_console.get(response.headers["location"])
     assert "badge Creating" in page and "data-refresh-seconds" in page and "can be tried once it is InService" in page
+    # The notice says what the badge says, on the page that reloads itself until it is done.
+    assert "The endpoint is Creating" in page and "deployed" not in page.lower()
     assert "badge Creating" in admin_console.get("/admin/endpoints")
     deploy_pending(services)
+    reloaded = admin_console.get(response.headers["location"])
+    assert "The endpoint is InService" in reloaded and "Creating" not in reloaded
     listing = admin_console.get("/admin/endpoints")
     assert "badge InService" in listing and "never" in listing
     page = admin_console.get("/admin/endpoints/detector")
@@ -73,7 +78,7 @@ def test_deploy_from_the_catalogue_then_status_and_try(admin_console: AdminConso
     assert count(services, Prediction) == 0  # a try is not logged
     invoked = api.invoke_endpoint("detector", COFFEE)
     assert tried["detections"] == [d.model_dump() for d in invoked.detections]
-    assert tried["image"] == invoked.image and tried["model"] == invoked.model
+    assert tried["image"] == invoked.image.model_dump() and tried["model"] == invoked.model.model_dump()
     assert "cup" in {d["label"] for d in tried["detections"]}
     assert tried["routing"] is None and tried["human_loop"] is None and not any(tried["doubtful"])
     assert "UTC" in admin_console.get("/admin/endpoints/detector").split("Last invoked")[1][:80]
@@ -163,6 +168,14 @@ def test_routing_rule_is_edited_and_cleared(admin_console: AdminConsole, service
     assert "0.35" in page and 'value="cup, person"' in page and "/admin/flows/review/threshold" in page
     page = admin_console.post("/admin/endpoints/detector/routing", 400, **(routing | {"sample_percent": "101"})).text
     assert "sample_percent" in page and api.describe_endpoint("detector").routing == rule
+    # What the form does not show (per-class lower bounds, the label set) survives an edit.
+    api.update_endpoint(
+        "detector",
+        routing=RoutingRule(flow="review", threshold=0.8, class_min_scores={"cup": 0.2, "cat": 0.6}, labels=("cup",)),
+    )
+    admin_console.post("/admin/endpoints/detector/routing", **(routing | {"threshold": "0.5"}))
+    rule = api.describe_endpoint("detector").routing
+    assert rule is not None and (rule.threshold, rule.class_min_scores, rule.labels) == (0.5, {"cup": 0.2}, ("cup",))
     admin_console.post("/admin/endpoints/detector/routing", **NO_ROUTING)
     assert api.describe_endpoint("detector").routing is None
 

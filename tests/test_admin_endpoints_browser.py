@@ -61,11 +61,16 @@ def test_deploy_the_builtin_model_and_try_it(live: Live, page: Page) -> None:
     page.select_option("select[name=flow]", "review")
     page.fill("input[name=threshold]", "0.5")
     page.fill("input[name=classes]", "cup")
+    page.fill("input[name=min_score]", "0.2")  # the coffee photo's cups score 0.27 and 0.25
     page.screenshot(path=str(DOCS_IMAGES / "admin-model.png"))
     page.get_by_role("button", name="Deploy").click()
     expect(page.locator("#status")).to_have_text("Creating")
+    expect(page.locator("p.notice[role=status]")).to_have_text(
+        "The endpoint is Creating: its model loads in the background."
+    )
     deploy_pending(live.services)
     expect(page.locator("#status")).to_have_text("InService", timeout=10_000)  # the page reloads by itself
+    expect(page.locator("p.notice[role=status]")).to_have_text("The endpoint is InService: it answers invocations.")
 
     page.set_input_files("#try-file", str(COFFEE))
     page.get_by_role("button", name="Detect").click()
@@ -84,6 +89,16 @@ def test_deploy_the_builtin_model_and_try_it(live: Live, page: Page) -> None:
     assert live.admin.list_loops().loops == []  # the try asked nobody
     page.evaluate("window.scrollTo(0, document.getElementById('try').offsetTop - 16)")
     page.screenshot(path=str(DOCS_IMAGES / "admin-endpoint.png"))
+
+    page.check("#try-route")  # a real invocation: the link leads to the loop it started
+    page.get_by_role("button", name="Detect").click()
+    expect(page.locator("#try-summary")).to_contain_text("Human loop started: ")
+    loop = live.admin.list_loops().loops[0].name
+    expect(page.locator("#try-loop")).to_have_attribute("href", f"/admin/loops/{loop}")
+    page.click("#try-loop")
+    page.wait_for_url(f"**/admin/loops/{loop}")
+    page.go_back()
+    page.uncheck("#try-route")
 
     page.set_input_files("#try-file", {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"})
     page.get_by_role("button", name="Detect").click()
@@ -114,7 +129,7 @@ def test_threshold_picture_and_apply(live: Live, page: Page) -> None:
     emails = setup_flow(live.admin, workers=1)
     live.admin.register_model("parts", callable="tests.test_admin_endpoints_browser:graded_box")
     live.admin.create_endpoint_config("parts-config", variants=[VariantSpec(model="parts")])
-    rule = RoutingRule(flow="review", threshold=0.99)
+    rule = RoutingRule(flow="review", threshold=0.99, min_score=0.2)  # the photos score from 0.2
     live.admin.create_endpoint("parts", config="parts-config", routing=rule)
     deploy_pending(live.services)
     # 40 photos scoring 0.2 to 0.98; people correct the box on most low-scoring ones and
@@ -124,7 +139,7 @@ def test_threshold_picture_and_apply(live: Live, page: Page) -> None:
         score = 0.2 + 0.02 * i
         result = live.admin.invoke_endpoint("parts", _part_photo(score, i % 3), content_type="image/png")
         assert result.human_loop
-        corrected[result.human_loop["name"]] = score < 0.45 or (score < 0.7 and i % 3 == 0) or i % 11 == 0
+        corrected[result.human_loop.name] = score < 0.45 or (score < 0.7 and i % 3 == 0) or i % 11 == 0
     worker = WorkerClient.sign_in(live.url, emails[0], PASSWORD)
     while (task := worker.next_task()) is not None:
         box = task.input["initialValue"] or [{"label": "part", "left": 40, "top": 30, "width": 70, "height": 50}]
@@ -146,5 +161,5 @@ def test_threshold_picture_and_apply(live: Live, page: Page) -> None:
     )
     page.get_by_role("button", name="Apply").click()
     expect(page.locator(".notice")).to_have_text("The threshold is applied.")
-    assert live.admin.describe_endpoint("parts").routing == RoutingRule(flow="review", threshold=0.7)
+    assert live.admin.describe_endpoint("parts").routing == RoutingRule(flow="review", threshold=0.7, min_score=0.2)
     page.screenshot(path=str(DOCS_IMAGES / "admin-threshold.png"))

@@ -66,7 +66,7 @@ def test_a_routed_loop_shows_the_models_and_the_workers_boxes(live: Live, page: 
     run_once(live.services)
     routed = admin.invoke_endpoint("detector", ASTRONAUT)
     assert routed.human_loop is not None
-    name = routed.human_loop["name"]
+    name = routed.human_loop.name
     admin.invoke_endpoint("detector", ASTRONAUT, threshold=0.0)  # not routed
     task_input = admin.describe_loop(name).input
     human = [
@@ -102,7 +102,7 @@ def test_a_routed_loop_shows_the_models_and_the_workers_boxes(live: Live, page: 
     page.click(f"a:has-text('{name}')")
     page.wait_for_selector("figure.boxes-figure svg")
     drawn = [p for p in task_input["predictions"] if p["score"] >= DEFAULT_MIN_SCORE]
-    assert len(drawn) >= 3 and page.locator("g[data-kind=model] rect").count() == len(drawn)
+    assert len(drawn) >= 2 and page.locator("g[data-kind=model] rect").count() == len(drawn)
     assert page.locator("g[data-kind=human] rect").count() == len(human)
     assert "worker0@myteam.example" in page.inner_text("table.answers")
     assert "42.0 s" in page.inner_text("table.answers")

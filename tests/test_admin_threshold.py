@@ -48,8 +48,8 @@ def reviewed_flow(api: Client, services: Services, app_client: TestClient) -> No
     api.invoke_endpoint("reds", red_square(None), content_type="image/png")
     assert kept.human_loop and fixed.human_loop
     answers = {
-        kept.human_loop["name"]: [{"label": "red", "left": 10, "top": 10, "width": 20, "height": 20}],
-        fixed.human_loop["name"]: [
+        kept.human_loop.name: [{"label": "red", "left": 10, "top": 10, "width": 20, "height": 20}],
+        fixed.human_loop.name: [
             {"label": "red", "left": 40, "top": 20, "width": 30, "height": 30},
             {"label": "red", "left": 0, "top": 0, "width": 5, "height": 5},
         ],

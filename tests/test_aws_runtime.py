@@ -4,6 +4,7 @@ the response headers, and the runtime's own error codes (ValidationError, ModelE
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,16 @@ url = aws_support.url
 
 
 @pytest.fixture
-def admin(url: str, access_key: tuple[str, str]) -> Client:
-    return Client(url, access_key_id=access_key[0], secret_access_key=access_key[1])
+def admin(url: str, access_key: tuple[str, str]) -> Iterator[Client]:
+    with Client(url, access_key_id=access_key[0], secret_access_key=access_key[1]) as sdk:
+        yield sdk  # closed with the test: an open connection would warn in a later one
 
 
 @pytest.fixture
-def runtime(url: str, access_key: tuple[str, str]) -> Any:
-    return client("sagemaker-runtime", url, access_key)
+def runtime(url: str, access_key: tuple[str, str]) -> Iterator[Any]:
+    boto = client("sagemaker-runtime", url, access_key)
+    yield boto
+    boto.close()
 
 
 def endpoint(admin: Client, name: str, model: str = BUILTIN, variant: str = "AllTraffic") -> None:

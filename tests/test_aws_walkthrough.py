@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from loopin.client import Client
+from loopin.client import Client, WorkerClient
 from loopin.config import Settings
 from loopin.services import Services
 from tests import aws_support
@@ -35,29 +37,10 @@ ROLE = "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRol
 # The built-in detector is small: its best scores on these photos are under 0.9.
 THRESHOLD = 0.5
 CHROMIUM = "/usr/bin/chromium"
-# The AWS sample template for bounding boxes with the walkthrough's two changes:
-# initial-value and labels come from the task input.
-TEMPLATE = """<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
-
-<crowd-form>
-  <crowd-bounding-box
-    name="annotatedResult"
-    src="{{ task.input.taskObject | grant_read_access }}"
-    header="Draw bounding boxes around all the objects in this image"
-    labels="{{ task.input.labels }}"
-    initial-value="{{ task.input.initialValue }}"
-  >
-    <full-instructions header="Bounding Box Instructions">
-      <p>Use the bounding box tool to draw boxes around the requested target of interest:</p>
-      <ol>
-        <li>Draw a rectangle using your mouse over each instance of the target.</li>
-        <li>Make sure the box does not cut into the target, leave a 2 - 3 pixel margin</li>
-      </ol>
-    </full-instructions>
-    <short-instructions>Draw boxes around the requested target of interest.</short-instructions>
-  </crowd-bounding-box>
-</crowd-form>
-"""
+ROOT = Path(__file__).parent.parent
+# The AWS sample template for bounding boxes with the walkthrough's two changes (initial-value
+# and labels come from the task input), as docs/aws.md uses it.
+TEMPLATE = (ROOT / "docs" / "examples" / "worker-task-template.html").read_text()
 
 clock = aws_support.clock
 
@@ -325,3 +308,55 @@ def test_hosting_and_invoke_with_the_aws_cli(url, access_key, tmp_path: Path) ->
     aws("sagemaker", "delete-endpoint-config", "--endpoint-config-name", "gluoncv-config")
     aws("sagemaker", "delete-model", "--model-name", "gluoncv-model")
     assert aws("sagemaker", "list-models")["Models"] == []
+
+
+@pytest.mark.parametrize("settings", ["embedded store"], indirect=True)
+def test_the_boto3_walkthrough_in_docs_aws_md_runs_as_written(url, access_key, monkeypatch) -> None:
+    """docs/aws.md's Python, run as it is written from the root of the checkout (only the
+    server's URL differs), while a worker accepts the invitation and answers the task."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "aws.md").read_text(), re.S)
+    assert len(blocks) == 1 and '"http://127.0.0.1:8321"' in blocks[0]
+    code = compile(blocks[0].replace('"http://127.0.0.1:8321"', json.dumps(url)), "docs/aws.md", "exec")
+    monkeypatch.chdir(ROOT)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": access_key[0],
+        "AWS_SECRET_ACCESS_KEY": access_key[1],
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    scope: dict[str, Any] = {"__name__": "docs_aws"}
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            exec(code, scope)
+        except BaseException as exc:  # reported by the test below
+            failed.append(exc)
+
+    walkthrough = threading.Thread(target=run, daemon=True)
+    walkthrough.start()
+    deadline = time.monotonic() + 120
+
+    def waiting(what: str) -> None:
+        assert not failed, failed
+        assert walkthrough.is_alive() and time.monotonic() < deadline, f"the doc's code ended before {what}"
+        time.sleep(0.1)
+
+    while "invitation" not in scope:
+        waiting("inviting the worker")
+    token = scope["invitation"].invitation_token
+    worker = WorkerClient.accept_invitation(url, token, "correct-horse-battery")  # Ana chooses a password
+    while (task := worker.next_task()) is None:
+        waiting("starting the loop")
+    boxes = [*task.input["initialValue"], {"label": "person", "left": 5, "top": 5, "width": 50, "height": 80}]
+    answer = {"boundingBoxes": boxes, "inputImageProperties": {"height": 400, "width": 600}}
+    worker.submit(task.task_id, {"annotatedResult": answer})
+    worker.close()
+    walkthrough.join(timeout=60)
+    assert not failed, failed
+    assert not walkthrough.is_alive()
+    assert scope["output"]["humanAnswers"][0]["answerContent"]["annotatedResult"]["boundingBoxes"] == boxes
+    assert scope["initial"] and scope["portal"] == url + "/worker"
+    with Client(url, access_key_id=access_key[0], secret_access_key=access_key[1]) as admin:
+        # The clean-up deleted everything but the stored files.
+        assert admin.list_flows() == [] and admin.list_endpoints() == [] and admin.list_models() == []

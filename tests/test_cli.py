@@ -193,6 +193,11 @@ def test_endpoints_from_the_cli_agree_with_the_library(cli, tmp_path: Path) -> N
     summary = run_cli(env, "endpoints", "invoke", "det", *images).stdout
     assert f"{len(routed)} of 2 images went to people" in summary
     assert len(_json(env, "loops", "list")) == len(routed)  # the rerun started nothing new
+    # The key covers the routing options (docs/endpoints.md, idempotency keys): other options, a new request.
+    other = _json(env, "endpoints", "invoke", "det", images[0], "--flow", "ask", "--threshold", "0.95")
+    assert other[0]["routing"]["threshold"] == 0.95 and other[0]["prediction_id"] not in {
+        item["prediction_id"] for item in first
+    }
     assert _json(env, "endpoints", "update", "det", "--no-routing")["routing"] is None
     run_cli(env, "endpoints", "delete", "det")
     assert _json(env, "endpoints", "list") == []

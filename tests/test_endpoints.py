@@ -63,9 +63,9 @@ def test_builtin_detector_finds_what_the_photos_show(admin, services) -> None:
         result = admin.invoke_endpoint("detector", (DATA / image).read_bytes())
         best = max((d for d in result.detections if d.label == label), key=lambda d: d.score)
         assert iou(_box(best), expected) >= 0.7, image
-        assert result.model["name"] == BUILTIN and result.human_loop is None
+        assert result.model.name == BUILTIN and result.human_loop is None
         with Image.open(DATA / image) as photo:
-            assert result.image == {"width": photo.width, "height": photo.height}
+            assert (result.image.width, result.image.height) == (photo.width, photo.height)
 
 
 def test_native_api_sagemaker_path_and_library_agree(admin, services, app_client, access_key, clock) -> None:
@@ -119,7 +119,7 @@ def test_bad_images_get_a_clear_400_on_both_paths(
     assert aws.status_code == 400 and aws.headers["x-amzn-errortype"] == "ValidationError"
     assert aws.json()["message"]
     assert app_client.get("/healthz").status_code == 200
-    assert admin.invoke_endpoint("detector", _jpeg()).image == {"width": 64, "height": 48}
+    assert admin.invoke_endpoint("detector", _jpeg()).image.model_dump() == {"width": 64, "height": 48}
 
 
 def test_unknown_and_not_in_service_endpoints(admin, services, app_client, access_key, clock) -> None:
@@ -196,11 +196,11 @@ def test_update_keeps_serving_the_old_config_until_the_new_one_is_loaded(admin, 
     admin.register_model("renamed", builtin=BUILTIN)
     admin.create_endpoint_config("second", variants=[VariantSpec(variant_name="Second", model="renamed")])
     assert admin.update_endpoint("detector", config="second").status == "Updating"
-    assert admin.invoke_endpoint("detector", ASTRONAUT).model["variant"] == "AllTraffic"
+    assert admin.invoke_endpoint("detector", ASTRONAUT).model.variant == "AllTraffic"
     run_once(services)
     endpoint = admin.describe_endpoint("detector")
     assert (endpoint.status, endpoint.config) == ("InService", "second")
-    assert admin.invoke_endpoint("detector", ASTRONAUT).model["variant"] == "Second"
+    assert admin.invoke_endpoint("detector", ASTRONAUT).model.variant == "Second"
     admin.delete_endpoint("detector")
     with pytest.raises(NotFoundError):
         admin.describe_endpoint("detector")
@@ -210,9 +210,10 @@ def test_routing_starts_one_loop_with_the_walkthrough_input(admin, services) -> 
     setup_flow(admin, workers=1)
     deploy(admin, services, routing=RoutingRule(flow="review", threshold=0.5))
     first = admin.invoke_endpoint("detector", ASTRONAUT, idempotency_key="upload-1")
-    assert first.routing == {"reason": "low-confidence", "flow": "review", "threshold": 0.5}
-    loop = admin.describe_loop(first.human_loop["name"])
-    assert loop.status == "InProgress" and loop.arn == first.human_loop["arn"]
+    assert first.routing is not None
+    assert first.routing.model_dump() == {"reason": "low-confidence", "flow": "review", "threshold": 0.5}
+    loop = admin.describe_loop(first.human_loop.name)
+    assert loop.status == "InProgress" and loop.arn == first.human_loop.arn
     task_input = loop.input
     assert services.store.get(task_input["taskObject"]) == ASTRONAUT
     assert task_input["taskObject"].endswith(hashlib.sha256(ASTRONAUT).hexdigest() + ".jpg")
@@ -237,7 +238,7 @@ def test_routing_starts_one_loop_with_the_walkthrough_input(admin, services) -> 
     assert again == first  # the whole first answer, detections and all
     assert len(admin.list_loops().loops) == 1
     # Without a key, another call is another review.
-    assert admin.invoke_endpoint("detector", ASTRONAUT).human_loop["name"] != first.human_loop["name"]
+    assert admin.invoke_endpoint("detector", ASTRONAUT).human_loop.name != first.human_loop.name
 
 
 def test_confident_images_are_not_routed_and_class_filter(admin, services) -> None:
@@ -247,8 +248,8 @@ def test_confident_images_are_not_routed_and_class_filter(admin, services) -> No
     only_cats = admin.invoke_endpoint("detector", ASTRONAUT, threshold=0.9, classes=["cat"])
     assert only_cats.human_loop is None  # no cat on the astronaut photo: nothing doubtful
     person = admin.invoke_endpoint("detector", ASTRONAUT, threshold=0.9, classes=["person"])
-    assert person.routing["reason"] == "low-confidence"
-    assert admin.describe_loop(person.human_loop["name"]).input["labels"] == ["person"]
+    assert person.routing.reason == "low-confidence"
+    assert admin.describe_loop(person.human_loop.name).input["labels"] == ["person"]
 
 
 def test_audit_sampling_is_deterministic(admin, services) -> None:
@@ -257,7 +258,7 @@ def test_audit_sampling_is_deterministic(admin, services) -> None:
     for name in ("astronaut.jpg", "motorcycle_left.jpg", "coffee.jpg", "chelsea.jpg"):
         image = (DATA / name).read_bytes()
         expected = int(hashlib.sha256(image).hexdigest()[:8], 16) % AUDIT_BUCKETS < 5000
-        decisions = {admin.invoke_endpoint("detector", image).routing["reason"] for _ in range(2)}
+        decisions = {admin.invoke_endpoint("detector", image).routing.reason for _ in range(2)}
         assert decisions == {"audit" if expected else None}, name
 
 
@@ -296,8 +297,8 @@ def test_threshold_curve_replays_the_prediction_log_against_the_answers(
     assert kept.human_loop and fixed.human_loop and empty.human_loop is None
     worker = worker_client(app_client, emails[0])
     answers = {
-        kept.human_loop["name"]: [{"label": "red", "left": 10, "top": 10, "width": 20, "height": 20}],
-        fixed.human_loop["name"]: [
+        kept.human_loop.name: [{"label": "red", "left": 10, "top": 10, "width": 20, "height": 20}],
+        fixed.human_loop.name: [
             {"label": "red", "left": 40, "top": 20, "width": 30, "height": 30},
             {"label": "red", "left": 0, "top": 0, "width": 5, "height": 5},  # the model missed this one
         ],
@@ -386,7 +387,7 @@ def test_a_class_can_have_its_own_lower_bound(admin, services) -> None:
     coffee = admin.invoke_endpoint("detector", (DATA / "coffee.jpg").read_bytes())
     assert coffee.human_loop is None
     chelsea = admin.invoke_endpoint("detector", (DATA / "chelsea.jpg").read_bytes())
-    predictions = admin.describe_loop(chelsea.human_loop["name"]).input["predictions"]
+    predictions = admin.describe_loop(chelsea.human_loop.name).input["predictions"]
     assert not any(p["label"] == "chair" for p in predictions)
     assert {p["label"] for p in predictions if p["score"] < 0.3} == {"cell phone"}  # 0.26: counts for phones
     by_threshold = {p.threshold: p.routed for p in admin.threshold_curve("review").points}
@@ -404,14 +405,14 @@ def test_the_loop_offers_the_whole_label_set_not_only_what_the_model_saw(admin, 
     deploy(admin, services, routing=RoutingRule(flow="review", threshold=0.5))
     every_class = list(BUILTIN_MODELS[BUILTIN].classes)
     result = admin.invoke_endpoint("detector", ASTRONAUT)
-    labels = admin.describe_loop(result.human_loop["name"]).input["labels"]
+    labels = admin.describe_loop(result.human_loop.name).input["labels"]
     assert labels == every_class and "bicycle" in labels  # a worker can label a bicycle the model missed
     # A configured label set (the flow's) is offered as it is; a pre-filled box's label is added.
     admin.update_endpoint(
         "detector", routing=RoutingRule(flow="review", threshold=0.5, labels=("car", "bicycle", "motorcycle"))
     )
     result = admin.invoke_endpoint("detector", ASTRONAUT)
-    assert admin.describe_loop(result.human_loop["name"]).input["labels"] == ["car", "bicycle", "motorcycle", "person"]
+    assert admin.describe_loop(result.human_loop.name).input["labels"] == ["car", "bicycle", "motorcycle", "person"]
 
 
 def test_the_builtin_model_is_named_for_what_it_is_and_its_old_name_still_works(admin, services) -> None:
@@ -422,7 +423,7 @@ def test_the_builtin_model_is_named_for_what_it_is_and_its_old_name_still_works(
     endpoint = deploy(admin, services, name="old", model="nanodet-m-416-coco")
     assert endpoint.status == "InService"
     old = admin.invoke_endpoint("old", ASTRONAUT)
-    assert old.model["name"] == "nanodet-g-416-coco"
+    assert old.model.name == "nanodet-g-416-coco"
     admin.register_model("gluoncv-model", builtin="nanodet-m-416-coco")
     deploy(admin, services, name="mine", model="gluoncv-model")
     assert admin.invoke_endpoint("mine", ASTRONAUT).detections == old.detections
@@ -430,3 +431,24 @@ def test_the_builtin_model_is_named_for_what_it_is_and_its_old_name_still_works(
         admin.register_model("nanodet-m-416-coco", builtin=BUILTIN)  # still a built-in's name
     with pytest.raises(ValidationError):
         admin.delete_model("nanodet-m-416-coco")
+
+
+def test_the_sdk_returns_typed_models_all_the_way_down(admin, services) -> None:
+    setup_flow(admin, workers=1)
+    deploy(admin, services, routing=RoutingRule(flow="review", threshold=0.5))
+    result = admin.invoke_endpoint("detector", ASTRONAUT, idempotency_key="typed")
+    assert result.human_loop is not None and result.routing is not None
+    assert admin.describe_loop(result.human_loop.name).arn == result.human_loop.arn
+    assert result.human_loop.status == "InProgress" and result.routing.reason == "low-confidence"
+    assert (result.routing.flow, result.routing.threshold) == ("review", 0.5)
+    assert (result.model.name, result.model.variant) == (BUILTIN, "AllTraffic")
+    assert (result.image.width, result.image.height) == (512, 512)
+    # Code written against the dicts of earlier versions keeps working.
+    assert result.human_loop["name"] == result.human_loop.name and result.model["version"] == "1"
+    variant = next(c for c in admin.list_endpoint_configs() if c.name == "detector-config").variants[0]
+    assert (variant.variant_name, variant.model, variant.instance_count, variant.weight) == (
+        "AllTraffic",
+        BUILTIN,
+        2,
+        1.0,
+    )

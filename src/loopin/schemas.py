@@ -380,10 +380,31 @@ class EndpointConfigCreate(Request):
     variants: list[VariantSpec]
 
 
+class Record(Response):
+    """A nested part of an answer. Its fields are attributes (``result.human_loop.name``);
+    ``record["name"]`` and ``record.get("name")`` work too, for code written when these
+    parts were plain dicts."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in type(self).model_fields else default
+
+
+class VariantInfo(Record):
+    variant_name: str
+    model: str
+    instance_count: int = 1
+    weight: float = 1.0
+
+
 class EndpointConfigInfo(Response):
     name: str
     arn: str
-    variants: list[dict[str, Any]]
+    variants: list[VariantInfo]
     created_at: str
 
 
@@ -420,13 +441,36 @@ class DetectionOut(Response):
     bottom: float
 
 
+class ModelUsed(Record):
+    name: str
+    version: str
+    variant: str
+
+
+class ImageSize(Record):
+    width: int
+    height: int
+
+
+class RoutingDecision(Record):
+    reason: str | None = Field(description="'low-confidence', 'audit', or None (not routed).")
+    flow: str
+    threshold: float
+
+
+class HumanLoopRef(Record):
+    name: str
+    arn: str
+    status: str
+
+
 class InvocationResult(Response):
     detections: list[DetectionOut]
-    model: dict[str, str]
-    image: dict[str, int]
+    model: ModelUsed
+    image: ImageSize
     inference_ms: float
-    routing: dict[str, Any] | None = None
-    human_loop: dict[str, str] | None = None
+    routing: RoutingDecision | None = None
+    human_loop: HumanLoopRef | None = None
     prediction_id: int
 
 

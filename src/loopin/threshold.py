@@ -56,26 +56,15 @@ def threshold_curve(
     flow_name: str,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     *,
-    min_score: float | None = None,
-    classes: Sequence[str] | None = None,
-    class_min_scores: dict[str, float] | None = None,
+    rules: Sequence[RoutingRule] | None = None,
 ) -> Curve:
-    """The curve for a flow. Without ``min_score``, the rules of the endpoints routing to the
-    flow are used: a detection counts if any of them looks at it."""
+    """The curve for a flow, replayed as ``rules`` look at detections (a detection counts if
+    any of them looks at it); by default the rules of the endpoints routing to the flow."""
     get_flow(session, flow_name)  # must exist
-    if min_score is None:
+    if rules is None:
         rules = [r for r in (routing_rule(e) for e in list_endpoints(session)) if r is not None and r.flow == flow_name]
-    else:
-        rules = [
-            RoutingRule.model_construct(
-                flow=flow_name,
-                min_score=min_score,
-                classes=tuple(classes) if classes is not None else None,
-                class_min_scores=class_min_scores,
-            )
-        ]
-    if not rules:
-        rules = [RoutingRule.model_construct(flow=flow_name, min_score=0.0, classes=None, class_min_scores=None)]
+    if not rules:  # no endpoint routes to the flow (any more): every logged detection counts
+        rules = [RoutingRule(flow=flow_name, threshold=1.0, min_score=0.0)]
     floors: dict[str, float] = {}
 
     def floor(label: str) -> float:

@@ -251,7 +251,7 @@ def endpoints_invoke(
             str(path),
             str(len(result.detections)),
             f"{best.label} {best.score:.2f}" if best else "",
-            result.human_loop["name"] if result.human_loop else "",
+            result.human_loop.name if result.human_loop else "",
         )
     print_table(table)
     routed = sum(1 for _, r in results if r.human_loop)

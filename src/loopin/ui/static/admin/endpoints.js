@@ -53,13 +53,27 @@
     else if (r.reason === 'low-confidence') text += ' At the threshold ' + r.threshold.toFixed(2) + ' this image would go to people (flow ' + r.flow + '): ' + answer.doubtful.filter(Boolean).length + ' doubtful.';
     else if (r.reason === 'audit') text += ' This image would go to people for an audit (flow ' + r.flow + ').';
     else text += ' At the threshold ' + r.threshold.toFixed(2) + ' this image would not go to people.';
-    if (answer.human_loop) text += ' Human loop started: ' + answer.human_loop.name + '.';
     return text;
+  }
+
+  function loopLink(loop) {
+    // "Human loop started: <name>", the name linking to the loop's page.
+    var span = document.createElement('span');
+    span.appendChild(document.createTextNode(' Human loop started: '));
+    var link = document.createElement('a');
+    link.href = '/admin/loops/' + encodeURIComponent(loop.name);
+    link.id = 'try-loop';
+    link.textContent = loop.name;
+    span.appendChild(link);
+    span.appendChild(document.createTextNode('.'));
+    return span;
   }
 
   function show(answer) {
     last = answer;
-    document.getElementById('try-summary').textContent = summary(answer);
+    var summaryLine = document.getElementById('try-summary');
+    summaryLine.textContent = summary(answer);
+    if (answer.human_loop) summaryLine.appendChild(loopLink(answer.human_loop));
     var body = document.querySelector('#try-detections tbody');
     body.textContent = '';
     answer.detections.forEach(function (d, i) {

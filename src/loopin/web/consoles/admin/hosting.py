@@ -31,11 +31,16 @@ from loopin.web.errors import json_error
 from loopin.web.pages import Form, redirect
 
 NOTICES = {
-    "deployed": "The endpoint is being created: its model loads in the background.",
     "routing": "The routing rule is saved; it applies to the next invocation.",
     "routing-off": "The endpoint no longer routes images to people.",
     "deleted": "The endpoint is deleted.",
     "model-deleted": "The model is deleted.",
+}
+# After "Deploy": what the endpoint's status is now (the page reloads itself while it loads).
+CREATED_NOTICES = {
+    "Creating": "The endpoint is Creating: its model loads in the background.",
+    "Updating": "The endpoint is Updating: its new config loads in the background.",
+    "InService": "The endpoint is InService: it answers invocations.",
 }
 
 
@@ -95,18 +100,26 @@ def add_routes(pages: AdminPages) -> None:
                 for k in ("name", "instances", "flow", "threshold", "min_score", "classes", "sample_percent")
             }
             return await _model_page(me, model, 400, error=exc.message, form=values)
-        return redirect(f"{_endpoint_path(row.name)}?notice=deployed")
+        return redirect(f"{_endpoint_path(row.name)}?notice=created")
 
     async def endpoint_page(name: str, request: Request, notice: str = "") -> Response:
         me = await run_in_threadpool(pages.signed_in, request)
         if me is None:
             return to_sign_in(request)
-        return await _endpoint_page(me, name, notice=NOTICES.get(notice))
+        return await _endpoint_page(me, name, notice=NOTICES.get(notice), created=notice == "created")
 
     async def _endpoint_page(
-        me: SignedInAdmin, name: str, status: int = 200, *, error: str | None = None, **values: Any
+        me: SignedInAdmin,
+        name: str,
+        status: int = 200,
+        *,
+        error: str | None = None,
+        created: bool = False,
+        **values: Any,
     ) -> Response:
         endpoint = await pages.read(lambda s: _endpoint_values(s, name))
+        if created:  # the notice says what the endpoint is now, as its badge does
+            values["notice"] = CREATED_NOTICES.get(endpoint["status"])
         flows = await pages.read(lambda s: [f.name for f in list_flows(s)])
         rule = endpoint["routing"]
         values.setdefault(
