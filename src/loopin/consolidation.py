@@ -136,6 +136,7 @@ def consolidate(
     if presence is None and history and _has_boxes(answers):
         questions = [q for item in [*history, answers] for q in presence_votes(item, iou_threshold=iou_threshold)]
         presence = presence_model(questions)
+    learned = presence is not None and reliability is None
     if presence is not None and reliability is None:
         reliability = presence.reliability()
     weights = {worker: _weight(reliability, worker) for worker, _ in answers}
@@ -162,6 +163,8 @@ def consolidate(
         method: Callable[..., FieldResult | str] = _METHODS[kind]
         if kind == "boxes" and automatic and presence is not None:
             method = functools.partial(_boxes, presence=presence)
+        elif kind == "boxes" and learned:  # an explicit quorum counts workers, not learned weights
+            method = functools.partial(_boxes, quorum_weights={w: 1.0 for w, _ in answers})
         result = method(given, weights, quorum, n, past, iou_threshold)
         if isinstance(result, str):
             skipped[name] = result
@@ -386,9 +389,11 @@ def _boxes(
     iou_threshold: float,
     *,
     presence: PresenceModel | None = None,
+    quorum_weights: Weights | None = None,
 ) -> FieldResult:
     clusters = cluster_boxes([(w, v["boundingBoxes"]) for w, v in given], weights, iou_threshold=iou_threshold)
-    total = sum(vote_weight(weights[w]) for w, _ in given)
+    counting = quorum_weights if quorum_weights is not None else weights
+    total = sum(vote_weight(counting[w]) for w, _ in given)
     n_given = len(given)
     kept_boxes: list[dict[str, Any]] = []
     objects: list[dict[str, Any]] = []
@@ -414,7 +419,7 @@ def _boxes(
             posterior = presence.posterior([(w, "present" if w in drew else "absent") for w, _ in given])
             if posterior < 0.5:
                 continue
-        elif not _kept(sum(vote_weight(weights[w]) for w, _ in cluster.members), total, quorum, n_given):
+        elif not _kept(sum(vote_weight(counting[w]) for w, _ in cluster.members), total, quorum, n_given):
             continue
         box = cluster.fused(weights)
         box = {k: round(x, None if integer else 2) for k, x in box.items()}

@@ -336,7 +336,9 @@ def _consolidate(
         history: list[list[tuple[str, Any]]] = []
         if consolidation.needs_history(answers):
             history = _flow_history(session, loop, before_ms=before_ms)
-        return consolidation.consolidate(answers, quorum=quorum, history=history).to_json()
+        # The flow's own quorum when set; None lets history decide objects (see consolidation).
+        explicit = session.get_one(FlowDefinition, loop.flow_id).consolidation_quorum
+        return consolidation.consolidate(answers, quorum=explicit, history=history).to_json()
     except Exception as exc:  # a bug in a method must not keep the loop from completing
         log.exception("consolidating the answers of loop %s failed", loop.name)
         return {
