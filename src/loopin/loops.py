@@ -31,7 +31,7 @@ from loopin.validation import LOOP_NAME, check_name
 
 MAX_INPUT_CHARS = 3_145_728
 MAX_PAGE_SIZE = 100
-HISTORY_ANSWERS = 600  # the flow's latest answers Dawid-Skene may learn from
+HISTORY_ANSWERS = 600  # the flow's latest answers consolidation may learn from (~200 loops of 3)
 log = logging.getLogger("loopin.loops")
 CONTENT_CLASSIFIERS = {"FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"}
 ACTIVE = ("InProgress", "Stopping")
@@ -329,7 +329,7 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
 def _consolidate(
     session: Session, loop: HumanLoop, answers: list[tuple[str, Any]], *, quorum: int, before_ms: int
 ) -> dict[str, Any]:
-    """The ``consolidatedAnswer`` object. Classification learns from the flow's answers to
+    """The ``consolidatedAnswer`` object. Labels and boxes learn from the flow's answers to
     other loops submitted up to this loop's last answer (so a retried write sees the same
     history). A failure here never holds the loop back: it is written with the reason."""
     try:
