@@ -1,8 +1,9 @@
 """Consolidating the answers of several workers to one loop into one answer.
 
 Pure functions: no database, no HTTP. The input is a list of ``(worker id, answerContent)``
-pairs, optional reliability weights per worker (0..1) and, for classification, optional
-history (the flow's recent answers to other loops) for Dawid-Skene EM. The output is a
+pairs, optional reliability weights per worker (0..1) and optional history (the flow's
+recent answers to other loops) from which Dawid-Skene EM learns the workers: their label
+confusions, and for boxes whether they draw what is there. The output is a
 ``Consolidation``: an ``answerContent`` of the same shape as one worker's, with the
 agreement per object and per field, the contributing workers, the method used per field
 and the fields left alone with the reason. ``docs/consolidation.md`` describes every method.
@@ -13,9 +14,10 @@ kind is read from the values the workers gave:
 ==================================  =======================================================
 value                               method
 ==================================  =======================================================
-``{"boundingBoxes": [...]}``        ``weighted-box-fusion``: per label, boxes matched across
-                                    workers by IoU (optimal assignment), kept at quorum,
-                                    coordinates averaged by reliability
+``{"boundingBoxes": [...]}``        ``weighted-box-fusion``: boxes matched across workers
+                                    by IoU (optimal assignment), labelled by vote, kept at
+                                    the quorum or (``+dawid-skene``) by a presence model
+                                    learned from history, corners averaged by reliability
 ``{"keypoints": [...]}``            ``keypoint-median``: per label, median of coordinates
 ``{"label": "..."}``                ``dawid-skene`` with history, else ``weighted-majority``
 ``{"labels": [...]}``               the same, per category (present / absent)
@@ -839,27 +841,6 @@ def estimate_reliability(items: Sequence[Sequence[Answer]], *, iou_threshold: fl
     (``presence_votes`` + ``reliability_from_presence``)."""
     questions = [q for item in items for q in presence_votes(item, iou_threshold=iou_threshold)]
     return reliability_from_presence(questions)
-
-
-def worker_agreement(answers: Sequence[Answer], result: Consolidation) -> list[tuple[str, float]]:
-    """How well each worker's answer agrees with a consolidated one, per field that has a
-    measure: box F1 at IoU 0.5 against the consolidated boxes, 1 or 0 for a label."""
-    found = []
-    for worker, content in answers:
-        for name, f in result.fields.items():
-            if name in content:
-                score = _agreement_with(content[name], f)
-                if score is not None:
-                    found.append((worker, score))
-    return found
-
-
-def _agreement_with(value: Any, consolidated: FieldResult) -> float | None:
-    if consolidated.method == "weighted-box-fusion":
-        return box_f1(value.get("boundingBoxes", []), consolidated.value["boundingBoxes"])
-    if consolidated.method in ("dawid-skene", "weighted-majority") and isinstance(value, Mapping) and "label" in value:
-        return 1.0 if value.get("label") == consolidated.value.get("label") else 0.0
-    return None
 
 
 def box_f1(
