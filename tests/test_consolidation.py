@@ -17,6 +17,8 @@ from loopin.consolidation import (
     estimate_reliability,
     iou,
     normalise_text,
+    presence_model,
+    presence_votes,
 )
 
 
@@ -104,11 +106,18 @@ def test_reliability_weights_move_the_box_and_count_toward_the_quorum():
     assert SMALL not in consolidate(answers).answer_content["annotatedResult"]["boundingBoxes"]
 
 
-def test_box_label_disagreement_keeps_the_majority_label():
+def test_box_label_disagreement_is_one_object_with_the_majority_label():
     answers = [("a", boxes(CAR)), ("b", boxes(CAR)), ("c", boxes({**CAR, "label": "truck"}))]
     result = consolidate(answers)
     assert result.answer_content["annotatedResult"]["boundingBoxes"] == [CAR]
     assert result.workers == ["a", "b"]
+    [obj] = result.fields["annotatedResult"].objects
+    assert obj["otherLabels"] == ["truck"] and obj["agreement"] == pytest.approx(2 / 3, abs=1e-4)
+    # Two workers, two labels: the more reliable worker's label.
+    tie = [("a", boxes(CAR)), ("c", boxes({**CAR, "label": "truck"}))]
+    assert consolidate(tie, reliability={"a": 0.6, "c": 0.9}).answer_content["annotatedResult"]["boundingBoxes"] == [
+        {**CAR, "label": "truck"}
+    ]
 
 
 def test_initial_value_modified_is_the_majority_flag():
@@ -249,6 +258,41 @@ def test_what_has_no_method_is_named_with_a_reason_and_the_rest_is_still_consoli
     assert consolidate([]).not_consolidated == {"*": "no answers"}
 
 
+def _crowd_history(rng: random.Random, count: int) -> list:
+    """Loops answered by a careful worker, one who misses small boxes, and a spammer."""
+    items = []
+    for _ in range(count):
+        big = [box("car", rng.randint(0, 300), rng.randint(0, 200), 120, 80) for _ in range(2)]
+        small = [box("car", rng.randint(400, 580), rng.randint(300, 380), 14, 12)]
+        spam = [box("car", rng.randint(0, 500), rng.randint(0, 300), 60, 60) for _ in range(rng.randint(1, 3))]
+        items.append([("careful", boxes(*big, *small)), ("misses", boxes(*big)), ("spam", boxes(*spam))])
+    return items
+
+
+def test_history_teaches_who_to_trust_when_only_one_worker_drew_a_box():
+    history = _crowd_history(random.Random(9), 40)
+    now = [("careful", boxes(CAR, SMALL)), ("misses", boxes(CAR)), ("spam", boxes(box("car", 0, 300, 50, 50)))]
+    learned = consolidate(now, history=history)
+    assert learned.fields["annotatedResult"].method == "weighted-box-fusion+dawid-skene"
+    assert learned.answer_content["annotatedResult"]["boundingBoxes"] == [SMALL, CAR]
+    small = learned.fields["annotatedResult"].objects[0]
+    assert small["workers"] == ["careful"] and small["posterior"] > 0.9
+    # An explicit quorum is a rule: two workers, whatever the history says.
+    strict = consolidate(now, history=history, quorum=2)
+    assert strict.answer_content["annotatedResult"]["boundingBoxes"] == [CAR]
+    # The spammer's box alone is not an object.
+    assert box("car", 0, 300, 50, 50) not in learned.answer_content["annotatedResult"]["boundingBoxes"]
+
+
+def test_presence_model_reliabilities():
+    questions = [q for item in _crowd_history(random.Random(2), 40) for q in presence_votes(item)]
+    model = presence_model(questions)
+    assert model is not None
+    reliability = model.reliability()
+    assert reliability["careful"] > reliability["misses"] > 0.6 > reliability["spam"]
+    assert presence_model(questions[:5]) is None
+
+
 def test_estimated_reliability_ranks_the_spammer_last():
     rng = random.Random(5)
     items = []
@@ -257,7 +301,7 @@ def test_estimated_reliability_ranks_the_spammer_last():
         spam = [box("car", rng.randint(0, 400), rng.randint(0, 300), 80, 60)]
         items.append([("a", boxes(*truth)), ("b", boxes(*truth[:2])), ("spam", boxes(*spam))])
     reliability = estimate_reliability(items)
-    assert reliability["spam"] < 0.3 < 0.7 < min(reliability["a"], reliability["b"])
+    assert reliability["spam"] < 0.5 < 0.8 < min(reliability["a"], reliability["b"])
 
 
 def test_box_f1():

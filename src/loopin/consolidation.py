@@ -1,8 +1,9 @@
 """Consolidating the answers of several workers to one loop into one answer.
 
 Pure functions: no database, no HTTP. The input is a list of ``(worker id, answerContent)``
-pairs, optional reliability weights per worker (0..1) and, for classification, optional
-history (the flow's recent answers to other loops) for Dawid-Skene EM. The output is a
+pairs, optional reliability weights per worker (0..1) and optional history (the flow's
+recent answers to other loops) from which Dawid-Skene EM learns the workers: their label
+confusions, and for boxes whether they draw what is there. The output is a
 ``Consolidation``: an ``answerContent`` of the same shape as one worker's, with the
 agreement per object and per field, the contributing workers, the method used per field
 and the fields left alone with the reason. ``docs/consolidation.md`` describes every method.
@@ -13,9 +14,10 @@ kind is read from the values the workers gave:
 ==================================  =======================================================
 value                               method
 ==================================  =======================================================
-``{"boundingBoxes": [...]}``        ``weighted-box-fusion``: per label, boxes matched across
-                                    workers by IoU (optimal assignment), kept at quorum,
-                                    coordinates averaged by reliability
+``{"boundingBoxes": [...]}``        ``weighted-box-fusion``: boxes matched across workers
+                                    by IoU (optimal assignment), labelled by vote, kept at
+                                    the quorum or (``+dawid-skene``) by a presence model
+                                    learned from history, corners averaged by reliability
 ``{"keypoints": [...]}``            ``keypoint-median``: per label, median of coordinates
 ``{"label": "..."}``                ``dawid-skene`` with history, else ``weighted-majority``
 ``{"labels": [...]}``               the same, per category (present / absent)
@@ -31,10 +33,11 @@ and named in ``not_consolidated`` with the reason.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
@@ -46,7 +49,9 @@ Given = list[tuple[str, Any]]  # (worker id, the value of one field)
 Weights = Mapping[str, float]
 Past = list[list[tuple[str, Any]]]  # other items: per item, (worker id, value of the field)
 
-DEFAULT_IOU = 0.5
+DEFAULT_IOU = 0.5  # for scoring (F1) and for reliability from agreement
+MATCH_IOU = 0.3  # two workers' boxes with at least this IoU can be the same object
+LABEL_PENALTY = 0.1
 MIN_EM_ITEMS = 20  # Dawid-Skene needs this many items (loops) of a field; fewer: weighted majority
 EM_ITERATIONS = 50
 PRIOR_STRENGTH = 2.0  # pseudo-answers a known reliability is worth in a confusion matrix
@@ -110,9 +115,15 @@ def consolidate(
     reliability: Mapping[str, float] | None = None,
     quorum: int | None = None,
     history: Sequence[Sequence[Answer]] = (),
-    iou_threshold: float = DEFAULT_IOU,
+    iou_threshold: float = MATCH_IOU,
+    presence: PresenceModel | None = None,
 ) -> Consolidation:
     """Consolidate one loop's answers (one per worker).
+
+    Boxes with history and no explicit ``quorum``: a presence model (Dawid-Skene on "is
+    there an object here?" over the history's and this loop's objects, or ``presence``
+    when the caller has it already) decides each object by its posterior, and the
+    workers' reliabilities weight the coordinates. Otherwise the quorum rule below.
 
     ``quorum``: how many workers must give a box, keypoint or category for it to be kept
     (default: a majority of the answers; capped at the number of answers). With reliability
@@ -122,7 +133,14 @@ def consolidate(
     (loops) of the same flow, each a list of answers, used by Dawid-Skene EM.
     """
     n = len(answers)
+    automatic = quorum is None
     quorum = min(max(1, quorum if quorum is not None else default_quorum(n)), max(1, n))
+    if presence is None and history and _has_boxes(answers):
+        questions = [q for item in [*history, answers] for q in presence_votes(item, iou_threshold=iou_threshold)]
+        presence = presence_model(questions)
+    learned = presence is not None and reliability is None
+    if presence is not None and reliability is None:
+        reliability = presence.reliability()
     weights = {worker: _weight(reliability, worker) for worker, _ in answers}
     names: list[str] = []
     for _, content in answers:
@@ -144,7 +162,12 @@ def consolidate(
             [(worker, content[name]) for worker, content in item if name in content and isinstance(content, Mapping)]
             for item in history
         ]
-        result = _METHODS[kind](given, weights, quorum, n, past, iou_threshold)
+        method: Callable[..., FieldResult | str] = _METHODS[kind]
+        if kind == "boxes" and automatic and presence is not None:
+            method = functools.partial(_boxes, presence=presence)
+        elif kind == "boxes" and learned:  # an explicit quorum counts workers, not learned weights
+            method = functools.partial(_boxes, quorum_weights={w: 1.0 for w, _ in answers})
+        result = method(given, weights, quorum, n, past, iou_threshold)
         if isinstance(result, str):
             skipped[name] = result
         else:
@@ -328,38 +351,51 @@ def cluster_boxes(
     given: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
     weights: Mapping[str, float],
     *,
-    iou_threshold: float = DEFAULT_IOU,
+    iou_threshold: float = MATCH_IOU,
 ) -> list[_Cluster]:
-    """Group the workers' boxes into objects: per label, workers are taken in order of
-    reliability and each one's boxes are assigned to the objects found so far by optimal
-    assignment on 1 - IoU with the object's fused box; a pair below ``iou_threshold`` is
-    no match and the box starts an object of its own. One box per worker per object."""
+    """Group the workers' boxes into objects: workers are taken in order of reliability and
+    each one's boxes are assigned to the objects found so far by optimal assignment on
+    1 - IoU with the object's fused box (plus ``LABEL_PENALTY`` when the labels differ, so
+    that a same-label match wins a tie); a pair below ``iou_threshold`` is no match and the
+    box starts an object of its own. One box per worker per object. Labels do not split
+    objects: a box drawn with another label is the same object, labelled by vote later."""
     order = sorted(range(len(given)), key=lambda i: -weights[given[i][0]])
-    labels = sorted({str(b.get("label", "")) for _, boxes in given for b in boxes})
     clusters: list[_Cluster] = []
-    for label in labels:
-        mine: list[_Cluster] = []
-        for i in order:
-            worker, boxes = given[i]
-            own = [b for b in boxes if str(b.get("label", "")) == label]
-            if not own:
-                continue
-            fused = [c.fused(weights) for c in mine]
-            matched: set[int] = set()
-            if fused:
-                overlap = np.array([[iou(b, f) for f in fused] for b in own])
-                for r, c in assignment(1.0 - overlap):
-                    if overlap[r, c] >= iou_threshold:
-                        mine[c].members.append((worker, own[r]))
-                        matched.add(r)
-            mine.extend(_Cluster(label, [(worker, b)]) for r, b in enumerate(own) if r not in matched)
-        clusters.extend(mine)
+    for i in order:
+        worker, boxes = given[i]
+        if not boxes:
+            continue
+        fused = [c.fused(weights) for c in clusters]
+        matched: set[int] = set()
+        if fused:
+            overlap = np.array([[iou(b, f) for f in fused] for b in boxes])
+            penalty = np.array([[0.0 if _box_label(b) == c.label else LABEL_PENALTY for c in clusters] for b in boxes])
+            for r, c in assignment(1.0 - overlap + penalty):
+                if overlap[r, c] >= iou_threshold:
+                    clusters[c].members.append((worker, boxes[r]))
+                    matched.add(r)
+        clusters.extend(_Cluster(_box_label(b), [(worker, b)]) for r, b in enumerate(boxes) if r not in matched)
     return clusters
 
 
-def _boxes(given: Given, weights: Weights, quorum: int, n: int, _past: Past, iou_threshold: float) -> FieldResult:
+def _box_label(box: Mapping[str, Any]) -> str:
+    return str(box.get("label", ""))
+
+
+def _boxes(
+    given: Given,
+    weights: Weights,
+    quorum: int,
+    n: int,
+    _past: Past,
+    iou_threshold: float,
+    *,
+    presence: PresenceModel | None = None,
+    quorum_weights: Weights | None = None,
+) -> FieldResult:
     clusters = cluster_boxes([(w, v["boundingBoxes"]) for w, v in given], weights, iou_threshold=iou_threshold)
-    total = sum(vote_weight(weights[w]) for w, _ in given)
+    counting = quorum_weights if quorum_weights is not None else weights
+    total = sum(vote_weight(counting[w]) for w, _ in given)
     n_given = len(given)
     kept_boxes: list[dict[str, Any]] = []
     objects: list[dict[str, Any]] = []
@@ -370,29 +406,43 @@ def _boxes(given: Given, weights: Weights, quorum: int, n: int, _past: Past, iou
         isinstance(b[k], int) for _, v in given for b in v["boundingBoxes"] for k in ("left", "top", "width", "height")
     )
     for cluster in clusters:
-        share = len(cluster.members) / n_given
+        # A label disagreement is settled by a vote weighted by reliability. (Dawid-Skene on
+        # box labels was tried: with two honest workers per object it did worse, see the docs.)
+        label, _ = weighted_vote([(w, _box_label(b)) for w, b in cluster.members], weights)
+        share = sum(1 for _, b in cluster.members if _box_label(b) == label) / n_given
         ious = [
             iou(a, b) for i, (_, a) in enumerate(cluster.members) for _, b in cluster.members[i + 1 :]
         ]  # pairwise, within the object
         score = (statistics.fmean(ious) if ious else 1.0) * share
         scores.append(score)
-        support = sum(vote_weight(weights[w]) for w, _ in cluster.members)
-        if not _kept(support, total, quorum, n_given):
+        posterior = None
+        if presence is not None:
+            drew = {w for w, _ in cluster.members}
+            posterior = presence.posterior([(w, "present" if w in drew else "absent") for w, _ in given])
+            if posterior < 0.5:
+                continue
+        elif not _kept(sum(vote_weight(counting[w]) for w, _ in cluster.members), total, quorum, n_given):
             continue
         box = cluster.fused(weights)
         box = {k: round(x, None if integer else 2) for k, x in box.items()}
         kept_boxes.append(
             {
                 "height": box["height"],
-                "label": cluster.label,
+                "label": label,
                 "left": box["left"],
                 "top": box["top"],
                 "width": box["width"],
             }
         )
-        workers = [w for w, _ in cluster.members]
+        workers = [w for w, b in cluster.members if _box_label(b) == label]
         contributing.update(workers)
-        objects.append({"agreement": round(score, 4), "label": cluster.label, "workers": workers})
+        obj: dict[str, Any] = {"agreement": round(score, 4), "label": label, "workers": workers}
+        others = sorted({_box_label(b) for _, b in cluster.members} - {label})
+        if others:
+            obj["otherLabels"] = others
+        if posterior is not None:
+            obj["posterior"] = round(posterior, 4)
+        objects.append(obj)
         kept_scores.append(score)
     order = sorted(
         range(len(kept_boxes)), key=lambda i: (kept_boxes[i]["top"], kept_boxes[i]["left"], kept_boxes[i]["label"])
@@ -407,7 +457,7 @@ def _boxes(given: Given, weights: Weights, quorum: int, n: int, _past: Past, iou
     # Dropped objects count against the field's agreement: mean over every object seen.
     agreement = sum(kept_scores) / len(scores) if scores else 1.0
     return FieldResult(
-        "weighted-box-fusion",
+        "weighted-box-fusion" if presence is None else "weighted-box-fusion+dawid-skene",
         value,
         agreement,
         [w for w, _ in given if w in contributing],
@@ -708,7 +758,7 @@ def _text(given: Given, weights: Weights, quorum: int, n: int, _past: Past, _iou
     return FieldResult("closest-to-others", given[best][1], similarity[best], [given[best][0]])
 
 
-_METHODS = {
+_METHODS: dict[str, Callable[..., FieldResult | str]] = {
     "boxes": _boxes,
     "keypoints": _keypoints,
     "label": _label,
@@ -724,33 +774,73 @@ _METHODS = {
 # -- reliability ----------------------------------------------------------------------
 
 
-def estimate_reliability(
-    items: Sequence[Sequence[Answer]], *, prior: float = 0.7, prior_items: float = 2.0
-) -> dict[str, float]:
-    """Each worker's reliability from their agreement with the (unweighted) consolidated
-    answers of past items: per field, F1 of their boxes against the consolidated boxes at
-    IoU 0.5, or 1/0 for a label; smoothed toward ``prior`` with ``prior_items`` items."""
-    scores: dict[str, list[float]] = {}
-    for item in items:
-        if len(item) < 2:
+def presence_votes(item: Sequence[Answer], *, iou_threshold: float = MATCH_IOU) -> list[list[tuple[str, str]]]:
+    """One loop's boxes as yes/no questions: the objects found by clustering every worker's
+    boxes (``cluster_boxes``, no quorum), and for each object, every worker who answered
+    the field saying "present" (drew a box in it) or "absent"."""
+    questions: list[list[tuple[str, str]]] = []
+    names = sorted({name for _, content in item for name in content})
+    for name in names:
+        given = [
+            (worker, content[name]["boundingBoxes"])
+            for worker, content in item
+            if isinstance(content.get(name), Mapping)
+            and isinstance(content[name].get("boundingBoxes"), list)
+            and all(_is_box(b) for b in content[name]["boundingBoxes"])
+        ]
+        if len(given) < 2:
             continue
-        result = consolidate(item)
-        for worker, content in item:
-            for name, f in result.fields.items():
-                if name not in content:
-                    continue
-                score = _agreement_with(content[name], f)
-                if score is not None:
-                    scores.setdefault(worker, []).append(score)
-    return {w: (sum(s) + prior * prior_items) / (len(s) + prior_items) for w, s in sorted(scores.items())}
+        for cluster in cluster_boxes(given, {w: 1.0 for w, _ in given}, iou_threshold=iou_threshold):
+            drew = {w for w, _ in cluster.members}
+            questions.append([(w, "present" if w in drew else "absent") for w, _ in given])
+    return questions
 
 
-def _agreement_with(value: Any, consolidated: FieldResult) -> float | None:
-    if consolidated.method == "weighted-box-fusion":
-        return box_f1(value.get("boundingBoxes", []), consolidated.value["boundingBoxes"])
-    if consolidated.method in ("dawid-skene", "weighted-majority") and isinstance(value, Mapping) and "label" in value:
-        return 1.0 if value.get("label") == consolidated.value.get("label") else 0.0
-    return None
+@dataclass(frozen=True)
+class PresenceModel:
+    """Dawid-Skene fitted on present/absent questions: the share of objects that are real
+    and, per worker, P(says v | truth) as a 2 x 2 matrix (rows: absent, present)."""
+
+    prior: tuple[float, float]
+    confusion: Mapping[str, np.ndarray]
+
+    def posterior(self, votes: Sequence[tuple[str, str]]) -> float:
+        """P(the object is there | the workers' present/absent votes); workers the model
+        has not seen do not count."""
+        log = np.log(np.array(self.prior))
+        for worker, vote in votes:
+            matrix = self.confusion.get(worker)
+            if matrix is not None:
+                log = log + np.log(matrix[:, 1 if vote == "present" else 0])
+        p = np.exp(log - log.max())
+        return float(p[1] / p.sum())
+
+    def reliability(self) -> dict[str, float]:
+        """Balanced accuracy per worker: the mean of sensitivity and specificity."""
+        return {w: round(float(m[0, 0] + m[1, 1]) / 2, 4) for w, m in sorted(self.confusion.items())}
+
+
+def presence_model(questions: Sequence[Sequence[tuple[str, str]]]) -> PresenceModel | None:
+    """Fit ``PresenceModel`` on many loops' questions (``presence_votes``); None with fewer
+    than ``MIN_EM_ITEMS`` questions or when no object was ever disputed."""
+    if len(questions) < MIN_EM_ITEMS or not any(v == "absent" for q in questions for _, v in q):
+        return None
+    posterior, confusion = dawid_skene(questions, classes=["absent", "present"])
+    share = float(posterior[:, 1].mean())
+    return PresenceModel((1 - share, share), confusion)
+
+
+def reliability_from_presence(questions: Sequence[Sequence[tuple[str, str]]]) -> dict[str, float]:
+    """Each worker's reliability at drawing boxes (``PresenceModel.reliability``)."""
+    model = presence_model(questions)
+    return model.reliability() if model is not None else {}
+
+
+def estimate_reliability(items: Sequence[Sequence[Answer]], *, iou_threshold: float = MATCH_IOU) -> dict[str, float]:
+    """Workers' reliabilities from the box answers of many loops, without ground truth
+    (``presence_votes`` + ``reliability_from_presence``)."""
+    questions = [q for item in items for q in presence_votes(item, iou_threshold=iou_threshold)]
+    return reliability_from_presence(questions)
 
 
 def box_f1(
@@ -780,11 +870,22 @@ def match_count(
 
 
 def needs_history(answers: Sequence[Answer]) -> bool:
-    """True when a field is a classification (only those learn from other items)."""
+    """True when a field learns from other items: classifications (Dawid-Skene) and boxes
+    (the workers' reliabilities)."""
     for _, content in answers:
         for value in content.values():
             if isinstance(value, Mapping) and (
-                isinstance(value.get("label"), str) or isinstance(value.get("labels"), list)
+                isinstance(value.get("label"), str)
+                or isinstance(value.get("labels"), list)
+                or isinstance(value.get("boundingBoxes"), list)
             ):
                 return True
     return False
+
+
+def _has_boxes(answers: Sequence[Answer]) -> bool:
+    return any(
+        isinstance(v, Mapping) and isinstance(v.get("boundingBoxes"), list)
+        for _, content in answers
+        for v in content.values()
+    )

@@ -33,7 +33,7 @@ OUTPUTS_DUE = "loopin.outputs_due"  # key in Session.info: ids of the loops made
 
 MAX_INPUT_CHARS = 3_145_728
 MAX_PAGE_SIZE = 100
-HISTORY_ANSWERS = 600  # the flow's latest answers Dawid-Skene may learn from
+HISTORY_ANSWERS = 600  # the flow's latest answers consolidation may learn from (~200 loops of 3)
 log = logging.getLogger("loopin.loops")
 CONTENT_CLASSIFIERS = {"FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"}
 ACTIVE = ("InProgress", "Stopping")
@@ -333,14 +333,16 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
 def _consolidate(
     session: Session, loop: HumanLoop, answers: list[tuple[str, Any]], *, quorum: int, before_ms: int
 ) -> dict[str, Any]:
-    """The ``consolidatedAnswer`` object. Classification learns from the flow's answers to
+    """The ``consolidatedAnswer`` object. Labels and boxes learn from the flow's answers to
     other loops submitted up to this loop's last answer (so a retried write sees the same
     history). A failure here never holds the loop back: it is written with the reason."""
     try:
         history: list[list[tuple[str, Any]]] = []
         if consolidation.needs_history(answers):
             history = _flow_history(session, loop, before_ms=before_ms)
-        return consolidation.consolidate(answers, quorum=quorum, history=history).to_json()
+        # The flow's own quorum when set; None lets history decide objects (see consolidation).
+        explicit = session.get_one(FlowDefinition, loop.flow_id).consolidation_quorum
+        return consolidation.consolidate(answers, quorum=explicit, history=history).to_json()
     except Exception as exc:  # a bug in a method must not keep the loop from completing
         log.exception("consolidating the answers of loop %s failed", loop.name)
         return {

@@ -1,0 +1,366 @@
+#!/usr/bin/env python
+"""Consolidation against a simulated crowd: is the consolidated answer better than the best
+single worker, and than an unweighted majority?
+
+    .venv/bin/python bench/bench_consolidation.py              # 1,000 images (about a minute)
+    .venv/bin/python bench/bench_consolidation.py --images 200 # quicker
+
+Ground truth. The built-in detector (``nanodet-m-416-coco``) runs once on the bundled photos
+(tests/data/*.jpg); its detections scoring at least ``--truth-score`` (0.25: this small
+model's best scores on these photos are 0.5-0.8), after class-agnostic non-maximum
+suppression at IoU 0.5, are the true boxes of each photo. A simulated image is an 800 x 600
+mosaic of 2 x 2 tiles; each tile is a random crop (50-100 % of each side) of a random photo,
+scaled by 0.3-1.0 into its 400 x 300 cell, with the truth boxes cropped alike (a box is
+kept when at least 60 % of it stays in the crop) and jittered by 2 % of their size. This
+gives 4-10 boxes per image, many of them small (under 32 px on a side).
+
+Workers. Five honest worker profiles and one spammer. A *crew* is two honest workers and
+the spammer (TaskCount 3, one of whom is a spammer); every one of the 10 possible crews
+answers the same images, so each crew's "best single worker" is the best of its members
+over the same images. An honest worker
+draws each true box with the edges moved by a normal error of ``sigma`` times the box's
+width (x) or height (y), misses it with probability ``miss`` (``miss_small`` for boxes under
+32 px on their short side), gives it a wrong label with probability ``wrong``, and adds
+Poisson(``extra``) boxes where there is nothing. The spammer draws 1-5 boxes anywhere, with
+random labels. Profiles (``WORKERS``): careful, average, misses-small, sloppy, label-confuser.
+
+Box methods, scored by F1 at IoU 0.5 (one-to-one, same label; summed over all images):
+
+- each crew member alone; the best of them is the crew's "best single worker";
+- ``majority``: ``consolidate`` without weights (kept when 2 of 3 drew it);
+- ``consolidated``: ``consolidate`` as the server calls it with a flow's history (quorum
+  automatic): a presence model (Dawid-Skene on "is there an object here?" questions) fitted
+  without ground truth on this image's and the previous 200 images' answers decides each
+  object, the workers' reliabilities from it weight the coordinates; the first images
+  (fewer than 20 questions) fall back to the 2-of-3 quorum.
+
+Classification. Each image also gets an image-level class (the label of its largest true
+box); honest workers answer it right with their ``accuracy``, the label confuser mixes two
+classes up systematically, the spammer answers at random. ``majority`` is the vote of the
+three; ``dawid-skene`` is ``consolidate`` with the previous 200 images as history (EM from
+20 images on), as a loop's output is written by the server.
+
+Results: bench/results/consolidation-<UTC time>.json and a Markdown summary on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from loopin.consolidation import (  # noqa: E402
+    consolidate,
+    iou,
+    match_count,
+    presence_model,
+    presence_votes,
+)
+from loopin.inference import Detector  # noqa: E402
+
+CANVAS = (800, 600)
+TILE = (400, 300)
+SMALL_PX = 32
+HISTORY = 200
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    sigma: float  # edge error, fraction of the box's width / height
+    miss: float
+    miss_small: float
+    wrong: float  # wrong label
+    extra: float  # Poisson mean of boxes drawn where there is nothing
+    accuracy: float  # image-level class
+
+
+WORKERS = [
+    Profile("careful", 0.06, 0.05, 0.15, 0.03, 0.10, 0.90),
+    Profile("average", 0.10, 0.08, 0.25, 0.06, 0.20, 0.80),
+    Profile("misses-small", 0.07, 0.05, 0.90, 0.04, 0.10, 0.85),
+    Profile("sloppy", 0.14, 0.10, 0.30, 0.08, 0.30, 0.70),
+    Profile("label-confuser", 0.08, 0.06, 0.25, 0.20, 0.15, 0.60),
+]
+SPAMMER = "spammer"
+
+
+def photo_truth(min_score: float) -> list[tuple[int, int, list[dict[str, Any]]]]:
+    """(width, height, boxes) per bundled photo: the detector's confident boxes, NMS-ed."""
+    detector = Detector.builtin("nanodet-m-416-coco")
+    photos = []
+    for path in sorted((ROOT / "tests" / "data").glob("*.jpg")):
+        result = detector.detect(path.read_bytes())
+        kept: list[dict[str, Any]] = []
+        for d in sorted(result.detections, key=lambda d: -d.score):
+            if d.score < min_score:
+                break
+            b = {"label": d.label, "left": d.left, "top": d.top, "width": d.right - d.left, "height": d.bottom - d.top}
+            if all(iou(b, k) < 0.5 for k in kept):
+                kept.append(b)
+        photos.append((result.image_width, result.image_height, kept))
+    return photos
+
+
+def make_image(rng: random.Random, photos: list[tuple[int, int, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    boxes = []
+    for cell in range(4):
+        ox, oy = (cell % 2) * TILE[0], (cell // 2) * TILE[1]
+        width, height, truth = rng.choice(photos)
+        cw, ch = width * rng.uniform(0.5, 1.0), height * rng.uniform(0.5, 1.0)
+        cx, cy = rng.uniform(0, width - cw), rng.uniform(0, height - ch)
+        scale = min(TILE[0] / cw, TILE[1] / ch) * rng.uniform(0.3, 1.0)
+        for b in truth:
+            x1, y1 = max(b["left"], cx), max(b["top"], cy)
+            x2, y2 = min(b["left"] + b["width"], cx + cw), min(b["top"] + b["height"], cy + ch)
+            if x2 <= x1 or y2 <= y1 or (x2 - x1) * (y2 - y1) < 0.6 * b["width"] * b["height"]:
+                continue
+            w, h = (x2 - x1) * scale, (y2 - y1) * scale
+            left = ox + (x1 - cx) * scale + rng.gauss(0, 0.02 * w)
+            top = oy + (y1 - cy) * scale + rng.gauss(0, 0.02 * h)
+            w, h = w * (1 + rng.gauss(0, 0.02)), h * (1 + rng.gauss(0, 0.02))
+            if w >= 4 and h >= 4:
+                boxes.append({"label": b["label"], "left": left, "top": top, "width": w, "height": h})
+    return [_rounded(b) for b in boxes]
+
+
+def _rounded(b: dict[str, Any]) -> dict[str, Any]:
+    return {"height": round(b["height"]), "label": b["label"], "left": round(b["left"]), "top": round(b["top"]),
+            "width": round(b["width"])}  # fmt: skip
+
+
+def honest_answer(
+    rng: random.Random, p: Profile, truth: list[dict[str, Any]], labels: list[str]
+) -> list[dict[str, Any]]:
+    drawn = []
+    for b in truth:
+        small = min(b["width"], b["height"]) < SMALL_PX
+        if rng.random() < (p.miss_small if small else p.miss):
+            continue
+        x1 = b["left"] + rng.gauss(0, p.sigma * b["width"])
+        x2 = b["left"] + b["width"] + rng.gauss(0, p.sigma * b["width"])
+        y1 = b["top"] + rng.gauss(0, p.sigma * b["height"])
+        y2 = b["top"] + b["height"] + rng.gauss(0, p.sigma * b["height"])
+        label = b["label"] if rng.random() >= p.wrong else rng.choice([x for x in labels if x != b["label"]])
+        if x2 - x1 >= 2 and y2 - y1 >= 2:
+            drawn.append(_rounded({"label": label, "left": x1, "top": y1, "width": x2 - x1, "height": y2 - y1}))
+    for _ in range(_poisson(rng, p.extra)):
+        drawn.append(_random_box(rng, labels))
+    return drawn
+
+
+def spam_answer(rng: random.Random, labels: list[str]) -> list[dict[str, Any]]:
+    return [_random_box(rng, labels) for _ in range(rng.randint(1, 5))]
+
+
+def _random_box(rng: random.Random, labels: list[str]) -> dict[str, Any]:
+    w, h = rng.uniform(10, 300), rng.uniform(10, 250)
+    left, top = rng.uniform(0, CANVAS[0] - w), rng.uniform(0, CANVAS[1] - h)
+    return _rounded({"label": rng.choice(labels), "left": left, "top": top, "width": w, "height": h})
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    limit, k, p = math.exp(-mean), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def class_answer(rng: random.Random, p: Profile | None, truth: str, classes: list[str]) -> str:
+    if p is None:
+        return rng.choice(classes)
+    if rng.random() < p.accuracy:
+        return truth
+    if p.name == "label-confuser":  # mixes up each class with one other, always the same
+        return classes[(classes.index(truth) + 1) % len(classes)]
+    return rng.choice([c for c in classes if c != truth])
+
+
+def wrap(boxes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "annotatedResult": {"boundingBoxes": boxes, "inputImageProperties": {"height": CANVAS[1], "width": CANVAS[0]}}
+    }
+
+
+class Score:
+    def __init__(self) -> None:
+        self.tp = self.found = self.truth = 0
+
+    def add(self, found: list[dict[str, Any]], truth: list[dict[str, Any]]) -> None:
+        self.tp += match_count(found, truth)
+        self.found += len(found)
+        self.truth += len(truth)
+
+    def f1(self) -> float:
+        return 2 * self.tp / (self.found + self.truth) if self.found + self.truth else 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        precision = self.tp / self.found if self.found else 1.0
+        recall = self.tp / self.truth if self.truth else 1.0
+        return {"f1": round(self.f1(), 4), "precision": round(precision, 4), "recall": round(recall, 4),
+                "tp": self.tp, "found": self.found, "truth": self.truth}  # fmt: skip
+
+
+def run_crew(crew: list[str], images: list[list[dict[str, Any]]], labels: list[str], seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    profiles = {p.name: p for p in WORKERS}
+    per_worker = {name: Score() for name in crew}
+    majority, weighted = Score(), Score()
+    class_right = {"majority": 0, "dawid-skene": 0}
+    methods: dict[str, int] = {}
+    questions: list[list[list[tuple[str, str]]]] = []  # per image: its present/absent questions
+    class_items: list[list[tuple[str, dict[str, Any]]]] = []
+    timings: dict[str, list[float]] = {"majority": [], "consolidated": [], "dawid-skene": []}
+    for truth in images:
+        order = crew[:]
+        rng.shuffle(order)
+        answers = []
+        for name in order:
+            drawn = spam_answer(rng, labels) if name == SPAMMER else honest_answer(rng, profiles[name], truth, labels)
+            per_worker[name].add(drawn, truth)
+            answers.append((name, wrap(drawn)))
+        # What consolidate(answers, history=<the previous 200 loops>) computes in the server,
+        # with each loop's present/absent questions computed once instead of every time.
+        questions.append(presence_votes(answers))
+        model = presence_model([q for item in questions[-HISTORY - 1 :] for q in item])
+        reliability = model.reliability() if model is not None else {}
+        t = time.perf_counter()
+        plain = consolidate(answers)
+        timings["majority"].append(time.perf_counter() - t)
+        majority.add(plain.answer_content["annotatedResult"]["boundingBoxes"], truth)
+        t = time.perf_counter()
+        result = consolidate(answers, presence=model)
+        timings["consolidated"].append(time.perf_counter() - t)
+        weighted.add(result.answer_content["annotatedResult"]["boundingBoxes"], truth)
+
+        largest = max(truth, key=lambda b: b["width"] * b["height"])["label"]
+        votes = [(n, {"category": {"label": class_answer(rng, profiles.get(n), largest, labels)}}) for n in order]
+        plain_class = consolidate(votes).answer_content["category"]["label"]
+        t = time.perf_counter()
+        em = consolidate(votes, history=class_items[-HISTORY:])
+        timings["dawid-skene"].append(time.perf_counter() - t)
+        methods[em.fields["category"].method] = methods.get(em.fields["category"].method, 0) + 1
+        class_right["majority"] += plain_class == largest
+        class_right["dawid-skene"] += em.answer_content["category"]["label"] == largest
+        class_items.append(votes)
+    honest = [n for n in crew if n != SPAMMER]
+    best = max(honest, key=lambda n: per_worker[n].f1())
+    return {
+        "crew": crew,
+        "workers": {n: per_worker[n].as_dict() for n in crew},
+        "best_single_worker": best,
+        "best_single_f1": round(per_worker[best].f1(), 4),
+        "majority": majority.as_dict(),
+        "consolidated": weighted.as_dict(),
+        "gain_over_best_single_points": round(100 * (weighted.f1() - per_worker[best].f1()), 2),
+        "gain_over_majority_points": round(100 * (weighted.f1() - majority.f1()), 2),
+        "reliability_at_end": {w: round(v, 3) for w, v in reliability.items()},
+        "class_accuracy": {k: round(v / len(images), 4) for k, v in class_right.items()},
+        "class_methods": methods,
+        "ms_per_image": {k: round(1000 * statistics.fmean(v), 3) for k, v in timings.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=20261203)
+    parser.add_argument("--truth-score", type=float, default=0.25)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    photos = photo_truth(args.truth_score)
+    labels = sorted({b["label"] for _, _, boxes in photos for b in boxes})
+    images = []
+    while len(images) < args.images:
+        truth = make_image(rng, photos)
+        if truth:
+            images.append(truth)
+    counts = [len(t) for t in images]
+    small = sum(1 for t in images for b in t if min(b["width"], b["height"]) < SMALL_PX)
+    started = time.perf_counter()
+    crews = [
+        run_crew([a, b, SPAMMER], images, labels, args.seed + i)
+        for i, (a, b) in enumerate(itertools.combinations([p.name for p in WORKERS], 2))
+    ]
+    elapsed = time.perf_counter() - started
+    gains = [c["gain_over_best_single_points"] for c in crews]
+    report = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "images": args.images,
+        "seed": args.seed,
+        "truth_score": args.truth_score,
+        "photos": [{"width": w, "height": h, "boxes": b} for w, h, b in photos],
+        "labels": labels,
+        "boxes_per_image": {
+            "mean": round(statistics.fmean(counts), 2),
+            "min": min(counts),
+            "max": max(counts),
+            "small_share": round(small / sum(counts), 3),
+        },  # fmt: skip
+        "profiles": {p.name: asdict_profile(p) for p in WORKERS},
+        "crews": crews,
+        "gain_over_best_single_points": {
+            "mean": round(statistics.fmean(gains), 2),
+            "min": min(gains),
+            "max": max(gains),
+            "crews_at_least_5": sum(g >= 5 for g in gains),
+        },  # fmt: skip
+        "elapsed_s": round(elapsed, 1),
+    }
+    out = ROOT / "bench" / "results" / f"consolidation-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(markdown(report))
+    print(f"\nresults: {out.relative_to(ROOT)}")
+
+
+def asdict_profile(p: Profile | None) -> dict[str, Any]:
+    if p is None:
+        return {"profile": "random boxes, random labels"}
+    return {"sigma": p.sigma, "miss": p.miss, "miss_small": p.miss_small, "wrong": p.wrong, "extra": p.extra}
+
+
+def markdown(r: dict[str, Any]) -> str:
+    b = r["boxes_per_image"]
+    lines = [
+        f"{r['images']} images, {b['mean']} true boxes per image ({b['min']}-{b['max']}; "
+        f"{100 * b['small_share']:.0f} % under {SMALL_PX} px); each crew: 2 honest workers + the spammer",
+        "",
+        "| crew (+ spammer) | best single worker F1 | unweighted majority F1 | consolidated F1 | gain vs best single"
+        " | vs majority | class acc. majority | class acc. Dawid-Skene |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in r["crews"]:
+        names = " + ".join(n for n in c["crew"] if n != SPAMMER)
+        lines.append(
+            f"| {names} | {c['best_single_f1']:.3f} ({c['best_single_worker']}) | {c['majority']['f1']:.3f} "
+            f"| **{c['consolidated']['f1']:.3f}** | {c['gain_over_best_single_points']:+.1f} "
+            f"| {c['gain_over_majority_points']:+.1f} | {c['class_accuracy']['majority']:.3f} "
+            f"| {c['class_accuracy']['dawid-skene']:.3f} |"
+        )
+    g = r["gain_over_best_single_points"]
+    lines += [
+        "",
+        f"Gain over the best single worker: mean {g['mean']:+.1f} points (min {g['min']:+.1f}, max {g['max']:+.1f}); "
+        f"{g['crews_at_least_5']} of {len(r['crews'])} crews at +5 or more. Elapsed {r['elapsed_s']} s.",
+        f"ms per image (first crew): {r['crews'][0]['ms_per_image']}",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
