@@ -578,3 +578,78 @@ def test_the_data_directory_and_its_files_are_private(tmp_path: Any, database_ur
             ctx.db.dispose()
     finally:
         os.umask(old)
+
+
+# -- 12. work for nothing: long passwords, large images, many decodes at once --------------
+
+
+def test_a_password_over_the_length_limit_is_refused_without_hashing(
+    app_client: TestClient, access_key: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopin import passwords
+
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=1)
+
+    class NoHashing:
+        def verify(self, *args: Any) -> bool:
+            raise AssertionError("a password over the limit was hashed")
+
+    monkeypatch.setattr(passwords, "_hasher", NoHashing())
+    for email in (emails[0], "nobody@example.com"):
+        response = app_client.post("/api/v1/worker/sign-in", json={"email": email, "password": "x" * 50_000})
+        assert response.status_code == 401, response.text
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(
+    app_client: TestClient, access_key: tuple[str, str], services: Services
+) -> None:
+    import io
+
+    from PIL import Image
+
+    from loopin.background import run_once
+    from loopin.schemas import VariantSpec
+
+    admin = admin_client(app_client, access_key)
+    admin.create_endpoint_config("c", variants=[VariantSpec(model="nanodet-m-416-coco")])
+    admin.create_endpoint("det", config="c")
+    run_once(services)
+    buf = io.BytesIO()
+    Image.new("1", (6300, 6300)).save(buf, "PNG")  # 39.7 M pixels in a few kB
+    response = app_client.post(
+        "/api/v1/endpoints/det/invoke",
+        content=buf.getvalue(),
+        headers={**basic_auth(*access_key), "content-type": "image/png"},
+    )
+    assert response.status_code == 400 and "pixels" in response.json()["error"]["message"]
+
+
+def test_image_decodes_at_once_are_bounded_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import threading
+    import time
+
+    from loopin import model_host
+    from loopin.store import LocalStore
+
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def slow_decode(data: bytes, *, max_pixels: int) -> Any:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return None
+
+    monkeypatch.setattr(model_host, "decode_image", slow_decode)
+    host = model_host.ModelHost(LocalStore(tmp_path, public_url="http://x", secret_key="k"), concurrent_decodes=2)
+    threads = [threading.Thread(target=host.decode, args=(b"",)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most == 2

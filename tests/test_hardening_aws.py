@@ -49,3 +49,27 @@ def test_lone_surrogates_are_validation_exceptions_on_the_aws_protocols(
         with pytest.raises(ClientError) as caught:
             call()
         assert error_code(caught.value) == (400, "ValidationException")
+
+
+# -- 12. an unexpected error answers a 500 and the connection stays usable ----------------
+
+
+def test_after_an_unhandled_error_the_next_request_on_the_connection_works(
+    url: str, access_key: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from loopin import workforce
+    from tests.conftest import basic_auth
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(workforce, "list_teams", broken)
+    with httpx.Client(base_url=url, headers=basic_auth(*access_key)) as http:
+        for _ in range(3):
+            failed = http.get("/api/v1/teams")
+            assert failed.status_code == 500
+            assert failed.json()["error"]["code"] == "InternalServerException"
+            assert http.get("/healthz").status_code == 200
+            assert http.get("/api/v1/task-uis").status_code == 200

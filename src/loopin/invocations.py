@@ -81,9 +81,10 @@ def invoke(
     if endpoint.status not in ("InService", "Updating"):
         raise ValidationError(f"Endpoint '{endpoint_name}' is {endpoint.status}, not InService.")
     chosen = served(ctx, endpoint).pick(variant)
+    decoded = ctx.models.decode(image)
     with chosen.slots:
         try:
-            result = chosen.detector.detect(image)
+            result = chosen.detector.detect_image(decoded)
         except ValidationError:
             raise
         except Exception as exc:  # the model itself failed: SageMaker's ModelError

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopin import __version__
 from loopin.background import BackgroundRunner
@@ -64,7 +65,49 @@ def create_app(
     mount_aws(app, ctx)
     if isinstance(ctx.store, LocalStore):
         app.include_router(store_router(ctx.store, ctx.clock))
+    app.add_middleware(AnsweredErrors)  # outermost
     return app
+
+
+class AnsweredErrors:
+    """Each surface answers an unexpected error itself (a 500 in its own error shape), and
+    Starlette then raises the error again for the server to log. Raised that far, uvicorn
+    would drop the connection after the answer, without ``Connection: close``, and a
+    keep-alive client's next request on it would fail. So an error that comes after a
+    complete answer is logged here and goes no further; one before any answer becomes a
+    plain 500 that closes the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = {"started": False, "complete": False}
+
+        async def tracking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                state["complete"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if state["complete"]:
+                log.exception("unhandled error (answered)")
+                return
+            if state["started"]:
+                raise  # half an answer: only closing the connection can end it
+            log.exception("unhandled error")
+            response = JSONResponse(
+                {"error": {"code": "InternalServerException", "message": "The server failed; see its log."}},
+                status_code=500,
+                headers={"Connection": "close"},
+            )
+            await response(scope, receive, send)
 
 
 def app_factory() -> FastAPI:
