@@ -653,3 +653,72 @@ def test_image_decodes_at_once_are_bounded_per_process(monkeypatch: pytest.Monke
     for t in threads:
         t.join()
     assert most == 2
+
+
+# -- 13. sessions end for good; tokens from before a disable stay dead ---------------------
+
+
+def test_a_console_session_cookie_stops_working_at_sign_out(
+    services: Services, app_client: TestClient, access_key: tuple[str, str], admin_console: Any
+) -> None:
+    from tests.admin_support import ADMIN_EMAIL, ADMIN_PASSWORD, AdminConsole
+
+    emails = setup_flow(admin_client(app_client, access_key), workers=1)
+    app = create_app(services=services, run_background=False)
+    console = Console(app).sign_in(emails[0])
+    cookie = console.http.cookies.get("loopin_session")
+    console.get("/worker/jobs")
+    console.post("/worker/sign-out", csrf=console.csrf())
+    replayed = Console(app)
+    replayed.http.cookies.set("loopin_session", cookie, path="/worker")
+    assert replayed.http.get("/worker/jobs").status_code == 303
+
+    admin = AdminConsole(app).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)  # the account admin_console made
+    saved = admin.http.cookies.get("loopin_admin")
+    admin.get("/admin/teams")
+    admin.post("/admin/sign-out")
+    again = AdminConsole(app)
+    again.http.cookies.set("loopin_admin", saved, path="/admin")
+    refused = again.http.get("/admin/teams")
+    assert refused.status_code == 303 and "sign-in" in refused.headers["location"]
+
+
+def test_a_disabled_workers_old_token_stays_dead_after_re_enabling(
+    app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    auth = basic_auth(*access_key)
+    emails = setup_flow(admin_client(app_client, access_key), workers=1)
+    token = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    bearer = {"Authorization": "Bearer " + token}
+    assert app_client.get("/api/v1/worker/jobs", headers=bearer).status_code == 200
+    assert app_client.patch(f"/api/v1/workers/{emails[0]}", json={"status": "disabled"}, headers=auth).is_success
+    assert app_client.patch(f"/api/v1/workers/{emails[0]}", json={"status": "active"}, headers=auth).is_success
+    assert app_client.get("/api/v1/worker/jobs", headers=bearer).status_code == 401
+    fresh = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    assert app_client.get("/api/v1/worker/jobs", headers={"Authorization": "Bearer " + fresh}).status_code == 200
+
+
+def test_the_api_docs_load_nothing_from_elsewhere_and_carry_a_csp(app_client: TestClient) -> None:
+    import re
+
+    page = app_client.get("/api/v1/docs")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.text)
+    assert "<script>" not in page.text  # no inline script
+    for asset in re.findall(r"(?:src|href)=\"([^\"]+)\"", page.text):
+        response = app_client.get("/api/v1/" + asset)
+        assert response.status_code == 200 and len(response.content) > 100, asset
+    assert app_client.get("/api/v1/docs/../openapi.json").status_code in (200, 404)
+    assert app_client.get("/api/v1/docs/index.html").status_code == 404
+    assert app_client.get("/api/v1/redoc").status_code == 404
+
+
+def test_error_messages_do_not_tell_whether_an_access_key_id_exists(
+    app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    unknown = app_client.get("/api/v1/teams", headers=basic_auth("AKNOSUCHKEY0000000", "whatever"))
+    wrong_secret = app_client.get("/api/v1/teams", headers=basic_auth(access_key[0], "whatever"))
+    assert unknown.status_code == wrong_secret.status_code == 401
+    assert unknown.json() == wrong_secret.json()

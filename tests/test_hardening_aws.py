@@ -73,3 +73,23 @@ def test_after_an_unhandled_error_the_next_request_on_the_connection_works(
             assert failed.json()["error"]["code"] == "InternalServerException"
             assert http.get("/healthz").status_code == 200
             assert http.get("/api/v1/task-uis").status_code == 200
+
+
+# -- 13. the API docs work offline, under their CSP ---------------------------------------
+
+
+def test_the_api_docs_page_works_offline_in_a_browser(url: str, page: Any) -> None:
+    outside: list[str] = []
+
+    def only_local(route: Any) -> None:
+        if route.request.url.startswith(url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(url + "/api/v1/docs")
+    page.wait_for_selector("text=loopin API", timeout=15_000)
+    page.wait_for_selector("text=/teams", timeout=15_000)
+    assert outside == []

@@ -104,8 +104,8 @@ class ConsoleCookies:
     def session(self, request: Request, *, now_ms: int) -> ConsoleSession | None:
         return self.keys.read(request.cookies.get(self.name), now_ms=now_ms)
 
-    def start(self, response: Response, *, account_id: int, sub: str, now_ms: int) -> Response:
-        cookie = self.keys.issue(account_id=account_id, sub=sub, now_ms=now_ms)
+    def start(self, response: Response, *, account_id: int, sub: str, gen: int, now_ms: int) -> Response:
+        cookie = self.keys.issue(account_id=account_id, sub=sub, gen=gen, now_ms=now_ms)
         response.set_cookie(self.name, cookie, max_age=self.keys.ttl_seconds, **self._attributes())
         response.delete_cookie(PRE_SESSION_COOKIE, path=self.path, secure=self.secure, httponly=True)
         return response
