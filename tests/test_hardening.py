@@ -44,6 +44,7 @@ def asgi_request(
     *,
     headers: dict[str, str] | None = None,
     chunks: Iterator[bytes] = iter(()),
+    host: str | None = "testserver",
 ) -> Sent:
     """Drive ``app`` directly (the test client would read the whole body first)."""
     sent = Sent()
@@ -57,7 +58,8 @@ def asgi_request(
         "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()] + [(b"host", b"testserver")],
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        + ([(b"host", host.encode())] if host else []),
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
@@ -722,3 +724,61 @@ def test_error_messages_do_not_tell_whether_an_access_key_id_exists(
     wrong_secret = app_client.get("/api/v1/teams", headers=basic_auth(access_key[0], "whatever"))
     assert unknown.status_code == wrong_secret.status_code == 401
     assert unknown.json() == wrong_secret.json()
+
+
+# -- 8. 4xx, not 500: ids beyond 64 bits, signed headers not sent, odd paths ---------------
+
+HUGE = "99999999999999999999"
+
+
+def test_ids_beyond_64_bits_are_client_errors(
+    services: Services, app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    auth = basic_auth(*access_key)
+    emails = setup_flow(admin_client(app_client, access_key), workers=1)
+    token = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    bearer = {"Authorization": "Bearer " + token}
+    http = TestClient(app_client.app, raise_server_exceptions=False)
+    for method, path, headers in [
+        ("GET", f"/api/v1/worker/tasks/{HUGE}", bearer),
+        ("GET", f"/api/v1/worker/tasks/-{HUGE}", bearer),
+        ("POST", f"/api/v1/worker/tasks/{HUGE}/release", bearer),
+        ("POST", f"/api/v1/deliveries/{HUGE}/replay", auth),
+    ]:
+        response = http.request(method, path, headers=headers)
+        assert response.status_code == 404, (path, response.status_code, response.text)
+        assert response.json()["error"]["code"] == "ResourceNotFound"
+    for last_event_id in (HUGE, "1e3", "-1"):
+        response = http.get("/api/v1/events", headers={**auth, "Last-Event-ID": last_event_id})
+        assert response.status_code == 400, (last_event_id, response.text)
+    console = Console(create_app(services=services, run_background=False)).sign_in(emails[0])
+    assert console.http.get(f"/worker/tasks/{HUGE}").status_code == 404
+    assert console.http.get(f"/worker/tasks/{HUGE}/frame").status_code == 404
+
+
+def test_api_paths_with_a_line_break_answer_in_the_apis_error_shape(
+    app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    response = app_client.get("/api/v1/teams/a%0Ab", headers=basic_auth(*access_key))
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "ResourceNotFound"
+
+
+def test_a_sigv4_request_that_signs_host_but_sends_none_is_refused(
+    app: Any, access_key: tuple[str, str], clock: ManualClock
+) -> None:
+    from tests.aws_support import signed_headers
+
+    body = b"{}"
+    headers = signed_headers(
+        "POST",
+        "http://testserver/",
+        access_key,
+        body=body,
+        headers={"X-Amz-Target": "SageMaker.ListWorkteams", "Content-Type": "application/x-amz-json-1.1"},
+        at_ms=clock.now_ms(),
+    )
+    headers = {k: v for k, v in headers.items() if k.lower() != "host"}
+    headers["content-length"] = str(len(body))
+    sent = asgi_request(app, "POST", "/", headers=headers, chunks=iter([body]), host=None)
+    assert 400 <= sent.status < 500, (sent.status, sent.body)

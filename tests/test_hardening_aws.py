@@ -93,3 +93,20 @@ def test_the_api_docs_page_works_offline_in_a_browser(url: str, page: Any) -> No
     page.wait_for_selector("text=loopin API", timeout=15_000)
     page.wait_for_selector("text=/teams", timeout=15_000)
     assert outside == []
+
+
+# -- 8. out-of-range times are client errors ----------------------------------------------
+
+
+def test_a2i_creation_times_out_of_range_are_validation_exceptions(
+    url: str, access_key: tuple[str, str], flow_arn: str
+) -> None:
+    from urllib.parse import quote
+
+    from tests.aws_support import signed
+
+    for value in ("9" * 30, "9" * 400, "1" + "0" * 17):
+        query = f"FlowDefinitionArn={quote(flow_arn, safe='')}&CreationTimeAfter={value}"
+        response = signed("GET", f"{url}/human-loops?{query}", access_key, service="sagemaker")
+        assert response.status_code == 400, (value[:20], response.status_code, response.text)
+        assert "ValidationException" in response.headers.get("x-amzn-errortype", "") + response.text

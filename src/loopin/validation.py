@@ -19,6 +19,13 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + _LABEL + r"(?:\." + _LABEL + r")+")
 
 
+MAX_DB_INT = 2**63 - 1  # the largest id or time a database column holds (BIGINT)
+
+
+def fits_db_int(value: int) -> bool:
+    return isinstance(value, int) and -MAX_DB_INT <= value <= MAX_DB_INT
+
+
 def check_name(value: str, *, what: str, pattern: re.Pattern[str] = RESOURCE_NAME) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 63 or not pattern.fullmatch(value):
         hint = "lowercase letters, digits and hyphens" if pattern is RESOURCE_NAME else "letters, digits and hyphens"

@@ -6,8 +6,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopin import __version__
@@ -16,6 +18,7 @@ from loopin.config import Settings
 from loopin.services import Services, build_services
 from loopin.store import LocalStore
 from loopin.web.api import create_api
+from loopin.web.api.app import _error_response as api_error_response
 from loopin.web.aws import mount_aws
 from loopin.web.aws.runtime import runtime_router
 from loopin.web.consoles.admin import admin_router
@@ -57,6 +60,19 @@ def create_app(
     api = create_api()
     api.state.services = ctx
     app.mount("/api/v1", api)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _not_routed(request: Request, exc: StarletteHTTPException) -> Response:
+        # A path under /api/v1 that the mount does not take (a line break in it): still
+        # the API's error shape.
+        if request.url.path.startswith("/api/v1/") or request.url.path == "/api/v1":
+            return api_error_response(
+                exc.status_code,
+                "ResourceNotFound" if exc.status_code == 404 else "HttpError",
+                "No such API path." if exc.status_code == 404 else str(exc.detail),
+            )
+        return await http_exception_handler(request, exc)
+
     app.include_router(runtime_router(ctx))
     assets = StaticAssets()
     app.include_router(assets.router())

@@ -274,6 +274,9 @@ def _expected_signature(signed: _Signed, secret: str, request: Received, body: b
         signer = S3SigV4Auth(credentials, signed.service, signed.region)
     else:
         signer = SigV4Auth(credentials, signed.service, signed.region)
+    for name in signed.signed_headers:
+        if request.header(name) is None:
+            raise AuthFailure("malformed", f"The signed header '{name}' is not in the request.")
     url = f"http://{request.header('host') or ''}{request.raw_path}" + (f"?{query}" if query else "")
     rebuilt = AWSRequest(method=request.method, url=url, data=body or b"")
     for name, value in request.headers:
