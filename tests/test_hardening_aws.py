@@ -110,3 +110,42 @@ def test_a2i_creation_times_out_of_range_are_validation_exceptions(
         response = signed("GET", f"{url}/human-loops?{query}", access_key, service="sagemaker")
         assert response.status_code == 400, (value[:20], response.status_code, response.text)
         assert "ValidationException" in response.headers.get("x-amzn-errortype", "") + response.text
+
+
+# -- 9. the payload is signed on the JSON protocols and the runtime ----------------------
+
+
+def test_unsigned_payload_is_refused_outside_s3(url: str, access_key: tuple[str, str], flow_arn: str) -> None:
+    import httpx
+
+    from tests.aws_support import signed_headers
+
+    signed_body = json.dumps({"WorkteamName": "MyTeam"}).encode()
+    other_body = json.dumps({"WorkteamName": "MyTeam", "Description": "changed by a replay"}).encode()
+    headers = signed_headers(
+        "POST",
+        url + "/",
+        access_key,
+        body=signed_body,
+        headers={
+            "X-Amz-Target": "SageMaker.UpdateWorkteam",
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD",
+        },
+    )
+    replayed = httpx.post(url + "/", content=other_body, headers=headers)
+    assert replayed.status_code == 403, replayed.text
+    with Client(url, access_key_id=access_key[0], secret_access_key=access_key[1]) as admin:
+        assert admin.get_team("MyTeam").description == "Reviewers"
+
+    image = b"\xff\xd8\xff" + b"0" * 100
+    headers = signed_headers(
+        "POST",
+        url + "/endpoints/none/invocations",
+        access_key,
+        service="sagemaker",
+        body=image,
+        headers={"Content-Type": "image/jpeg", "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"},
+    )
+    replayed = httpx.post(url + "/endpoints/none/invocations", content=b"other", headers=headers)
+    assert replayed.status_code == 403, replayed.text

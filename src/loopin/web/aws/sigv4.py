@@ -283,6 +283,10 @@ def _expected_signature(signed: _Signed, secret: str, request: Received, body: b
         if name in signed.signed_headers:
             rebuilt.headers[name] = value  # a repeated header stays repeated; the signer joins it
     content_sha256 = request.header("x-amz-content-sha256")
+    if signed.service != "s3" and (content_sha256 == UNSIGNED_PAYLOAD or signed.expires is not None):
+        # As AWS: only S3 may leave the body out of the signature. Elsewhere a captured
+        # request could be replayed with another body while its signature is fresh.
+        raise AuthFailure("mismatch", f"The payload must be signed: {UNSIGNED_PAYLOAD} is for S3 only.")
     if body is not None and content_sha256 not in (None, UNSIGNED_PAYLOAD, hashlib.sha256(body).hexdigest()):
         raise AuthFailure("mismatch", "The x-amz-content-sha256 header does not match the body.")
     if body is None and signed.expires is None and "x-amz-content-sha256" not in signed.signed_headers:
