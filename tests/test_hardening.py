@@ -225,6 +225,7 @@ def test_lone_surrogates_are_refused_by_the_api(app_client: TestClient, access_k
     auth = basic_auth(*access_key)
     bodies = [
         ("POST", "/api/v1/teams", f'{{"name": "t9", "description": "{LONE}"}}'),
+        ("POST", "/api/v1/teams", '{"name": "t8", "description": "a\\u0000b"}'),  # NUL: no PostgreSQL text
         ("PATCH", "/api/v1/teams/MyTeam", f'{{"description": "a{LONE}"}}'),
         ("POST", "/api/v1/workers", f'{{"email": "x@y.example", "name": "{LONE}"}}'),
         ("POST", "/api/v1/task-uis", f'{{"name": "ui9", "template": "<p>{LONE}</p>"}}'),
@@ -439,7 +440,7 @@ def test_one_bad_webhook_delivery_does_not_stop_the_others(
             admin.create_webhook(name, url=hook.url, allow_private_network=True)
         with services.db.write() as s:  # stored before URLs were checked as the client parses them
             s.execute(update(Webhook).where(Webhook.name == "a-bad").values(url="http://127.0.0.1:99999/hook"))
-            s.execute(update(Webhook).where(Webhook.name == "b-bad").values(url="http://127.0.0.1/ho\x00ok"))
+            s.execute(update(Webhook).where(Webhook.name == "b-bad").values(url="http://[::1/hook"))
         admin.start_loop("x", flow="review", input={})
         run_once(services)
         assert len(hook.received) == 1
@@ -782,3 +783,20 @@ def test_a_sigv4_request_that_signs_host_but_sends_none_is_refused(
     headers["content-length"] = str(len(body))
     sent = asgi_request(app, "POST", "/", headers=headers, chunks=iter([body]), host=None)
     assert 400 <= sent.status < 500, (sent.status, sent.body)
+
+
+# -- the same class as 1 on the AWS protocols: no body is read before the signature's form,
+# time and key are checked -----------------------------------------------------------------
+
+
+def test_aws_protocols_refuse_an_unsigned_large_body_before_reading_it(app: Any) -> None:
+    big = 300 * MiB
+    for path, extra in [
+        ("/", {"x-amz-target": "SageMaker.ListWorkteams"}),
+        ("/human-loops", {}),
+        ("/endpoints/any/invocations", {"content-type": "image/jpeg"}),
+    ]:
+        headers = {"content-length": str(10 * MiB), **extra}
+        sent = asgi_request(app, "POST", path, headers=headers, chunks=_zeros(big))
+        assert 400 <= sent.status < 500, (path, sent.status)
+        assert sent.pulled == 0, (path, sent.pulled)

@@ -58,11 +58,14 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads pairs what pairs; what 
 
 
 def has_lone_surrogate(value: Any) -> bool:
-    """Whether a string, or any key or string inside lists and dicts, holds a lone surrogate."""
+    """Whether a string, or any key or string inside lists and dicts, holds a lone surrogate
+    or a NUL character (which PostgreSQL text cannot hold either)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
+            if "\x00" in item:
+                return True
             if not item.isascii():
                 try:
                     item.encode("utf-8")
@@ -78,7 +81,9 @@ def has_lone_surrogate(value: Any) -> bool:
 
 def refuse_lone_surrogates(value: Any, *, what: str) -> None:
     if has_lone_surrogate(value):
-        raise ValidationError(f"{what} holds a lone UTF-16 surrogate (like \\ud800), which is not text.")
+        raise ValidationError(
+            f"{what} holds a NUL character or a lone UTF-16 surrogate (like \\ud800), which is not text."
+        )
 
 
 def without_lone_surrogates(value: Any) -> Any:

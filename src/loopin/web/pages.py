@@ -196,9 +196,12 @@ async def read_form(request: Request, limit: int, *, max_fields: int = 20) -> Fo
     if body is None:
         return Form()
     try:
-        return Form(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=max_fields))
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         return Form()
+    if any("\x00" in key or "\x00" in value for key, value in pairs):
+        return Form()  # a NUL character is no text a database can hold: refused like a broken form
+    return Form(pairs)
 
 
 def error_status(exc: LoopinError) -> int:

@@ -28,7 +28,14 @@ from loopin.models import FlowDefinition, HumanLoop
 from loopin.services import Services
 from loopin.web.aws.errors import a2i_error, rest_json_response
 from loopin.web.aws.fields import Fields, parse_object
-from loopin.web.aws.wire import MAX_JSON_BODY, check_signature, protocol_app, read_body, request_id
+from loopin.web.aws.wire import (
+    MAX_JSON_BODY,
+    check_signature,
+    precheck_signature,
+    protocol_app,
+    read_body,
+    request_id,
+)
 
 Handler = Callable[[Request, Fields], dict[str, Any]]
 
@@ -55,6 +62,7 @@ class _A2iRuntime:
 
     def route(self, handler: Handler) -> Callable[[Request], Any]:
         async def run(request: Request) -> Response:
+            await precheck_signature(self.ctx, request)  # before the body is read
             body = await read_body(request, limit=MAX_JSON_BODY)
 
             def call() -> dict[str, Any]:

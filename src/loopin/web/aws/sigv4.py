@@ -141,6 +141,26 @@ def authenticate(ctx: Services, request: Received, *, service: str, body: bytes 
         return None
 
 
+def precheck(ctx: Services, request: Received, *, service: str) -> None:
+    """Everything ``authenticate`` checks that does not need the body (a signature of the
+    right form, scope and time, by a known key), so that a request body is read only for
+    a caller who may be who they claim. Raises AuthFailure (logged and passed in
+    development mode). Blocking on a cache miss (a database read): call it from a thread."""
+    try:
+        signed = _parse(request)
+        if signed.service != service:
+            raise AuthFailure("wrong_service", f"Credential should be scoped to correct service: '{service}'.")
+        _check_time(signed, ctx.clock.now_ms())
+        try:
+            ctx.secrets.secret(signed.key_id)  # cached for a few seconds
+        except AuthenticationError as exc:
+            raise AuthFailure("unknown_key", "The security token included in the request is invalid.") from exc
+    except AuthFailure as failure:
+        if not ctx.settings.aws_allow_unsigned:
+            raise
+        log.warning("accepting a request without a valid signature (aws_allow_unsigned): %s", failure.message)
+
+
 def _secret(ctx: Services, key_id: str) -> str:
     try:
         with ctx.db.read() as session:
