@@ -44,6 +44,7 @@ def asgi_request(
     *,
     headers: dict[str, str] | None = None,
     chunks: Iterator[bytes] = iter(()),
+    host: str | None = "testserver",
 ) -> Sent:
     """Drive ``app`` directly (the test client would read the whole body first)."""
     sent = Sent()
@@ -57,7 +58,8 @@ def asgi_request(
         "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()] + [(b"host", b"testserver")],
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        + ([(b"host", host.encode())] if host else []),
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
@@ -223,6 +225,7 @@ def test_lone_surrogates_are_refused_by_the_api(app_client: TestClient, access_k
     auth = basic_auth(*access_key)
     bodies = [
         ("POST", "/api/v1/teams", f'{{"name": "t9", "description": "{LONE}"}}'),
+        ("POST", "/api/v1/teams", '{"name": "t8", "description": "a\\u0000b"}'),  # NUL: no PostgreSQL text
         ("PATCH", "/api/v1/teams/MyTeam", f'{{"description": "a{LONE}"}}'),
         ("POST", "/api/v1/workers", f'{{"email": "x@y.example", "name": "{LONE}"}}'),
         ("POST", "/api/v1/task-uis", f'{{"name": "ui9", "template": "<p>{LONE}</p>"}}'),
@@ -437,8 +440,7 @@ def test_one_bad_webhook_delivery_does_not_stop_the_others(
             admin.create_webhook(name, url=hook.url, allow_private_network=True)
         with services.db.write() as s:  # stored before URLs were checked as the client parses them
             s.execute(update(Webhook).where(Webhook.name == "a-bad").values(url="http://127.0.0.1:99999/hook"))
-            # A tab, not a NUL: PostgreSQL's text columns cannot hold a NUL at all.
-            s.execute(update(Webhook).where(Webhook.name == "b-bad").values(url="http://127.0.0.1/ho\tok"))
+            s.execute(update(Webhook).where(Webhook.name == "b-bad").values(url="http://[::1/hook"))
         admin.start_loop("x", flow="review", input={})
         run_once(services)
         assert len(hook.received) == 1
@@ -579,3 +581,222 @@ def test_the_data_directory_and_its_files_are_private(tmp_path: Any, database_ur
             ctx.db.dispose()
     finally:
         os.umask(old)
+
+
+# -- 12. work for nothing: long passwords, large images, many decodes at once --------------
+
+
+def test_a_password_over_the_length_limit_is_refused_without_hashing(
+    app_client: TestClient, access_key: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopin import passwords
+
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=1)
+
+    class NoHashing:
+        def verify(self, *args: Any) -> bool:
+            raise AssertionError("a password over the limit was hashed")
+
+    monkeypatch.setattr(passwords, "_hasher", NoHashing())
+    for email in (emails[0], "nobody@example.com"):
+        response = app_client.post("/api/v1/worker/sign-in", json={"email": email, "password": "x" * 50_000})
+        assert response.status_code == 401, response.text
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(
+    app_client: TestClient, access_key: tuple[str, str], services: Services
+) -> None:
+    import io
+
+    from PIL import Image
+
+    from loopin.background import run_once
+    from loopin.schemas import VariantSpec
+
+    admin = admin_client(app_client, access_key)
+    admin.create_endpoint_config("c", variants=[VariantSpec(model="nanodet-m-416-coco")])
+    admin.create_endpoint("det", config="c")
+    run_once(services)
+    buf = io.BytesIO()
+    Image.new("1", (6300, 6300)).save(buf, "PNG")  # 39.7 M pixels in a few kB
+    response = app_client.post(
+        "/api/v1/endpoints/det/invoke",
+        content=buf.getvalue(),
+        headers={**basic_auth(*access_key), "content-type": "image/png"},
+    )
+    assert response.status_code == 400 and "pixels" in response.json()["error"]["message"]
+
+
+def test_image_decodes_at_once_are_bounded_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import threading
+    import time
+
+    from loopin import model_host
+    from loopin.store import LocalStore
+
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def slow_decode(data: bytes, *, max_pixels: int) -> Any:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return None
+
+    monkeypatch.setattr(model_host, "decode_image", slow_decode)
+    host = model_host.ModelHost(LocalStore(tmp_path, public_url="http://x", secret_key="k"), concurrent_decodes=2)
+    threads = [threading.Thread(target=host.decode, args=(b"",)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most == 2
+
+
+# -- 13. sessions end for good; tokens from before a disable stay dead ---------------------
+
+
+def test_a_console_session_cookie_stops_working_at_sign_out(
+    services: Services, app_client: TestClient, access_key: tuple[str, str], admin_console: Any
+) -> None:
+    from tests.admin_support import ADMIN_EMAIL, ADMIN_PASSWORD, AdminConsole
+
+    emails = setup_flow(admin_client(app_client, access_key), workers=1)
+    app = create_app(services=services, run_background=False)
+    console = Console(app).sign_in(emails[0])
+    cookie = console.http.cookies.get("loopin_session")
+    console.get("/worker/jobs")
+    console.post("/worker/sign-out", csrf=console.csrf())
+    replayed = Console(app)
+    replayed.http.cookies.set("loopin_session", cookie, path="/worker")
+    assert replayed.http.get("/worker/jobs").status_code == 303
+
+    admin = AdminConsole(app).sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)  # the account admin_console made
+    saved = admin.http.cookies.get("loopin_admin")
+    admin.get("/admin/teams")
+    admin.post("/admin/sign-out")
+    again = AdminConsole(app)
+    again.http.cookies.set("loopin_admin", saved, path="/admin")
+    refused = again.http.get("/admin/teams")
+    assert refused.status_code == 303 and "sign-in" in refused.headers["location"]
+
+
+def test_a_disabled_workers_old_token_stays_dead_after_re_enabling(
+    app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    auth = basic_auth(*access_key)
+    emails = setup_flow(admin_client(app_client, access_key), workers=1)
+    token = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    bearer = {"Authorization": "Bearer " + token}
+    assert app_client.get("/api/v1/worker/jobs", headers=bearer).status_code == 200
+    assert app_client.patch(f"/api/v1/workers/{emails[0]}", json={"status": "disabled"}, headers=auth).is_success
+    assert app_client.patch(f"/api/v1/workers/{emails[0]}", json={"status": "active"}, headers=auth).is_success
+    assert app_client.get("/api/v1/worker/jobs", headers=bearer).status_code == 401
+    fresh = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    assert app_client.get("/api/v1/worker/jobs", headers={"Authorization": "Bearer " + fresh}).status_code == 200
+
+
+def test_the_api_docs_load_nothing_from_elsewhere_and_carry_a_csp(app_client: TestClient) -> None:
+    import re
+
+    page = app_client.get("/api/v1/docs")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.text)
+    assert "<script>" not in page.text  # no inline script
+    for asset in re.findall(r"(?:src|href)=\"([^\"]+)\"", page.text):
+        response = app_client.get("/api/v1/" + asset)
+        assert response.status_code == 200 and len(response.content) > 100, asset
+    assert app_client.get("/api/v1/docs/../openapi.json").status_code in (200, 404)
+    assert app_client.get("/api/v1/docs/index.html").status_code == 404
+    assert app_client.get("/api/v1/redoc").status_code == 404
+
+
+def test_error_messages_do_not_tell_whether_an_access_key_id_exists(
+    app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    unknown = app_client.get("/api/v1/teams", headers=basic_auth("AKNOSUCHKEY0000000", "whatever"))
+    wrong_secret = app_client.get("/api/v1/teams", headers=basic_auth(access_key[0], "whatever"))
+    assert unknown.status_code == wrong_secret.status_code == 401
+    assert unknown.json() == wrong_secret.json()
+
+
+# -- 8. 4xx, not 500: ids beyond 64 bits, signed headers not sent, odd paths ---------------
+
+HUGE = "99999999999999999999"
+
+
+def test_ids_beyond_64_bits_are_client_errors(
+    services: Services, app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    auth = basic_auth(*access_key)
+    emails = setup_flow(admin_client(app_client, access_key), workers=1)
+    token = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    bearer = {"Authorization": "Bearer " + token}
+    http = TestClient(app_client.app, raise_server_exceptions=False)
+    for method, path, headers in [
+        ("GET", f"/api/v1/worker/tasks/{HUGE}", bearer),
+        ("GET", f"/api/v1/worker/tasks/-{HUGE}", bearer),
+        ("POST", f"/api/v1/worker/tasks/{HUGE}/release", bearer),
+        ("POST", f"/api/v1/deliveries/{HUGE}/replay", auth),
+    ]:
+        response = http.request(method, path, headers=headers)
+        assert response.status_code == 404, (path, response.status_code, response.text)
+        assert response.json()["error"]["code"] == "ResourceNotFound"
+    for last_event_id in (HUGE, "1e3", "-1"):
+        response = http.get("/api/v1/events", headers={**auth, "Last-Event-ID": last_event_id})
+        assert response.status_code == 400, (last_event_id, response.text)
+    console = Console(create_app(services=services, run_background=False)).sign_in(emails[0])
+    assert console.http.get(f"/worker/tasks/{HUGE}").status_code == 404
+    assert console.http.get(f"/worker/tasks/{HUGE}/frame").status_code == 404
+
+
+def test_api_paths_with_a_line_break_answer_in_the_apis_error_shape(
+    app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    response = app_client.get("/api/v1/teams/a%0Ab", headers=basic_auth(*access_key))
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "ResourceNotFound"
+
+
+def test_a_sigv4_request_that_signs_host_but_sends_none_is_refused(
+    app: Any, access_key: tuple[str, str], clock: ManualClock
+) -> None:
+    from tests.aws_support import signed_headers
+
+    body = b"{}"
+    headers = signed_headers(
+        "POST",
+        "http://testserver/",
+        access_key,
+        body=body,
+        headers={"X-Amz-Target": "SageMaker.ListWorkteams", "Content-Type": "application/x-amz-json-1.1"},
+        at_ms=clock.now_ms(),
+    )
+    headers = {k: v for k, v in headers.items() if k.lower() != "host"}
+    headers["content-length"] = str(len(body))
+    sent = asgi_request(app, "POST", "/", headers=headers, chunks=iter([body]), host=None)
+    assert 400 <= sent.status < 500, (sent.status, sent.body)
+
+
+# -- the same class as 1 on the AWS protocols: no body is read before the signature's form,
+# time and key are checked -----------------------------------------------------------------
+
+
+def test_aws_protocols_refuse_an_unsigned_large_body_before_reading_it(app: Any) -> None:
+    big = 300 * MiB
+    for path, extra in [
+        ("/", {"x-amz-target": "SageMaker.ListWorkteams"}),
+        ("/human-loops", {}),
+        ("/endpoints/any/invocations", {"content-type": "image/jpeg"}),
+    ]:
+        headers = {"content-length": str(10 * MiB), **extra}
+        sent = asgi_request(app, "POST", path, headers=headers, chunks=_zeros(big))
+        assert 400 <= sent.status < 500, (path, sent.status)
+        assert sent.pulled == 0, (path, sent.pulled)

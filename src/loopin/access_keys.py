@@ -7,6 +7,7 @@ because AWS SigV4 verification needs the secret itself to recompute signatures.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import string
 import threading
@@ -22,6 +23,10 @@ from loopin.models import AccessKey
 from loopin.signing import seal, unseal
 
 _ID_ALPHABET = string.ascii_uppercase + string.digits
+
+log = logging.getLogger("loopin.access_keys")
+# The same words whether the key id is unknown, revoked or unreadable, or the secret wrong.
+INVALID_CREDENTIALS = "The credentials are not valid."
 
 
 @dataclass(frozen=True)
@@ -67,18 +72,20 @@ def secret_for(session: Session, key_id: str, *, secret_key: str) -> str:
     """The secret of an active key (for signature checks); AuthenticationError if none."""
     key = session.get(AccessKey, key_id)
     if key is None or key.revoked_at is not None:
-        raise AuthenticationError("The access key id is unknown or revoked.")
+        raise AuthenticationError(INVALID_CREDENTIALS)
     try:
         return unseal(secret_key, PURPOSE, key.secret_encrypted)
     except ValueError as exc:
-        raise AuthenticationError("The access key cannot be read with this server's secret key.") from exc
+        # Said in the log only: the answer must not tell whether the key id exists.
+        log.warning("access key %s cannot be read with this server's secret key (was it changed?)", key_id)
+        raise AuthenticationError(INVALID_CREDENTIALS) from exc
 
 
 def authenticate(session: Session, key_id: str, secret: str, *, secret_key: str) -> str:
     """Check an id/secret pair; returns the key id."""
     expected = secret_for(session, key_id, secret_key=secret_key)
     if not hmac.compare_digest(expected.encode(), secret.encode()):
-        raise AuthenticationError("The access key id or secret is wrong.")
+        raise AuthenticationError(INVALID_CREDENTIALS)
     return key_id
 
 
@@ -116,5 +123,5 @@ class SecretCache:
 
     def authenticate(self, key_id: str, secret: str) -> str:
         if not hmac.compare_digest(self.secret(key_id).encode(), secret.encode()):
-            raise AuthenticationError("The access key id or secret is wrong.")
+            raise AuthenticationError(INVALID_CREDENTIALS)
         return key_id

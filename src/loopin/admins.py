@@ -7,7 +7,7 @@ import hashlib
 import secrets
 import uuid
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -75,6 +75,11 @@ def set_status(session: Session, email: str, status: str) -> Admin:
             raise ValidationError("This is the last active admin; create another before disabling it.")
     admin.status = status
     return admin
+
+
+def end_sessions(session: Session, admin_id: int) -> None:
+    """Every admin-console session of the admin stops working (sign-out)."""
+    session.execute(update(Admin).where(Admin.id == admin_id).values(session_generation=Admin.session_generation + 1))
 
 
 def sign_in(session: Session, email: str, password: str, *, now_ms: int) -> Admin:

@@ -96,6 +96,20 @@ class Settings(BaseModel):
         description="onnxruntime threads per inference. 1 suits small machines: concurrent requests "
         "already use the cores in parallel.",
     )
+    max_image_pixels: int = Field(
+        default=25_000_000,
+        ge=1,
+        le=100_000_000,
+        description="Largest image (width x height) an invocation may send; checked from the header "
+        "before any pixel is decoded. A decoded image takes 3 bytes a pixel.",
+    )
+    image_decode_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Images each server process decodes at once; further invocations wait. With "
+        "max_image_pixels this bounds the memory that decoding takes.",
+    )
     max_model_bytes: int = Field(
         default=1024 * 1024 * 1024,
         ge=1,

@@ -346,9 +346,10 @@ def detect(
     if endpoint.status not in ("InService", "Updating"):
         raise ValidationError(f"Endpoint '{endpoint.name}' is {endpoint.status}, not InService.")
     chosen = served(ctx, endpoint).pick(variant)
+    decoded = ctx.models.decode(image)
     with chosen.slots:
         try:
-            return chosen.name, chosen.detector.detect(image)
+            return chosen.name, chosen.detector.detect_image(decoded)
         except ValidationError:
             raise
         except Exception as exc:  # the model itself failed

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from PIL import Image
+
 from loopin.errors import NotFoundError, ValidationError
-from loopin.inference import Detector, ModelSpec, builtin_model
+from loopin.inference import DEFAULT_MAX_PIXELS, Detector, ModelSpec, builtin_model, decode_image
 from loopin.store import ObjectStore
 
 DEFAULT_MAX_MODEL_BYTES = 1024 * 1024 * 1024
@@ -59,9 +61,19 @@ class Served:
 
 class ModelHost:
     def __init__(
-        self, store: ObjectStore, *, inference_threads: int = 1, max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
+        self,
+        store: ObjectStore,
+        *,
+        inference_threads: int = 1,
+        max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
+        concurrent_decodes: int = 2,
     ) -> None:
         self._store = store
+        self.max_image_pixels = max_image_pixels
+        # A decoded image takes 3 bytes a pixel (more while it is converted): this bounds
+        # the memory that images being decoded take in this process at once.
+        self._decode_slots = threading.BoundedSemaphore(concurrent_decodes)
         self._max_bytes = max_model_bytes
         self._threads = inference_threads
         self._lock = threading.Lock()
@@ -90,6 +102,12 @@ class ModelHost:
             class_names = list(model.spec.class_names) if model.spec else None
             return Detector.from_callable(model.callable_target, name=model.name, class_names=class_names)
         raise ValidationError(f"Model '{model.name}' has an unknown kind '{model.kind}'.")
+
+    def decode(self, image: bytes) -> Image.Image:
+        """Decode request bytes, at most ``max_image_pixels`` of them, and at most
+        ``concurrent_decodes`` images at once in this process."""
+        with self._decode_slots:
+            return decode_image(image, max_pixels=self.max_image_pixels)
 
     def serve(self, endpoint: str, generation: int, build: Callable[[], tuple[Variant, ...]]) -> Served:
         """The endpoint's loaded variants for this generation, loading them on first use."""

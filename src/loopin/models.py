@@ -50,6 +50,11 @@ class Worker(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     worker_id: Mapped[str] = mapped_column(String(16), unique=True)  # public, 16 hex like A2I's
     sub: Mapped[str] = mapped_column(String(36), unique=True)
+    # In every console session cookie; moved on at sign-out, so those issued before are dead.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # In every API token; moved on when the worker is disabled or removed, so tokens issued
+    # before stay dead after the worker is enabled again.
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(128))
     password_hash: Mapped[str | None] = mapped_column(String(256))
@@ -395,6 +400,7 @@ class Admin(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     sub: Mapped[str] = mapped_column(String(36), unique=True)  # changes on password change: ends sessions
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # moved on at sign-out
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(128))
     password_hash: Mapped[str] = mapped_column(String(256))

@@ -69,7 +69,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         store=store,
         settings=settings,
         clock=clock,
-        models=ModelHost(store, inference_threads=settings.inference_threads, max_model_bytes=settings.max_model_bytes),
+        models=ModelHost(
+            store,
+            inference_threads=settings.inference_threads,
+            max_model_bytes=settings.max_model_bytes,
+            max_image_pixels=settings.max_image_pixels,
+            concurrent_decodes=settings.image_decode_concurrency,
+        ),
         secrets=SecretCache(db, settings.secret_key, clock),
     )
 

@@ -19,7 +19,7 @@ from loopin import workforce
 from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError, ValidationError
 from loopin.loops import fail_loop, settle_loop
 from loopin.models import Decline, FlowDefinition, HumanLoop, TaskSlot, TeamMember, Worker
-from loopin.validation import refuse_lone_surrogates
+from loopin.validation import fits_db_int, refuse_lone_surrogates
 
 MAX_ANSWER_CHARS = 3_145_728
 SEEN_EVERY_MS = 60_000  # how often a working worker's last_seen_at is moved on
@@ -310,7 +310,7 @@ def _held(session: Session, slot: TaskSlot) -> HeldTask:
 
 def _own_slot(session: Session, worker: Worker, slot_id: int) -> TaskSlot:
     _require_active(worker)
-    slot = session.get(TaskSlot, slot_id)
+    slot = session.get(TaskSlot, slot_id) if fits_db_int(slot_id) else None
     if slot is None or slot.worker_id != worker.id or not _member_for(session, worker, slot):
         # The same answer for "no such task" and "someone else's task": nothing leaks.
         raise NotFoundError(

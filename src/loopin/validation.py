@@ -19,6 +19,13 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + _LABEL + r"(?:\." + _LABEL + r")+")
 
 
+MAX_DB_INT = 2**63 - 1  # the largest id or time a database column holds (BIGINT)
+
+
+def fits_db_int(value: int) -> bool:
+    return isinstance(value, int) and -MAX_DB_INT <= value <= MAX_DB_INT
+
+
 def check_name(value: str, *, what: str, pattern: re.Pattern[str] = RESOURCE_NAME) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 63 or not pattern.fullmatch(value):
         hint = "lowercase letters, digits and hyphens" if pattern is RESOURCE_NAME else "letters, digits and hyphens"
@@ -79,11 +86,14 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads pairs what pairs; what 
 
 
 def has_lone_surrogate(value: Any) -> bool:
-    """Whether a string, or any key or string inside lists and dicts, holds a lone surrogate."""
+    """Whether a string, or any key or string inside lists and dicts, holds a lone surrogate
+    or a NUL character (which PostgreSQL text cannot hold either)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
+            if "\x00" in item:
+                return True
             if not item.isascii():
                 try:
                     item.encode("utf-8")
@@ -99,7 +109,9 @@ def has_lone_surrogate(value: Any) -> bool:
 
 def refuse_lone_surrogates(value: Any, *, what: str) -> None:
     if has_lone_surrogate(value):
-        raise ValidationError(f"{what} holds a lone UTF-16 surrogate (like \\ud800), which is not text.")
+        raise ValidationError(
+            f"{what} holds a NUL character or a lone UTF-16 surrogate (like \\ud800), which is not text."
+        )
 
 
 def without_lone_surrogates(value: Any) -> Any:

@@ -27,7 +27,7 @@ from loopin.models import Delivery, Event, Webhook
 from loopin.outbound import check_url_syntax, pinned_client, resolve_allowed
 from loopin.services import Services
 from loopin.signing import seal, unseal
-from loopin.validation import check_name
+from loopin.validation import check_name, fits_db_int
 
 log = logging.getLogger("loopin.webhooks")
 PURPOSE = "loopin-webhook-secrets"
@@ -107,7 +107,7 @@ def list_deliveries(
 
 def replay(session: Session, delivery_id: int, *, now_ms: int) -> Delivery:
     """Send a dead-lettered (or delivered) event again, with a fresh retry budget."""
-    delivery = session.get(Delivery, delivery_id)
+    delivery = session.get(Delivery, delivery_id) if fits_db_int(delivery_id) else None
     if delivery is None:
         raise NotFoundError(f"No delivery {delivery_id}.")
     delivery.status = "pending"

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Subquery, delete, func, select
+from sqlalchemy import Subquery, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -268,6 +268,8 @@ def set_worker_status(session: Session, email: str, status: str) -> Worker:
     worker = get_worker(session, email)
     if status == "active" and worker.password_hash is None:
         raise ValidationError(f"Worker '{worker.email}' has not accepted the invitation yet; resend it instead.")
+    if status == "disabled":
+        worker.token_generation += 1  # API tokens issued before stay dead
     worker.status = status
     return worker
 
@@ -277,9 +279,17 @@ def remove_worker(session: Session, email: str) -> Worker:
     so the row is kept."""
     worker = get_worker(session, email)
     worker.status = "disabled"
+    worker.token_generation += 1
     worker.invitation_hash = None
     session.execute(delete(TeamMember).where(TeamMember.worker_id == worker.id))
     return worker
+
+
+def end_sessions(session: Session, worker_id: int) -> None:
+    """Every console session and API token the worker holds stops working (sign-out)."""
+    session.execute(
+        update(Worker).where(Worker.id == worker_id).values(session_generation=Worker.session_generation + 1)
+    )
 
 
 def reissue_invitation(session: Session, email: str, *, now_ms: int) -> tuple[Worker, str]:

@@ -103,8 +103,8 @@ class ConsoleCookies:
     def session(self, request: Request, *, now_ms: int) -> ConsoleSession | None:
         return self.keys.read(request.cookies.get(self.name), now_ms=now_ms)
 
-    def start(self, response: Response, *, account_id: int, sub: str, now_ms: int) -> Response:
-        cookie = self.keys.issue(account_id=account_id, sub=sub, now_ms=now_ms)
+    def start(self, response: Response, *, account_id: int, sub: str, gen: int, now_ms: int) -> Response:
+        cookie = self.keys.issue(account_id=account_id, sub=sub, gen=gen, now_ms=now_ms)
         response.set_cookie(self.name, cookie, max_age=self.keys.ttl_seconds, **self._attributes())
         response.delete_cookie(PRE_SESSION_COOKIE, path=self.path, secure=self.secure, httponly=True)
         return response
@@ -221,9 +221,12 @@ async def read_form(request: Request, limit: int, *, max_fields: int = 20) -> Fo
     if body is None:
         return Form()
     try:
-        return Form(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=max_fields))
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         return Form()
+    if any("\x00" in key or "\x00" in value for key, value in pairs):
+        return Form()  # a NUL character is no text a database can hold: refused like a broken form
+    return Form(pairs)
 
 
 def _asset(body: bytes, media_type: str) -> Asset:

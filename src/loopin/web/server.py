@@ -6,8 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopin import __version__
 from loopin.background import BackgroundRunner
@@ -15,6 +18,7 @@ from loopin.config import Settings
 from loopin.services import Services, build_services
 from loopin.store import LocalStore
 from loopin.web.api import create_api
+from loopin.web.api.app import _error_response as api_error_response
 from loopin.web.aws import mount_aws
 from loopin.web.aws.runtime import runtime_router
 from loopin.web.consoles.admin import admin_router
@@ -56,6 +60,19 @@ def create_app(
     api = create_api()
     api.state.services = ctx
     app.mount("/api/v1", api)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _not_routed(request: Request, exc: StarletteHTTPException) -> Response:
+        # A path under /api/v1 that the mount does not take (a line break in it): still
+        # the API's error shape.
+        if request.url.path.startswith("/api/v1/") or request.url.path == "/api/v1":
+            return api_error_response(
+                exc.status_code,
+                "ResourceNotFound" if exc.status_code == 404 else "HttpError",
+                "No such API path." if exc.status_code == 404 else str(exc.detail),
+            )
+        return await http_exception_handler(request, exc)
+
     app.include_router(runtime_router(ctx))
     assets = StaticAssets()
     app.include_router(assets.router())
@@ -64,7 +81,49 @@ def create_app(
     mount_aws(app, ctx)
     if isinstance(ctx.store, LocalStore):
         app.include_router(store_router(ctx.store, ctx.clock))
+    app.add_middleware(AnsweredErrors)  # outermost
     return app
+
+
+class AnsweredErrors:
+    """Each surface answers an unexpected error itself (a 500 in its own error shape), and
+    Starlette then raises the error again for the server to log. Raised that far, uvicorn
+    would drop the connection after the answer, without ``Connection: close``, and a
+    keep-alive client's next request on it would fail. So an error that comes after a
+    complete answer is logged here and goes no further; one before any answer becomes a
+    plain 500 that closes the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = {"started": False, "complete": False}
+
+        async def tracking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                state["complete"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if state["complete"]:
+                log.exception("unhandled error (answered)")
+                return
+            if state["started"]:
+                raise  # half an answer: only closing the connection can end it
+            log.exception("unhandled error")
+            response = JSONResponse(
+                {"error": {"code": "InternalServerException", "message": "The server failed; see its log."}},
+                status_code=500,
+                headers={"Connection": "close"},
+            )
+            await response(scope, receive, send)
 
 
 def app_factory() -> FastAPI:

@@ -1,13 +1,14 @@
 """Console sessions (worker console and admin console): signed session cookies, CSRF tokens
 bound to them, and a rate limit on sign-in.
 
-A session is a signed, expiring token in an HttpOnly cookie naming the account and a random
-session id; nothing is stored on the server, so any number of processes can check it. The
-account's row is still read on every request, so disabling a worker or an admin ends their
-sessions at once. Each console signs with keys derived for its own purpose, so a worker's
-cookie is never an admin's. A CSRF token is an HMAC of the session
-id under a key of its own; forms shown before sign-in are bound to a random "pre-session"
-cookie the same way.
+A session is a signed, expiring token in an HttpOnly cookie naming the account, a random
+session id and the account's session generation; nothing else is stored on the server, so
+any number of processes can check it. The account's row is read on every request, so
+disabling a worker or an admin ends their sessions at once, and signing out (which moves
+the generation on) ends every session of the account for good. Each console signs with
+keys derived for its own purpose, so a worker's cookie is never an admin's. A CSRF token
+is an HMAC of the session id under a key of its own; forms shown before sign-in are bound
+to a random "pre-session" cookie the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class ConsoleSession:
     account_id: int  # a worker's or an admin's row id, by the console
     sub: str
     sid: str
+    gen: int = 0  # the account's session generation when it was issued
 
 
 class SessionKeys:
@@ -45,8 +47,8 @@ class SessionKeys:
         self._csrf_key = derive_key(secret_key, f"loopin-{purpose}-csrf")
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, *, account_id: int, sub: str, now_ms: int) -> str:
-        payload = {"wid": account_id, "sub": sub, "sid": secrets.token_urlsafe(16)}
+    def issue(self, *, account_id: int, sub: str, gen: int = 0, now_ms: int) -> str:
+        payload = {"wid": account_id, "sub": sub, "sid": secrets.token_urlsafe(16), "gen": gen}
         return sign_token(self._session_key, payload, expires_ms=now_ms + self.ttl_seconds * 1000)
 
     def read(self, cookie: str | None, *, now_ms: int) -> ConsoleSession | None:
@@ -56,10 +58,10 @@ class SessionKeys:
             payload = verify_token(self._session_key, cookie, now_ms=now_ms)
         except AuthenticationError:
             return None
-        wid, sub, sid = payload.get("wid"), payload.get("sub"), payload.get("sid")
-        if not (isinstance(wid, int) and isinstance(sub, str) and isinstance(sid, str)):
+        wid, sub, sid, gen = payload.get("wid"), payload.get("sub"), payload.get("sid"), payload.get("gen", 0)
+        if not (isinstance(wid, int) and isinstance(sub, str) and isinstance(sid, str) and isinstance(gen, int)):
             return None
-        return ConsoleSession(account_id=wid, sub=sub, sid=sid)
+        return ConsoleSession(account_id=wid, sub=sub, sid=sid, gen=gen)
 
     def csrf_token(self, bound_to: str) -> str:
         """The form token for a session id (or a pre-session cookie value)."""

@@ -1,4 +1,4 @@
-"""sign-in failures in the database, shared by every server process; flows' input locations
+"""sign-in failures in the database, shared by every server process; flows' input locations; session generations
 
 Revision ID: 0008
 Revises: 0006
@@ -27,9 +27,19 @@ def upgrade() -> None:
     op.create_index("ix_sign_in_failures_at", "sign_in_failures", ["at_ms"])
     with op.batch_alter_table("flow_definitions") as batch_op:
         batch_op.add_column(sa.Column("input_locations", sa.Text(), nullable=True))
+    for table in ("workers", "admins"):
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.add_column(sa.Column("session_generation", sa.Integer(), nullable=False, server_default="0"))
+            if table == "workers":
+                batch_op.add_column(sa.Column("token_generation", sa.Integer(), nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
+    for table in ("workers", "admins"):
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.drop_column("session_generation")
+            if table == "workers":
+                batch_op.drop_column("token_generation")
     with op.batch_alter_table("flow_definitions") as batch_op:
         batch_op.drop_column("input_locations")
     op.drop_index("ix_sign_in_failures_at", table_name="sign_in_failures")

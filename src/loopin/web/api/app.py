@@ -24,6 +24,7 @@ from loopin.services import Services
 from loopin.signing import sign_token
 from loopin.validation import loads_stored
 from loopin.web.api.auth import Admin, Ctx, SignedInWorker, precheck, worker_token_key
+from loopin.web.api.docs import docs_routes
 from loopin.web.api.events import events_routes
 from loopin.web.api.hosting import hosting_routes
 from loopin.web.api.limits import RequestLimits
@@ -41,6 +42,8 @@ def _error_response(status: int, code: str, message: str, details: dict[str, Any
 
 def create_api() -> FastAPI:
     api = FastAPI(
+        docs_url=None,  # served from the package itself: see web/api/docs.py
+        redoc_url=None,
         title="loopin API",
         version="1",
         description="Human review of machine-learning predictions: teams, task UIs, flow "
@@ -94,6 +97,7 @@ def create_api() -> FastAPI:
     _worker_routes(api)
     hosting_routes(api)
     events_routes(api)
+    docs_routes(api)
     return api
 
 
@@ -553,5 +557,6 @@ def _claimed(s: Session, ctx: Services, worker: Worker, flow: str | None) -> sch
 
 def _session(s: Session, ctx: Services, worker: Worker) -> schemas.WorkerSession:
     expires = ctx.clock.now_ms() + ctx.settings.worker_token_ttl_seconds * 1000
-    token = sign_token(worker_token_key(ctx), {"wid": worker.id, "sub": worker.sub}, expires_ms=expires)
+    payload = {"wid": worker.id, "sub": worker.sub, "gen": worker.token_generation}
+    token = sign_token(worker_token_key(ctx), payload, expires_ms=expires)
     return schemas.WorkerSession(token=token, expires_at=iso_ms(expires), worker=_worker(s, worker))

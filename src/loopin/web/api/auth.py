@@ -50,7 +50,12 @@ def signed_in_worker(ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentia
     payload = verify_token(worker_token_key(ctx), credentials.credentials, now_ms=ctx.clock.now_ms())
     with ctx.db.read() as session:
         worker = session.get(Worker, payload.get("wid"))
-    if worker is None or worker.status != "active" or worker.sub != payload.get("sub"):
+    if (
+        worker is None
+        or worker.status != "active"
+        or worker.sub != payload.get("sub")
+        or worker.token_generation != payload.get("gen", 0)
+    ):
         raise AuthenticationError("This worker account is not active any more.")
     return worker
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -15,8 +16,10 @@ from starlette.concurrency import run_in_threadpool
 
 from loopin import events, schemas, webhooks
 from loopin.clock import iso_ms
+from loopin.errors import ValidationError
 from loopin.models import Delivery, Event, Webhook
 from loopin.services import Services
+from loopin.validation import fits_db_int
 from loopin.web.api.auth import Admin, Ctx
 
 POLL_SECONDS = 0.5
@@ -111,7 +114,9 @@ def events_routes(api: FastAPI) -> None:
         """Server-sent events: one ``loop-status`` event per loop status change, in the A2I
         EventBridge shape; the SSE id is a sequence number, so a reconnect with
         ``Last-Event-ID`` resumes where it left off."""
-        if last_event_id and last_event_id.isdigit():
+        if last_event_id:
+            if not re.fullmatch(r"[0-9]{1,19}", last_event_id) or not fits_db_int(int(last_event_id)):
+                raise ValidationError("Last-Event-ID must be the id of an event this stream sent (a sequence number).")
             start = int(last_event_id)
         elif replay:
             start = 0

@@ -33,7 +33,7 @@ ROUTE_LIMITS: list[tuple[str, re.Pattern[str], int]] = [
     ("POST", re.compile(r"/endpoints/[^/]+/invoke"), MAX_BODY_BYTES + 64 * 1024),
     ("POST", re.compile(r"/worker/(sign-in|accept-invitation)"), ANONYMOUS_LIMIT),
 ]
-_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")  # a JSON escape of a surrogate (maybe a pair)
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU]([dD][89a-fA-F]|0000)")  # a JSON escape of a surrogate (maybe a pair)
 ANONYMOUS_PATHS = re.compile(r"/worker/(sign-in|accept-invitation)|/openapi\.json|/docs.*")
 
 ErrorResponse = Callable[[int, str, str], Response]
@@ -93,7 +93,7 @@ class RequestLimits:
             if not message.get("more_body", False):
                 break
         if _SURROGATE_ESCAPE.search(body) and _holds_lone_surrogate(bytes(body)):
-            problem = "The request body holds a lone UTF-16 surrogate (like \\ud800), which is not text."
+            problem = "The request body holds a NUL character or a lone UTF-16 surrogate (like \\ud800)."
             await self._error(scope, receive, send, 400, "ValidationException", problem, close=False)
             return
         delivered = False

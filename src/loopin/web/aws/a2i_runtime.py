@@ -28,7 +28,14 @@ from loopin.models import FlowDefinition, HumanLoop
 from loopin.services import Services
 from loopin.web.aws.errors import a2i_error, rest_json_response
 from loopin.web.aws.fields import Fields, parse_object
-from loopin.web.aws.wire import MAX_JSON_BODY, check_signature, protocol_app, read_body, request_id
+from loopin.web.aws.wire import (
+    MAX_JSON_BODY,
+    check_signature,
+    precheck_signature,
+    protocol_app,
+    read_body,
+    request_id,
+)
 
 Handler = Callable[[Request, Fields], dict[str, Any]]
 
@@ -55,6 +62,7 @@ class _A2iRuntime:
 
     def route(self, handler: Handler) -> Callable[[Request], Any]:
         async def run(request: Request) -> Response:
+            await precheck_signature(self.ctx, request)  # before the body is read
             body = await read_body(request, limit=MAX_JSON_BODY)
 
             def call() -> dict[str, Any]:
@@ -146,14 +154,20 @@ class _A2iRuntime:
         return summary
 
 
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
 def _query_time(value: str | None, what: str) -> int | None:
     """boto3 sends ISO 8601 in the query; epoch seconds are accepted too."""
     if value is None:
         return None
     try:
-        return int(float(value) * 1000) if value.replace(".", "", 1).isdigit() else parse_iso(value)
-    except ValueError as exc:
+        ms = int(float(value) * 1000) if value.replace(".", "", 1).isdigit() else parse_iso(value)
+    except (ValueError, OverflowError) as exc:
         raise ValidationError(f"{what} '{value}' is not an ISO 8601 time.") from exc
+    if not 0 <= ms <= MAX_TIME_MS:
+        raise ValidationError(f"{what} '{value}' is out of range (1970 to 9999).")
+    return ms
 
 
 def _query_int(value: str | None, what: str, *, default: int) -> int:

@@ -24,7 +24,14 @@ from loopin.web.aws.control_hosting import hosting_operations
 from loopin.web.aws.control_review import review_operations
 from loopin.web.aws.errors import JSON11, WireError, control_plane_error, json11_response
 from loopin.web.aws.fields import parse_object
-from loopin.web.aws.wire import MAX_JSON_BODY, check_signature, protocol_app, read_body, request_id
+from loopin.web.aws.wire import (
+    MAX_JSON_BODY,
+    check_signature,
+    precheck_signature,
+    protocol_app,
+    read_body,
+    request_id,
+)
 
 
 def control_plane_app(ctx: Services) -> Starlette:
@@ -32,6 +39,7 @@ def control_plane_app(ctx: Services) -> Starlette:
 
     async def dispatch(request: Request) -> Response:
         service, _, name = request.headers.get("x-amz-target", "").partition(".")
+        await precheck_signature(ctx, request)  # before the body is read
         body = await read_body(request, limit=MAX_JSON_BODY)
 
         def call() -> dict[str, Any]:

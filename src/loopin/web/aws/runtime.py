@@ -17,7 +17,7 @@ from loopin.errors import LoopinError
 from loopin.invocations import MAX_BODY_BYTES, check_image_type, invocation_body, invoke
 from loopin.services import Services
 from loopin.web.aws.errors import json_auth_error, new_request_id, rest_json_response, runtime_error
-from loopin.web.aws.sigv4 import AuthFailure, Received, authenticate
+from loopin.web.aws.sigv4 import AuthFailure, Received, authenticate, precheck
 from loopin.web.aws.wire import SIGNING_NAME
 from loopin.web.bodies import read_capped
 
@@ -31,8 +31,9 @@ def runtime_router(ctx: Services) -> APIRouter:
     async def invocations(name: str, request: Request) -> Response:
         request_id = new_request_id()
         try:
-            image = invocation_body(await read_capped(request, MAX_BODY_BYTES))
             received = Received.from_scope(request.scope)
+            await run_in_threadpool(precheck, ctx, received, service=SIGNING_NAME)  # before the body is read
+            image = invocation_body(await read_capped(request, MAX_BODY_BYTES))
             await run_in_threadpool(authenticate, ctx, received, service=SIGNING_NAME, body=image)
             check_image_type(request.headers.get("content-type"))
             result = await run_in_threadpool(

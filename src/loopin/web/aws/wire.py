@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,7 +17,7 @@ from starlette.routing import BaseRoute
 from loopin.errors import LoopinError, ValidationError
 from loopin.services import Services
 from loopin.web.aws.errors import WireError, json_auth_error, new_request_id
-from loopin.web.aws.sigv4 import AuthFailure, Received, authenticate
+from loopin.web.aws.sigv4 import AuthFailure, Received, authenticate, precheck
 from loopin.web.bodies import read_capped
 
 log = logging.getLogger("loopin.aws")
@@ -40,6 +41,11 @@ async def read_body(request: Request, *, limit: int) -> bytes:
     if body is None:
         raise ValidationError(f"The request body is larger than {limit:,} bytes.")
     return body
+
+
+async def precheck_signature(ctx: Services, request: Request) -> None:
+    """Before the body is read: see ``sigv4.precheck``."""
+    await run_in_threadpool(precheck, ctx, Received.from_scope(request.scope), service=SIGNING_NAME)
 
 
 def check_signature(ctx: Services, request: Request, body: bytes) -> str | None:

@@ -155,6 +155,9 @@ class _Console:
         signed_in = await run_in_threadpool(self._signed_in, request)
         if signed_in and not self.keys.check_csrf(signed_in.sid, form.get("csrf")):
             return self._message(_STALE_FORM_TITLE, _STALE_FORM, 403, signed_in)
+        if signed_in:  # the cookie (and any copy of it) stops working on the server too
+            worker_id = signed_in.worker.id
+            await run_in_threadpool(self.ctx.write, lambda s: workforce.end_sessions(s, worker_id))
         return self.cookies.end(redirect("/worker/sign-in?notice=signed-out"))
 
     def invitation_page(self, token: str, request: Request) -> Response:
@@ -327,7 +330,12 @@ class _Console:
             return None
         with self.ctx.db.read() as s:
             worker = s.get(Worker, session.account_id)
-        if worker is None or worker.status != "active" or worker.sub != session.sub:
+        if (
+            worker is None
+            or worker.status != "active"
+            or worker.sub != session.sub
+            or worker.session_generation != session.gen
+        ):
             return None
         return _SignedIn(worker, session.sid)
 
@@ -343,7 +351,9 @@ class _Console:
 
     def _start_session(self, worker: Worker) -> Response:
         now = self.ctx.clock.now_ms()
-        return self.cookies.start(redirect("/worker/jobs"), account_id=worker.id, sub=worker.sub, now_ms=now)
+        return self.cookies.start(
+            redirect("/worker/jobs"), account_id=worker.id, sub=worker.sub, gen=worker.session_generation, now_ms=now
+        )
 
     # -- pages ----------------------------------------------------------------------------
 

@@ -57,6 +57,8 @@ def add_routes(pages: AdminPages) -> None:
         posted = await pages.form_post(request)
         if isinstance(posted, Response):
             return posted
+        admin_id = posted[0].admin.id
+        await pages.write(lambda s: admins.end_sessions(s, admin_id))  # every copy of the cookie
         return pages.cookies.end(redirect("/admin/sign-in?notice=signed-out"))
 
     async def setup_page(token: str, request: Request) -> Response:

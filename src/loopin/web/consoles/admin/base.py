@@ -95,7 +95,12 @@ class AdminPages:
             admin = s.get(Admin, session.account_id)
             if admin is not None:
                 s.expunge(admin)
-        if admin is None or admin.status != "active" or admin.sub != session.sub:
+        if (
+            admin is None
+            or admin.status != "active"
+            or admin.sub != session.sub
+            or admin.session_generation != session.gen
+        ):
             return None
         return SignedInAdmin(admin, session.sid)
 
@@ -198,7 +203,9 @@ class AdminPages:
 
     def start_session(self, admin: Admin, next_url: str = "/admin") -> Response:
         now = self.ctx.clock.now_ms()
-        return self.cookies.start(redirect(next_url), account_id=admin.id, sub=admin.sub, now_ms=now)
+        return self.cookies.start(
+            redirect(next_url), account_id=admin.id, sub=admin.sub, gen=admin.session_generation, now_ms=now
+        )
 
 
 def to_sign_in(request: Request | None = None) -> Response:
