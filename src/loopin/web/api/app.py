@@ -24,6 +24,7 @@ from loopin.services import Services
 from loopin.signing import sign_token
 from loopin.web.api.auth import Admin, Ctx, SignedInWorker, worker_token_key
 from loopin.web.api.events import events_routes
+from loopin.web.api.exports import exports_routes
 from loopin.web.api.hosting import hosting_routes
 from loopin.web.errors import error_response, error_status
 
@@ -87,6 +88,7 @@ def create_api() -> FastAPI:
     _worker_routes(api)
     hosting_routes(api)
     events_routes(api)
+    exports_routes(api)
     return api
 
 
