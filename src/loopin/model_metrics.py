@@ -299,7 +299,7 @@ def _final_boxes(store: ObjectStore, loop: HumanLoop, answers: list[Answer]) -> 
         return None
     content = answers[0].content
     if len(answers) > 1:
-        consolidated = consolidated_answer(store, loop)
+        consolidated = consolidated_answer(store, loop.name, loop.output_uri)
         if consolidated is not None and isinstance(consolidated.get("answerContent"), dict):
             content = consolidated["answerContent"]
     boxes, _ = boxes_in(content)

@@ -11,11 +11,11 @@ import io
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
 
 from PIL import Image
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from loopin.errors import LoopinError, ValidationError
@@ -91,8 +91,7 @@ def _one_of(value: str, allowed: Sequence[str], what: str) -> None:
         raise ValidationError(f"{what} must be one of {', '.join(allowed)}.")
 
 
-@dataclass(frozen=True)
-class Box:
+class Box(NamedTuple):
     label: str
     left: float
     top: float
@@ -109,7 +108,17 @@ class Box:
         return self.top + self.height
 
 
-@dataclass
+class LoopRow(NamedTuple):
+    """The columns of a loop an export reads."""
+
+    id: int
+    name: str
+    created_at: int
+    input_content: str
+    output_uri: str | None
+
+
+@dataclass(slots=True)
 class Item:
     """One exported image (or, per worker, one image-answer)."""
 
@@ -123,9 +132,8 @@ class Item:
     classes: list[str] | None  # classification answers
     created_at: int
     answered_at: int
-    changed: bool
+    changed: bool | None  # None: not looked at (only the 'changed only' filter needs it)
     consolidated: bool
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def check_selection(session: Session, spec: ExportSpec) -> int:
@@ -155,10 +163,11 @@ def _conditions(flow: FlowDefinition, spec: ExportSpec) -> list[Any]:
     return conditions
 
 
-def loop_pages(session: Session, spec: ExportSpec, *, page: int = PAGE) -> Iterator[list[HumanLoop]]:
+def loop_pages(session: Session, spec: ExportSpec, *, page: int = PAGE) -> Iterator[list[LoopRow]]:
     """The selected loops, oldest first, ``page`` at a time by keyset over (created_at, id)."""
     flow = get_flow(session, spec.flow)
-    base: Select[Any] = select(HumanLoop).where(*_conditions(flow, spec)).order_by(HumanLoop.created_at, HumanLoop.id)
+    columns = (HumanLoop.id, HumanLoop.name, HumanLoop.created_at, HumanLoop.input_content, HumanLoop.output_uri)
+    base = select(*columns).where(*_conditions(flow, spec)).order_by(HumanLoop.created_at, HumanLoop.id)
     last: tuple[int, int] | None = None
     while True:
         query = base
@@ -167,11 +176,10 @@ def loop_pages(session: Session, spec: ExportSpec, *, page: int = PAGE) -> Itera
                 HumanLoop.created_at >= last[0],
                 or_(HumanLoop.created_at > last[0], and_(HumanLoop.created_at == last[0], HumanLoop.id > last[1])),
             )
-        rows = list(session.scalars(query.limit(page)))
+        rows = [LoopRow(*row) for row in session.execute(query.limit(page))]
         if not rows:
             return
         yield rows
-        session.expunge_all()  # keep the identity map from growing with the loops
         last = (rows[-1].created_at, rows[-1].id)
         if len(rows) < page:
             return
@@ -184,7 +192,7 @@ class Answer:
     submitted_at: int
 
 
-def page_answers(session: Session, loops: Sequence[HumanLoop]) -> dict[int, list[Answer]]:
+def page_answers(session: Session, loops: Sequence[LoopRow | HumanLoop]) -> dict[int, list[Answer]]:
     rows = session.execute(
         select(TaskSlot.loop_id, Worker.worker_id, TaskSlot.answer, TaskSlot.submitted_at)
         .join(Worker, Worker.id == TaskSlot.worker_id)
@@ -206,12 +214,17 @@ class Logged:
     model: str
     width: int
     height: int
-    detections: list[dict[str, Any]]
+    detections_json: str  # parsed only when needed
     threshold: float | None
     created_at: int
 
+    @property
+    def detections(self) -> list[dict[str, Any]]:
+        return _json_list(self.detections_json)
 
-def page_predictions(session: Session, names: Sequence[str]) -> dict[str, Logged]:
+
+def page_predictions(session: Session, names: Sequence[str], *, detections: bool = True) -> dict[str, Logged]:
+    """What the log knows of these loops (``detections=False``: without the detections)."""
     rows = session.execute(
         select(
             Prediction.loop_name,
@@ -219,13 +232,13 @@ def page_predictions(session: Session, names: Sequence[str]) -> dict[str, Logged
             Prediction.model_name,
             Prediction.image_width,
             Prediction.image_height,
-            Prediction.detections,
+            Prediction.detections if detections else literal("[]"),
             Prediction.threshold,
             Prediction.created_at,
         ).where(Prediction.loop_name.in_(list(names)))
     ).all()
     return {
-        name: Logged(endpoint, model, w, h, _json_list(detections), threshold, created)
+        name: Logged(endpoint, model, w, h, detections, threshold, created)
         for name, endpoint, model, w, h, detections, threshold, created in rows
         if name is not None
     }
@@ -263,16 +276,21 @@ def boxes_in(content: dict[str, Any]) -> tuple[list[Box] | None, dict[str, Any] 
 
 
 def _box(raw: Any) -> Box | None:
-    if not isinstance(raw, dict) or not isinstance(raw.get("label"), str):
-        return None
     try:
-        left, top = float(raw["left"]), float(raw["top"])
-        width, height = float(raw["width"]), float(raw["height"])
-    except (KeyError, TypeError, ValueError):
+        label, left, top, width, height = raw["label"], raw["left"], raw["top"], raw["width"], raw["height"]
+    except (KeyError, TypeError):
         return None
-    if width <= 0 or height <= 0:
+    if type(label) is not str or not (
+        type(left) in _NUMBERS and type(top) in _NUMBERS and type(width) in _NUMBERS and type(height) in _NUMBERS
+    ):
         return None
-    return Box(raw["label"], left, top, width, height)
+    if not (0 < width < _INF and 0 < height < _INF and -_INF < left < _INF and -_INF < top < _INF):
+        return None  # also NaN, which fails every comparison
+    return Box(label, left, top, width, height)
+
+
+_NUMBERS = (int, float)
+_INF = float("inf")
 
 
 def classes_in(content: dict[str, Any]) -> list[str] | None:
@@ -330,9 +348,9 @@ class Reader:
     store: ObjectStore
     skipped: int = 0
 
-    def items(self, session: Session, loops: Sequence[HumanLoop]) -> Iterator[Item]:
+    def items(self, session: Session, loops: Sequence[LoopRow]) -> Iterator[Item]:
         answers = page_answers(session, loops)
-        logged = page_predictions(session, [loop.name for loop in loops])
+        logged = page_predictions(session, [loop.name for loop in loops], detections=self.spec.changed_only)
         for loop in loops:
             found = answers.get(loop.id, [])
             if not found:
@@ -340,7 +358,7 @@ class Reader:
                 continue
             yield from self._loop_items(loop, found, logged.get(loop.name))
 
-    def _loop_items(self, loop: HumanLoop, answers: list[Answer], logged: Logged | None) -> Iterator[Item]:
+    def _loop_items(self, loop: LoopRow, answers: list[Answer], logged: Logged | None) -> Iterator[Item]:
         input_content = _json_object(loop.input_content)
         image_uri = input_content.get("taskObject")
         if not isinstance(image_uri, str) or not image_uri:
@@ -364,7 +382,7 @@ class Reader:
                 chosen.extend(
                     (f"{loop.name}-{a.worker_id}", [a.worker_id], a.content, a.submitted_at, False) for a in answers
                 )
-        prefilled = model_boxes(logged, input_content)
+        prefilled = model_boxes(logged, input_content) if self.spec.changed_only else None
         for key, workers, content, answered_at, consolidated_flag in chosen:
             boxes, props = boxes_in(content)
             classes = classes_in(content) if boxes is None else None
@@ -382,13 +400,15 @@ class Reader:
                     if not any(c in wanted for c in classes):
                         continue
                     classes = [c for c in classes if c in wanted]
-            if boxes is not None:
-                changed = prefilled is None or not _same_boxes(boxes, prefilled)
-            else:
-                initial = input_content.get("initialValue")
-                changed = not (isinstance(initial, str) and classes == [initial])
-            if self.spec.changed_only and not changed:
-                continue
+            changed = None
+            if self.spec.changed_only:
+                if boxes is not None:
+                    changed = prefilled is None or not _same_boxes(boxes, prefilled)
+                else:
+                    initial = input_content.get("initialValue")
+                    changed = not (isinstance(initial, str) and classes == [initial])
+                if not changed:
+                    continue
             yield Item(
                 key=key,
                 loop_name=loop.name,
@@ -404,18 +424,18 @@ class Reader:
                 consolidated=consolidated_flag,
             )
 
-    def _consolidated(self, loop: HumanLoop) -> dict[str, Any] | None:
-        return consolidated_answer(self.store, loop)
+    def _consolidated(self, loop: LoopRow) -> dict[str, Any] | None:
+        return consolidated_answer(self.store, loop.name, loop.output_uri)
 
 
-def consolidated_answer(store: ObjectStore, loop: HumanLoop) -> dict[str, Any] | None:
+def consolidated_answer(store: ObjectStore, loop_name: str, output_uri: str | None) -> dict[str, Any] | None:
     """The ``consolidatedAnswer`` of the loop's written ``output.json``, if it has one."""
-    if not loop.output_uri:
+    if not output_uri:
         return None
     try:
-        document = _json_object(store.get(loop.output_uri).decode())
+        document = _json_object(store.get(output_uri).decode())
     except (LoopinError, UnicodeDecodeError) as exc:
-        log.warning("output.json of %s not read (%s); using the answers per worker", loop.name, exc)
+        log.warning("output.json of %s not read (%s); using the answers per worker", loop_name, exc)
         return None
     consolidated = document.get("consolidatedAnswer")
     return consolidated if isinstance(consolidated, dict) else None
