@@ -69,12 +69,40 @@ class Sink(ABC):
     def discard(self) -> None: ...
 
 
+class _AppendOnly:
+    """A file zipfile cannot seek in: it then writes each member's sizes after its data (a
+    data descriptor) instead of seeking back to its header, which would flush the write
+    buffer three times per member (a YOLO export has one member per image)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._pos = 0
+
+    def write(self, data: bytes) -> int:
+        self._raw.write(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, *_: object) -> int:
+        raise OSError("append only")
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def close(self) -> None:
+        self._raw.close()
+
+
 class ZipSink(Sink):
     def __init__(self, tmp_path: Path) -> None:
         super().__init__()
         self.path = tmp_path
         tmp_path.parent.mkdir(parents=True, exist_ok=True)
-        self._zip = zipfile.ZipFile(tmp_path, "w", allowZip64=True)
+        self._file = open(tmp_path, "wb", buffering=1 << 20)  # noqa: SIM115  (closed in close/discard)
+        self._zip = zipfile.ZipFile(_AppendOnly(self._file), "w", allowZip64=True)
 
     def _open(self, path: str, *, compress: bool) -> contextlib.AbstractContextManager[IO[bytes]]:
         info = zipfile.ZipInfo(path, date_time=_ZIP_TIME)
@@ -87,13 +115,15 @@ class ZipSink(Sink):
 
     def close(self) -> Path:
         self._zip.close()
-        with open(self.path, "rb") as fh:
-            os.fsync(fh.fileno())
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
         return self.path
 
     def discard(self) -> None:
         with contextlib.suppress(Exception):
             self._zip.close()
+        self._file.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
