@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -373,7 +374,8 @@ def _place(ctx: Services, spec: ExportSpec, export_id: str, sink: Sink) -> tuple
     prefix = normalize_output_location(spec.location)
     uploaded: list[str] = []
     try:
-        for path in [*[p for p in sink.files if p != META_FILE], META_FILE]:  # the record last
+        files = (p.relative_to(written).as_posix() for p in written.rglob("*") if p.is_file())
+        for path in itertools.chain((p for p in files if p != META_FILE), [META_FILE]):  # the record last
             uri = join_uri(prefix, path)
             parse_object_uri(uri)
             ctype = _IMAGE_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 from PIL import Image
-from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy import BindParameter, and_, bindparam, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from loopin.errors import LoopinError, ValidationError
@@ -196,7 +196,7 @@ def page_answers(session: Session, loops: Sequence[LoopRow | HumanLoop]) -> dict
     rows = session.execute(
         select(TaskSlot.loop_id, Worker.worker_id, TaskSlot.answer, TaskSlot.submitted_at)
         .join(Worker, Worker.id == TaskSlot.worker_id)
-        .where(TaskSlot.loop_id.in_([loop.id for loop in loops]), TaskSlot.status == "submitted")
+        .where(TaskSlot.loop_id.in_(_inline([loop.id for loop in loops])), TaskSlot.status == "submitted")
         .order_by(TaskSlot.loop_id, TaskSlot.submitted_at, TaskSlot.slot_index)
     ).all()
     found: dict[int, list[Answer]] = {}
@@ -235,13 +235,19 @@ def page_predictions(session: Session, names: Sequence[str], *, detections: bool
             Prediction.detections if detections else literal("[]"),
             Prediction.threshold,
             Prediction.created_at,
-        ).where(Prediction.loop_name.in_(list(names)))
+        ).where(Prediction.loop_name.in_(_inline(list(names))))
     ).all()
     return {
         name: Logged(endpoint, model, w, h, detections, threshold, created)
         for name, endpoint, model, w, h, detections, threshold, created in rows
         if name is not None
     }
+
+
+def _inline(values: list[Any]) -> BindParameter[Any]:
+    """A page's ids or names written into the SQL: psycopg takes far longer to split a query
+    with 500 placeholders than to send 500 literals (ints, and names of [A-Za-z0-9-])."""
+    return bindparam("page", values, expanding=True, literal_execute=True)
 
 
 def _json_object(text: str | None) -> dict[str, Any]:
