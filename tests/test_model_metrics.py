@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pycocotools.cocoeval import COCOeval
 from loopin.client import Client
 from loopin.clock import ManualClock
 from loopin.errors import NotFoundError
+from loopin.exports import run_pending_exports
 from loopin.model_metrics import Box, average_precision, compare_boxes
 from loopin.models import Prediction
 from loopin.services import Services
@@ -154,6 +156,14 @@ def test_figures_on_hand_made_loops(
     assert rows[0]["group"] == "total" and rows[0]["precision"] == "0.5"
     assert {r["key"] for r in rows if r["group"] == "class"} == {"cat", "dog", "bird"}
     assert api.model_metrics().loops == 3  # every flow
+    # The answers carry no image size: an export takes it from the prediction log.
+    info = api.create_export("review", format="coco")
+    run_pending_exports(services)
+    location = api.get_export(info.export_id).location
+    assert location is not None
+    with zipfile.ZipFile(location) as archive:
+        images = json.loads(archive.read("coco.json"))["images"]
+    assert [(i["width"], i["height"]) for i in images] == [(100, 100)] * 3
     with pytest.raises(NotFoundError):
         api.model_metrics(flow="nope")
 

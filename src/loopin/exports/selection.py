@@ -356,7 +356,14 @@ class Reader:
 
     def items(self, session: Session, loops: Sequence[LoopRow]) -> Iterator[Item]:
         answers = page_answers(session, loops)
-        logged = page_predictions(session, [loop.name for loop in loops], detections=self.spec.changed_only)
+        # The prediction log only for what the answers do not say: the image's size, or
+        # (changed only, without an initialValue) the model's boxes.
+        wanted = [
+            loop.name
+            for loop in loops
+            if self.spec.changed_only or not all(_has_size(a.content) for a in answers.get(loop.id, []))
+        ]
+        logged = page_predictions(session, wanted, detections=self.spec.changed_only) if wanted else {}
         for loop in loops:
             found = answers.get(loop.id, [])
             if not found:
@@ -445,6 +452,13 @@ def consolidated_answer(store: ObjectStore, loop_name: str, output_uri: str | No
         return None
     consolidated = document.get("consolidatedAnswer")
     return consolidated if isinstance(consolidated, dict) else None
+
+
+def _has_size(content: dict[str, Any]) -> bool:
+    for value in content.values():
+        if isinstance(value, dict) and isinstance(value.get("inputImageProperties"), dict):
+            return _size(value["inputImageProperties"], None) != (None, None)
+    return False
 
 
 def _size(props: dict[str, Any] | None, logged: Logged | None) -> tuple[int | None, int | None]:
