@@ -8,10 +8,13 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 
 from loopin.client import Client, WorkerClient
 from tests.helpers import PASSWORD, setup_flow
 from tests.servers import create_key, loopin_env, run_cli, serve
+
+pytestmark = pytest.mark.slow  # a real server process
 
 
 def _json(env: dict[str, str], *args: str) -> object:
