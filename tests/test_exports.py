@@ -397,7 +397,11 @@ def test_a_crashed_export_is_taken_over_after_its_lease(
     with services.db.write() as session:
         assert claim_export(session, now_ms=clock.now_ms(), owner=uuid.uuid4().hex[:16]) is not None
     assert run_pending_exports(services) == 0  # leased by the (dead) first process
+    leftover = services.settings.data_dir / "exports" / f".tmp-{info.export_id}-deadbeef.zip"
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"half")
     clock.advance(121)
     assert run_pending_exports(services) == 1
     done = api.get_export(info.export_id)
     assert done.state == "succeeded" and done.items == 3
+    assert not leftover.exists()

@@ -205,6 +205,11 @@ def run_export(ctx: Services, job_id: int, owner: str) -> None:
         export_id, spec, created = job.export_id, ExportSpec.from_json(job.settings), job.created_at
     work = exports_dir(ctx.settings.data_dir)
     work.mkdir(parents=True, exist_ok=True)
+    for stale in work.glob(f".tmp-{export_id}-*"):  # what an attempt that died left behind
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
     tmp = work / f".tmp-{export_id}-{owner}"
     scratch = work / f".tmp-{export_id}-{owner}-scratch"
     scratch.mkdir()
