@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -128,19 +128,22 @@ def list_exports(session: Session, *, flow: str | None = None, limit: int = 50) 
     return session.scalars(query).all()
 
 
+def _due(now_ms: int) -> Any:
+    return or_(
+        ExportJob.state == "queued",
+        (ExportJob.state == "running") & (ExportJob.lease_expires_at < now_ms),
+    )
+
+
+def export_due(session: Session, *, now_ms: int) -> bool:
+    """Whether a job waits (a read, so that idle processes take no write lock every round)."""
+    return session.scalar(select(ExportJob.id).where(_due(now_ms)).limit(1)) is not None
+
+
 def claim_export(session: Session, *, now_ms: int, owner: str) -> ExportJob | None:
     """Take the oldest queued job, or a running one whose lease has expired."""
     job = session.scalar(
-        select(ExportJob)
-        .where(
-            or_(
-                ExportJob.state == "queued",
-                (ExportJob.state == "running") & (ExportJob.lease_expires_at < now_ms),
-            )
-        )
-        .order_by(ExportJob.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
+        select(ExportJob).where(_due(now_ms)).order_by(ExportJob.id).limit(1).with_for_update(skip_locked=True)
     )
     if job is None:
         return None
@@ -189,6 +192,9 @@ def run_pending_exports(ctx: Services, *, limit: int = 1) -> int:
     finished = 0
     for _ in range(limit):
         owner = secrets.token_hex(8)
+        with ctx.db.read() as session:
+            if not export_due(session, now_ms=ctx.clock.now_ms()):
+                break
         with ctx.db.write() as session:
             job = claim_export(session, now_ms=ctx.clock.now_ms(), owner=owner)
             claimed = (job.id, job.export_id) if job is not None else None
