@@ -148,6 +148,20 @@ def test_put_get_head(store: ObjectStore, bucket: str) -> None:
     assert info.last_modified_ms > 1_600_000_000_000
 
 
+def test_put_file_reads_a_local_file(store: ObjectStore, bucket: str, tmp_path: Path) -> None:
+    source = tmp_path / "big.bin"
+    data = os.urandom(3 << 20)  # several of put_file's pieces
+    source.write_bytes(data)
+    uri = f"s3://{bucket}/exports/big.bin"
+    store.put_file(uri, source, content_type="application/zip")
+    assert store.get(uri) == data
+    info = store.head(uri)
+    assert (info.size, info.content_type) == (len(data), "application/zip")
+    if isinstance(store, LocalStore):
+        assert info.etag == hashlib.md5(data).hexdigest()
+        assert not [p for p in _files(store.root / bucket) if p.name.startswith(".loopin-tmp-")]
+
+
 def test_default_content_type_and_overwrite(store: ObjectStore, bucket: str) -> None:
     uri = f"s3://{bucket}/blob"
     store.put(uri, b"one")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from loopin.endpoints import deploy_pending
 from loopin.events import NEW_EVENTS
+from loopin.exports import run_pending_exports
 from loopin.outputs import write_pending_outputs
 from loopin.services import Services
 from loopin.tasks import expire_leases, expire_loops
@@ -43,27 +44,41 @@ def run_once(ctx: Services) -> dict[str, int]:
 
 class BackgroundRunner:
     """Runs ``run_once`` every ``settings.job_interval_seconds`` in a daemon thread, and at
-    once when this process commits a new event (so webhooks do not wait for the next round)."""
+    once when this process commits a new event (so webhooks do not wait for the next round).
+    Export jobs, which run for minutes, have a thread of their own that claims one at a time."""
 
     def __init__(self, ctx: Services) -> None:
         self._ctx = ctx
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="loopin-background", daemon=True)
+        self._exports = threading.Thread(target=self._export_loop, name="loopin-exports", daemon=True)
 
     def start(self) -> None:
         event.listen(Session, "after_commit", self._after_commit)
         self._thread.start()
+        self._exports.start()
 
     def stop(self) -> None:
         event.remove(Session, "after_commit", self._after_commit)
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10)
+        self._exports.join(timeout=1)  # an export in progress is left to its lease
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(NEW_EVENTS, False):
             self._wake.set()
+
+    def _export_loop(self) -> None:
+        interval = self._ctx.settings.job_interval_seconds
+        while not self._stop.is_set():
+            try:
+                if run_pending_exports(self._ctx):
+                    continue
+            except Exception:
+                log.exception("running an export failed; retrying next round")
+            self._stop.wait(interval * random.uniform(0.8, 1.2))
 
     def _loop(self) -> None:
         interval = self._ctx.settings.job_interval_seconds

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -96,6 +96,29 @@ class _Http:
                     data = ""
                 if deadline is not None and time.monotonic() >= deadline:
                     return
+
+    def download(self, path: str, dest: str | os.PathLike[str]) -> int:
+        """Stream a GET's body into ``dest`` (via a temporary name); the bytes written."""
+        tmp = f"{os.fspath(dest)}.part"
+        written = 0
+        try:
+            with self._client.stream(
+                "GET", self._prefix + path, auth=self._auth or httpx.USE_CLIENT_DEFAULT, headers=self._headers
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                with open(tmp, "wb") as fh:
+                    for chunk in response.iter_bytes(1 << 20):
+                        fh.write(chunk)
+                        written += len(chunk)
+            os.replace(tmp, dest)
+        except httpx.TransportError as exc:
+            raise LoopinError(f"Cannot reach the loopin server: {exc}") from exc
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return written
 
     def model(self, cls: type[M], method: str, path: str, **kw: Any) -> M:
         return cls.model_validate(self.call(method, path, **kw).json())
@@ -507,6 +530,90 @@ class Client:
         """How many images would go to people, and how many corrections would be missed,
         at thresholds 0.00-1.00 — replayed from the prediction log and the answers."""
         return self._http.model(schemas.ThresholdCurve, "GET", f"/flows/{_q(flow)}/threshold-curve")
+
+    # -- exports, datasets, model-versus-human metrics -----------------------------------
+    def create_export(
+        self,
+        flow: str,
+        *,
+        format: str = "coco",
+        statuses: Sequence[str] = ("Completed",),
+        created_after: str | None = None,
+        created_before: str | None = None,
+        labels: Sequence[str] | None = None,
+        changed_only: bool = False,
+        answers: str = "consolidated",
+        images: str = "reference",
+        target: str = "zip",
+        location: str | None = None,
+        label_attribute: str = "label",
+    ) -> schemas.ExportInfo:
+        """Queue an export of the flow's finished loops (see docs/exports.md)."""
+        body = {
+            "flow": flow,
+            "format": format,
+            "statuses": list(statuses),
+            "created_after": created_after,
+            "created_before": created_before,
+            "labels": list(labels) if labels is not None else None,
+            "changed_only": changed_only,
+            "answers": answers,
+            "images": images,
+            "target": target,
+            "location": location,
+            "label_attribute": label_attribute,
+        }  # checked by the server, which answers a ValidationException
+        return self._http.model(schemas.ExportInfo, "POST", "/exports", json_body=body)
+
+    def get_export(self, export_id: str) -> schemas.ExportInfo:
+        return self._http.model(schemas.ExportInfo, "GET", f"/exports/{_q(export_id)}")
+
+    def list_exports(self, *, flow: str | None = None, limit: int = 50) -> list[schemas.ExportInfo]:
+        return self._http.models(schemas.ExportInfo, "GET", "/exports", params={"flow": flow, "limit": limit})
+
+    def wait_for_export(
+        self,
+        export_id: str,
+        *,
+        timeout: float = 3600.0,
+        poll_interval: float = 1.0,
+        on_progress: Callable[[schemas.ExportInfo], None] | None = None,
+    ) -> schemas.ExportInfo:
+        """Poll until the export has succeeded or failed (a failed one is returned too)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.get_export(export_id)
+            if on_progress is not None:
+                on_progress(info)
+            if info.state in ("succeeded", "failed"):
+                return info
+            if time.monotonic() >= deadline:
+                raise LoopinError(f"Export {export_id} is still {info.state} after {timeout:g} s.")
+            time.sleep(poll_interval)
+
+    def download_export(self, export_id: str, dest: str | os.PathLike[str]) -> int:
+        """Save a finished zip export to ``dest``; the bytes written."""
+        return self._http.download(f"/exports/{_q(export_id)}/download", dest)
+
+    def create_dataset(self, name: str, *, export_id: str, description: str = "") -> schemas.DatasetInfo:
+        body = schemas.DatasetCreate(name=name, export_id=export_id, description=description)
+        return self._http.model(schemas.DatasetInfo, "POST", "/datasets", json_body=body.model_dump())
+
+    def list_datasets(self, *, flow: str | None = None) -> list[schemas.DatasetInfo]:
+        return self._http.models(schemas.DatasetInfo, "GET", "/datasets", params={"flow": flow})
+
+    def get_dataset(self, name: str) -> schemas.DatasetInfo:
+        return self._http.model(schemas.DatasetInfo, "GET", f"/datasets/{_q(name)}")
+
+    def download_dataset(self, name: str, dest: str | os.PathLike[str]) -> int:
+        return self._http.download(f"/datasets/{_q(name)}/download", dest)
+
+    def model_metrics(self, *, flow: str | None = None) -> schemas.ModelMetrics:
+        """The model's boxes against the people's, per class, flow, endpoint and week."""
+        return self._http.model(schemas.ModelMetrics, "GET", "/model-metrics", params={"flow": flow})
+
+    def model_metrics_csv(self, *, flow: str | None = None) -> str:
+        return self._http.call("GET", "/model-metrics", params={"flow": flow, "format": "csv"}).text
 
     # -- webhooks ----------------------------------------------------------------------
     def create_webhook(

@@ -430,3 +430,62 @@ class SignInFailure(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(300))
     at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExportJob(Base):
+    """An export of a flow's finished loops to a training format, run in the background by
+    whichever server process claims it (a lease, like the outputs); ``done`` of ``total``
+    loops is its progress."""
+
+    __tablename__ = "export_jobs"
+    __table_args__ = (
+        Index("ix_export_jobs_due", "state", "lease_expires_at"),
+        Index("ix_export_jobs_flow", "flow_name", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    export_id: Mapped[str] = mapped_column(String(40), unique=True)
+    flow_name: Mapped[str] = mapped_column(String(63))
+    format: Mapped[str] = mapped_column(String(16))
+    settings: Mapped[str] = mapped_column(Text)  # JSON of exports.ExportSpec
+    state: Mapped[str] = mapped_column(String(16))  # queued | running | succeeded | failed
+    owner: Mapped[str | None] = mapped_column(String(32))  # the claim's random token
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)  # loops selected (before 'changed only')
+    done: Mapped[int] = mapped_column(Integer, default=0)  # loops looked at so far
+    items: Mapped[int] = mapped_column(Integer, default=0)  # images (or image-answers) written
+    annotations: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    location: Mapped[str | None] = mapped_column(String(2048))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
+    loops_sha256: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Dataset(Base):
+    """A named, immutable snapshot of a finished export: which loops (``loops_sha256`` and
+    the export's ``loops.txt``), which settings, and the hash of what was written."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    description: Mapped[str] = mapped_column(String(256), default="")
+    export_id: Mapped[str] = mapped_column(String(40), index=True)
+    flow_name: Mapped[str] = mapped_column(String(63))
+    format: Mapped[str] = mapped_column(String(16))
+    settings: Mapped[str] = mapped_column(Text)
+    loops: Mapped[int] = mapped_column(Integer)
+    items: Mapped[int] = mapped_column(Integer)
+    annotations: Mapped[int] = mapped_column(Integer)
+    location: Mapped[str] = mapped_column(String(2048))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    loops_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)

@@ -525,3 +525,94 @@ class ThresholdCurve(Response):
     images: int
     reviewed: int
     points: list[ThresholdPoint]
+
+
+# -- exports, datasets, model-versus-human metrics -------------------------------------
+
+
+class ExportCreate(Request):
+    flow: str
+    format: Literal["coco", "yolo", "voc", "manifest", "csv"] = "coco"
+    statuses: list[Literal["Completed", "Stopped"]] = Field(default=["Completed"], min_length=1)
+    created_after: str | None = None
+    created_before: str | None = None
+    labels: list[str] | None = None
+    changed_only: bool = False
+    answers: Literal["consolidated", "per-worker"] = "consolidated"
+    images: Literal["reference", "copy"] = "reference"
+    target: Literal["zip", "folder", "s3"] = "zip"
+    location: str | None = None
+    label_attribute: str = "label"
+
+
+class ExportInfo(Response):
+    export_id: str
+    flow: str
+    format: str
+    state: str  # queued | running | succeeded | failed
+    settings: dict[str, Any]
+    total: int  # loops selected
+    done: int  # loops looked at so far
+    items: int
+    annotations: int
+    skipped: int
+    progress: float  # 0-1
+    location: str | None = None
+    size_bytes: int | None = None
+    content_sha256: str | None = None
+    loops_sha256: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class DatasetCreate(Request):
+    name: str
+    export_id: str
+    description: str = ""
+
+
+class DatasetInfo(Response):
+    name: str
+    description: str
+    export_id: str
+    flow: str
+    format: str
+    settings: dict[str, Any]
+    loops: int
+    items: int
+    annotations: int
+    location: str
+    size_bytes: int
+    content_sha256: str
+    loops_sha256: str
+    created_at: str
+
+
+class MetricsRow(Response):
+    key: str  # the class, flow, endpoint (model) or week this row is about
+    loops: int
+    model_boxes: int
+    human_boxes: int
+    kept: int
+    moved: int
+    relabelled: int
+    deleted: int  # false positives: the model's boxes people removed
+    added: int  # false negatives: boxes people drew that the model had not
+    mean_moved_iou: float | None
+    precision: float | None
+    recall: float | None
+    ap50: float | None
+
+
+class ModelMetrics(Response):
+    flow: str | None
+    loops: int
+    limit: int
+    total: MetricsRow
+    per_class: list[MetricsRow]
+    per_flow: list[MetricsRow]
+    per_endpoint: list[MetricsRow]
+    per_week: list[MetricsRow]

@@ -43,6 +43,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -187,6 +188,10 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def get(self, uri: str) -> bytes: ...
+
+    @abstractmethod
+    def put_file(self, uri: str, path: Path, *, content_type: str = DEFAULT_CONTENT_TYPE) -> None:
+        """Store a local file's content, read in pieces (large exports never sit in memory)."""
 
     @abstractmethod
     def head(self, uri: str) -> ObjectInfo: ...
@@ -343,6 +348,41 @@ class LocalStore(ObjectStore):
                 raise ValidationError(f"{uri}: a name in the key is too long") from None
             raise StoreUnavailableError(f"cannot write {uri}: {exc.strerror}") from exc
 
+    def put_file(self, uri: str, path: Path, *, content_type: str = DEFAULT_CONTENT_TYPE) -> None:
+        bucket, key = parse_object_uri(uri)
+        target = self._data_path(bucket, key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_TMP_PREFIX)
+            digest = hashlib.md5()
+            try:
+                with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+                    for chunk in iter(lambda: src.read(1 << 20), b""):
+                        out.write(chunk)
+                        digest.update(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                    st = os.fstat(out.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            meta = {
+                "content_type": content_type,
+                "etag": digest.hexdigest(),
+                "size": st.st_size,
+                "ino": st.st_ino,
+                "mtime_ns": st.st_mtime_ns,
+            }
+            _atomic_write(self._meta_path(bucket, key), json.dumps(meta).encode())
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            raise ConflictError(
+                f"{uri} conflicts with an existing object: the local store cannot hold both 'a' and 'a/b'"
+            ) from None
+        except OSError as exc:
+            raise StoreUnavailableError(f"cannot write {uri}: {exc.strerror}") from exc
+
     def delete(self, uri: str) -> None:
         bucket, key = parse_object_uri(uri)
         for path, top in (
@@ -493,6 +533,14 @@ class S3Store(ObjectStore):
             self._client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, uri) from exc
+
+    def put_file(self, uri: str, path: Path, *, content_type: str = DEFAULT_CONTENT_TYPE) -> None:
+        bucket, key = parse_object_uri(uri)
+        try:  # multipart above boto3's threshold, read from the file in pieces
+            self._client.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+        except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
+            cause = exc.__context__ if isinstance(exc, S3UploadFailedError) else exc
+            raise self._error(cause if isinstance(cause, ClientError | BotoCoreError) else exc, uri) from exc
 
     def get(self, uri: str) -> bytes:
         bucket, key = parse_object_uri(uri)

@@ -9,13 +9,13 @@ import sys
 import typer
 from pydantic import ValidationError as PydanticValidationError
 
-from loopin.cli import hosting, on_server, resources, reviewer
+from loopin.cli import exports, hosting, on_server, resources, reviewer
 from loopin.cli.output import err
 from loopin.errors import LoopinError
 
 app = typer.Typer(help="loopin: human review of machine-learning predictions.", no_args_is_help=True)
 app.command()(on_server.serve)
-for sub, name in on_server.GROUPS + resources.GROUPS + reviewer.GROUPS + hosting.GROUPS:
+for sub, name in on_server.GROUPS + resources.GROUPS + reviewer.GROUPS + hosting.GROUPS + exports.GROUPS:
     app.add_typer(sub, name=name)
 
 

@@ -26,6 +26,7 @@ from loopin.validation import loads_stored
 from loopin.web.api.auth import Admin, Ctx, SignedInWorker, precheck, worker_token_key
 from loopin.web.api.docs import docs_routes
 from loopin.web.api.events import events_routes
+from loopin.web.api.exports import exports_routes
 from loopin.web.api.hosting import hosting_routes
 from loopin.web.api.limits import RequestLimits
 from loopin.web.errors import error_response, error_status
@@ -98,6 +99,7 @@ def create_api() -> FastAPI:
     hosting_routes(api)
     events_routes(api)
     docs_routes(api)
+    exports_routes(api)
     return api
 
 

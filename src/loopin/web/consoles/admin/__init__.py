@@ -8,11 +8,22 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from loopin.services import Services
-from loopin.web.consoles.admin import auth, flows, hosting, keys, loops, overview, teams, templates, threshold
+from loopin.web.consoles.admin import (
+    auth,
+    exports,
+    flows,
+    hosting,
+    keys,
+    loops,
+    overview,
+    teams,
+    templates,
+    threshold,
+)
 from loopin.web.consoles.admin.base import AdminPages, to_sign_in
 from loopin.web.pages import StaticAssets
 
-SECTIONS = [auth, overview, loops, flows, threshold, templates, teams, hosting, keys]
+SECTIONS = [auth, overview, loops, flows, threshold, exports, templates, teams, hosting, keys]
 
 
 def admin_router(services: Services, assets: StaticAssets) -> APIRouter:
