@@ -14,7 +14,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -225,7 +225,12 @@ class Client:
         availability_lifetime_seconds: int = 864_000,
         time_limit_seconds: int = 3_600,
         role_arn: str | None = None,
+        default_priority: int = 50,
+        deadline_seconds: int | None = None,
+        fallback: Literal["model", "fail"] = "fail",
     ) -> schemas.Flow:
+        """Create a flow. ``deadline_seconds``: the time a loop has to be answered in, after
+        which ``fallback`` finishes it (docs/deadlines.md); ``default_priority``: 0-100."""
         body = schemas.FlowCreate(
             name=name,
             team=team,
@@ -238,6 +243,9 @@ class Client:
             availability_lifetime_seconds=availability_lifetime_seconds,
             time_limit_seconds=time_limit_seconds,
             role_arn=role_arn,
+            default_priority=default_priority,
+            deadline_seconds=deadline_seconds,
+            fallback=fallback,
         )
         return self._http.model(schemas.Flow, "POST", "/flows", json_body=body.model_dump())
 
@@ -251,9 +259,13 @@ class Client:
         task_count: int | None = None,
         availability_lifetime_seconds: int | None = None,
         time_limit_seconds: int | None = None,
+        default_priority: int | None = None,
+        deadline_seconds: int | None = None,
+        fallback: Literal["model", "fail"] | None = None,
     ) -> schemas.Flow:
-        """Change a flow's title, description, keywords, task count or time limits (those
-        given). Team, template and output path cannot change."""
+        """Change a flow's title, description, keywords, task count, time limits, default
+        priority, deadline (0 removes it) or fallback (those given). Team, template and
+        output path cannot change."""
         body = schemas.FlowUpdate(
             title=title,
             description=description,
@@ -261,6 +273,9 @@ class Client:
             task_count=task_count,
             availability_lifetime_seconds=availability_lifetime_seconds,
             time_limit_seconds=time_limit_seconds,
+            default_priority=default_priority,
+            deadline_seconds=deadline_seconds,
+            fallback=fallback,
         )
         return self._http.model(
             schemas.Flow, "PATCH", f"/flows/{_q(name)}", json_body=body.model_dump(exclude_none=True)
@@ -283,12 +298,16 @@ class Client:
         flow: str,
         input: dict[str, Any] | str,
         content_classifiers: Sequence[str] | None = None,
+        priority: int | None = None,
     ) -> schemas.LoopStarted:
-        """Start a human loop. ``input`` is a JSON object, or a string holding one."""
+        """Start a human loop. ``input`` is a JSON object, or a string holding one;
+        ``priority`` 0 (least urgent) to 100, None: the flow's default."""
         body: dict[str, Any] = {"name": name, "flow": flow}
         body["input_content" if isinstance(input, str) else "input"] = input
         if content_classifiers is not None:
             body["content_classifiers"] = list(content_classifiers)
+        if priority is not None:
+            body["priority"] = priority
         return self._http.model(schemas.LoopStarted, "POST", "/loops", json_body=body)
 
     def describe_loop(self, name: str) -> schemas.LoopDetail:

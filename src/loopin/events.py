@@ -3,6 +3,7 @@ change, and their A2I EventBridge form (reference D.4)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ def record_status(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
             failure_code=loop.failure_code,
             failure_reason=loop.failure_reason,
             output_uri=loop.output_uri if loop.output_state == "written" else None,
+            fallback_info=loop.fallback_info if loop.status in ("Completed", "Failed") else None,
             fanned_out=False,
             created_at=now_ms,
         )
@@ -44,6 +46,18 @@ def record_status(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
 def eventbridge(event: Event, *, region: str, account_id: str) -> dict[str, Any]:
     """The event as EventBridge delivers A2I's: envelope plus camelCase ``detail``."""
     loop_arn = arn(region, account_id, "human-loop", event.loop_name)
+    detail: dict[str, Any] = {
+        "creationTime": iso_ms(event.loop_created_at),
+        "failureCode": event.failure_code,
+        "failureReason": event.failure_reason,
+        "flowDefinitionArn": arn(region, account_id, "flow-definition", event.flow_name),
+        "humanLoopArn": loop_arn,
+        "humanLoopName": event.loop_name,
+        "humanLoopOutput": {"outputS3Uri": event.output_uri} if event.output_uri else None,
+        "humanLoopStatus": event.status,
+    }
+    if event.fallback_info:  # loopin's extension: a deadline or the declines answered the loop
+        detail["loopinFallback"] = json.loads(event.fallback_info)
     return {
         "version": "0",
         "id": event.event_id,
@@ -53,16 +67,7 @@ def eventbridge(event: Event, *, region: str, account_id: str) -> dict[str, Any]
         "time": datetime.fromtimestamp(event.created_at // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
         "resources": [loop_arn],
-        "detail": {
-            "creationTime": iso_ms(event.loop_created_at),
-            "failureCode": event.failure_code,
-            "failureReason": event.failure_reason,
-            "flowDefinitionArn": arn(region, account_id, "flow-definition", event.flow_name),
-            "humanLoopArn": loop_arn,
-            "humanLoopName": event.loop_name,
-            "humanLoopOutput": {"outputS3Uri": event.output_uri} if event.output_uri else None,
-            "humanLoopStatus": event.status,
-        },
+        "detail": detail,
     }
 
 

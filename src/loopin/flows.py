@@ -35,6 +35,8 @@ DEFAULT_TIME_LIMIT_S = 3_600
 MIN_TIME_LIMIT_S = 30
 MAX_TIME_LIMIT_S = 28_800  # Ground Truth's limit for custom tasks: 8 hours
 MAX_TASK_COUNT = 3
+MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 0, 100, 50  # a loop's priority: 0 least urgent
+FALLBACKS = ("model", "fail")  # what answers a loop when its deadline passes or all declined
 
 
 def create_flow(
@@ -51,10 +53,13 @@ def create_flow(
     availability_lifetime_s: int = DEFAULT_AVAILABILITY_S,
     time_limit_s: int = DEFAULT_TIME_LIMIT_S,
     role_arn: str | None = None,
+    default_priority: int = DEFAULT_PRIORITY,
+    deadline_s: int | None = None,
+    fallback: str = "fail",
     now_ms: int,
 ) -> FlowDefinition:
     """A new flow definition. A ValidationError names the first bad field in its message
-    and every bad field in ``details["fields"]``."""
+    and every bad field in ``details["fields"]``. ``deadline_s`` None or 0: no deadline."""
     problems = _problems(
         name=name,
         title=title,
@@ -63,6 +68,12 @@ def create_flow(
         availability_lifetime_s=availability_lifetime_s,
         time_limit_s=time_limit_s,
         keywords=keywords,
+    ) | _deadline_problems(
+        default_priority=default_priority,
+        deadline_s=deadline_s,
+        fallback=fallback,
+        availability_lifetime_s=availability_lifetime_s,
+        time_limit_s=time_limit_s,
     )
     if role_arn is not None and (len(role_arn) > 2048 or not ROLE_ARN.fullmatch(role_arn)):
         problems["role_arn"] = f"'{role_arn}' is not an IAM role ARN."
@@ -87,6 +98,9 @@ def create_flow(
         output_path=output,
         role_arn=role_arn,
         created_at=now_ms,
+        default_priority=default_priority,
+        deadline_s=deadline_s or None,
+        fallback=fallback,
     )
     session.add(flow)
     session.flush()
@@ -103,10 +117,18 @@ def update_flow(
     task_count: int,
     availability_lifetime_s: int,
     time_limit_s: int,
+    default_priority: int | None = None,
+    deadline_s: int | None = None,
+    fallback: str | None = None,
 ) -> FlowDefinition:
     """Change the fields that leave running loops as they are (see the module's notes);
-    errors as in ``create_flow``."""
+    errors as in ``create_flow``. Priority, deadline and fallback: None keeps the current
+    value; ``deadline_s=0`` removes the deadline. A new default priority or deadline
+    applies to loops started afterwards; a new fallback to every loop not yet finished."""
     flow = get_flow(session, name)
+    default_priority = flow.default_priority if default_priority is None else default_priority
+    deadline_s = flow.deadline_s if deadline_s is None else deadline_s
+    fallback = flow.fallback if fallback is None else fallback
     _raise_problems(
         _problems(
             name=None,
@@ -117,6 +139,13 @@ def update_flow(
             time_limit_s=time_limit_s,
             keywords=keywords,
         )
+        | _deadline_problems(
+            default_priority=default_priority,
+            deadline_s=deadline_s,
+            fallback=fallback,
+            availability_lifetime_s=availability_lifetime_s,
+            time_limit_s=time_limit_s,
+        )
     )
     flow.title = title
     flow.description = description
@@ -124,8 +153,18 @@ def update_flow(
     flow.task_count = task_count
     flow.availability_lifetime_s = availability_lifetime_s
     flow.time_limit_s = time_limit_s
+    flow.default_priority = default_priority
+    flow.deadline_s = deadline_s or None
+    flow.fallback = fallback
     session.flush()
     return flow
+
+
+def check_priority(priority: object, *, field: str = "priority") -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        message = f"{field} must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}."
+        raise ValidationError(message, details={"fields": {field: message}})
+    return priority
 
 
 def get_flow(session: Session, name: str) -> FlowDefinition:
@@ -195,6 +234,38 @@ def _problems(
             check()
         except LoopinError as exc:
             problems[field] = exc.message
+    return problems
+
+
+def _deadline_problems(
+    *,
+    default_priority: int,
+    deadline_s: int | None,
+    fallback: str,
+    availability_lifetime_s: int,
+    time_limit_s: int,
+) -> dict[str, str]:
+    """The deadline must leave a worker a whole task time limit, and come before the
+    availability lifetime ends (which fails the loop)."""
+    problems: dict[str, str] = {}
+    try:
+        check_priority(default_priority, field="default_priority")
+    except LoopinError as exc:
+        problems["default_priority"] = exc.message
+    if deadline_s:
+        low = time_limit_s if isinstance(time_limit_s, int) else MIN_TIME_LIMIT_S
+        high = availability_lifetime_s if isinstance(availability_lifetime_s, int) else MAX_AVAILABILITY_S
+        try:
+            _check_int(deadline_s, what="deadline_seconds", low=max(low, 1), high=max(high, 1))
+        except LoopinError as exc:
+            problems["deadline_s"] = (
+                f"{exc.message} A deadline may not be shorter than the task time limit "
+                f"({low} s) nor longer than the availability lifetime ({high} s)."
+            )
+    elif deadline_s is not None and (isinstance(deadline_s, bool) or deadline_s != 0):
+        problems["deadline_s"] = "deadline_seconds must be a whole number of seconds (0: no deadline)."
+    if fallback not in FALLBACKS:
+        problems["fallback"] = f"fallback must be one of {', '.join(FALLBACKS)}."
     return problems
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loopin import flows, loops, schemas, task_templates, tasks, workforce
+from loopin import deadlines, flows, loops, schemas, task_templates, tasks, workforce
 from loopin.arns import arn
 from loopin.clock import iso_ms, parse_iso
 from loopin.errors import LoopinError, ValidationError
@@ -152,6 +152,9 @@ def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow
         time_limit_seconds=flow.time_limit_s,
         role_arn=flow.role_arn,
         created_at=iso_ms(flow.created_at),
+        default_priority=flow.default_priority,
+        deadline_seconds=flow.deadline_s,
+        fallback=flow.fallback,
     )
 
 
@@ -167,6 +170,9 @@ def _loop(ctx: Services, loop: HumanLoop, flow_name: str) -> schemas.Loop:
         failure_code=loop.failure_code,
         failure_reason=loop.failure_reason,
         output_uri=loop.output_uri if loop.output_state == "written" else None,
+        priority=loop.priority,
+        deadline=iso_ms(loop.deadline_at) if loop.deadline_at is not None else None,
+        fallback=json.loads(loop.fallback_info) if loop.fallback_info else None,
     )
 
 
@@ -336,6 +342,9 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 availability_lifetime_s=body.availability_lifetime_seconds,
                 time_limit_s=body.time_limit_seconds,
                 role_arn=body.role_arn,
+                default_priority=body.default_priority,
+                deadline_s=body.deadline_seconds,
+                fallback=body.fallback,
                 now_ms=ctx.clock.now_ms(),
             )
             return _flow(s, ctx, flow)
@@ -365,6 +374,9 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 task_count=_given(body.task_count, flow.task_count),
                 availability_lifetime_s=_given(body.availability_lifetime_seconds, flow.availability_lifetime_s),
                 time_limit_s=_given(body.time_limit_seconds, flow.time_limit_s),
+                default_priority=body.default_priority,
+                deadline_s=body.deadline_seconds,
+                fallback=body.fallback,
             )
             return _flow(s, ctx, updated)
 
@@ -392,6 +404,7 @@ def _loop_routes(api: FastAPI) -> None:
                 flow_name=body.flow,
                 input_content=content,
                 content_classifiers=body.content_classifiers,
+                priority=body.priority,
                 now_ms=ctx.clock.now_ms(),
             )
             s_ = ctx.settings
@@ -441,6 +454,7 @@ def _loop_routes(api: FastAPI) -> None:
                 input=json.loads(loop.input_content),
                 answers_received=loops.answers_received(s, loop),
                 task_count=loops.answers_wanted(s, loop),
+                declined_by=[email for email, _ in deadlines.declined_by(s, loop)],
             )
 
     @api.post("/loops/{name}/stop", response_model=schemas.Loop, tags=["human loops"])
