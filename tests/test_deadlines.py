@@ -15,6 +15,7 @@ from loopin.deadlines import fall_back_overdue
 from loopin.errors import TaskStateError, ValidationError
 from loopin.events import eventbridge, events_after
 from loopin.loops import PRIORITY_POINT_MS
+from loopin.models import Prediction
 from loopin.services import Services
 from tests.admin_support import AdminConsole
 from tests.helpers import admin_client, setup_flow, worker_client
@@ -140,6 +141,41 @@ def test_deadline_falls_back_to_the_models_prediction(admin, services: Services,
     assert loop.fallback == doc["loopinFallback"]
     statuses = [(e["humanLoopStatus"], e.get("loopinFallback")) for e in _events(services, "nobody-came")]
     assert statuses == [("InProgress", None), ("Completed", doc["loopinFallback"])]
+
+
+def test_without_prefilled_boxes_the_model_answer_comes_from_the_prediction_log(
+    admin, services: Services, clock: ManualClock
+):
+    setup_flow(admin, workers=1)
+    admin.update_flow("review", deadline_seconds=60, fallback="model")
+    detections = [
+        {"class_index": 15, "label": "cat", "score": 0.9, "left": 1.2, "top": 2.0, "right": 11.0, "bottom": 22.4},
+        {"class_index": 16, "label": "dog", "score": 0.3, "left": 5.0, "top": 5.0, "right": 9.0, "bottom": 9.0},
+    ]
+    with services.db.write() as s:
+        s.add(
+            Prediction(
+                endpoint_name="detector",
+                model_name="nanodet",
+                image_sha256="0" * 64,
+                image_width=100,
+                image_height=100,
+                detections=json.dumps(detections),
+                flow_name="review",
+                threshold=0.5,
+                routed_reason="low-confidence",
+                loop_name="logged",
+                response="{}",
+                created_at=clock.now_ms(),
+            )
+        )
+    admin.start_loop("logged", flow="review", input={"taskObject": "s3://images/x.jpg"})
+    clock.advance(60)
+    run_once(services)
+    answer = _output(services, admin, "logged")["loopinFallback"]["modelAnswer"]
+    assert answer["source"] == "predictionLog" and answer["predictionId"] >= 1
+    assert (answer["endpointName"], answer["modelName"]) == ("detector", "nanodet")
+    assert answer["boundingBoxes"] == [{"label": "cat", "left": 1, "top": 2, "width": 10, "height": 20, "score": 0.9}]
 
 
 def test_deadline_falls_back_to_the_partial_answers_and_withdraws_held_tasks(
