@@ -15,7 +15,9 @@ PostgreSQL then gets ``ANALYZE``.
 Measured: ``tasks.claim_next`` in its own committed write transaction (what
 ``POST /api/v1/worker/tasks/next`` runs), alternating between the two flows so that both
 see the same machine load; each claimed task is then submitted (not timed) so the queue
-moves. The plan of the claim query is printed. Results go to
+moves; the claim order is checked. Then the claim's SELECT alone, three ways in turn: the
+rank order on each flow, and the order before priorities (oldest loop first, on the former
+index, created for the comparison). The plan of the claim query is recorded. Results go to
 bench/results/priorities-<UTC time>.json.
 """
 
@@ -167,6 +169,75 @@ def plan(ctx: Services, flow_id: int, worker_id: int) -> list[str]:
         return [" | ".join(str(c) for c in row) for row in s.execute(text(prefix + sql))]
 
 
+def claim_query(flow_id: int, worker_id: int, *, old: bool) -> Any:
+    """The claim's SELECT as ``tasks.claim_next`` sends it; ``old``: the order before
+    priorities (oldest loop first, on the former index ``ix_slots_available``)."""
+    order = (
+        (TaskSlot.loop_id, TaskSlot.slot_index) if old else (TaskSlot.queue_rank, TaskSlot.loop_id, TaskSlot.slot_index)
+    )
+    return (
+        select(TaskSlot)
+        .where(
+            TaskSlot.status == "available",
+            TaskSlot.flow_id.in_([flow_id]),
+            ~tasks._worker_touched(TaskSlot.loop_id, worker_id),
+        )
+        .order_by(*order)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def measure_queries(ctx: Services, rounds: int) -> dict[str, Any]:
+    """The claim's SELECT alone (in its own transaction, rolled back), three ways in turn:
+    the rank order on the mixed and on the plain flow, and the order before priorities on
+    the plain flow with the former index created for it."""
+    with ctx.db.write() as s:
+        s.execute(
+            text(
+                "CREATE INDEX ix_slots_available ON task_slots (flow_id, loop_id, slot_index) WHERE status = 'available'"
+            )
+        )
+    if ctx.db.engine.dialect.name == "postgresql":
+        with ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE task_slots"))
+    with ctx.db.read() as s:
+        worker_id = s.scalars(select(Worker.id).order_by(Worker.id)).first()
+        flow_ids = {f.name: f.id for f in flows.list_flows(s)}
+    assert worker_id is not None
+    variants = {
+        "rank_mixed": claim_query(flow_ids["mixed"], worker_id, old=False),
+        "rank_plain": claim_query(flow_ids["plain"], worker_id, old=False),
+        "oldest_first_plain": claim_query(flow_ids["plain"], worker_id, old=True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for i in range(rounds):
+        names = list(variants) if i % 2 == 0 else list(reversed(variants))
+        for name in names:
+            with ctx.db.engine.connect() as conn:
+                t0 = time.perf_counter()
+                conn.execute(variants[name]).first()
+                times[name].append((time.perf_counter() - t0) * 1000)
+                conn.rollback()
+    result: dict[str, Any] = {
+        name: {"p50_ms": round(pct(v, 50), 3), "p90_ms": round(pct(v, 90), 3), "mean_ms": round(statistics.fmean(v), 3)}
+        for name, v in times.items()
+    }
+    dialect = ctx.db.engine.dialect
+    prefix = "EXPLAIN QUERY PLAN " if dialect.name == "sqlite" else "EXPLAIN "
+    result["plans"] = {}
+    with ctx.db.read() as s:
+        for name, query in variants.items():
+            sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            result["plans"][name] = [" | ".join(str(c) for c in row) for row in s.execute(text(prefix + sql))]
+    result["p50_ratio_rank_mixed_over_oldest_first"] = round(
+        result["rank_mixed"]["p50_ms"] / result["oldest_first_plain"]["p50_ms"], 3
+    )
+    with ctx.db.write() as s:
+        s.execute(text("DROP INDEX ix_slots_available"))
+    return result
+
+
 def measure(ctx: Services, claims: int) -> dict[str, Any]:
     with ctx.db.read() as s:
         workers = list(s.scalars(select(Worker).order_by(Worker.id)))
@@ -223,6 +294,8 @@ def run(kind: str, n: int, claims: int, tmp: Path) -> dict[str, Any]:
         log(f"{kind}: {claims} claims per flow")
         result = measure(ctx, claims)
         log(f"{kind}: {json.dumps({k: v for k, v in result.items() if k != 'plans'})}")
+        result["query_only"] = measure_queries(ctx, claims * 2)
+        log(f"{kind}: query only: {json.dumps({k: v for k, v in result['query_only'].items() if k != 'plans'})}")
         return result
     finally:
         ctx.db.dispose()
