@@ -4,6 +4,7 @@ a manual clock, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -359,3 +360,30 @@ def test_bad_fallback_and_priorities_name_the_field(admin, app_client, admin_hea
     assert admin.list_loops().loops == []
     with pytest.raises(ValidationError):
         admin.update_flow("review", time_limit_seconds=120, deadline_seconds=90)
+
+
+# -- the service-level view ----------------------------------------------------------
+
+
+def test_the_flow_page_shows_the_service_level(
+    admin, app_client, services: Services, clock: ManualClock, admin_console: AdminConsole
+):
+    emails = setup_flow(admin, workers=1)
+    admin.update_flow("review", deadline_seconds=120, fallback="model")
+    admin.start_loop("answered", flow="review", input=INPUT)
+    admin.start_loop("fell-back", flow="review", input=INPUT)
+    worker = worker_client(app_client, emails[0])
+    task = worker.next_task()
+    assert task is not None
+    clock.advance(30)
+    worker.submit(task.task_id, ANSWER)
+    clock.advance(100)
+    run_once(services)
+    admin.start_loop("waiting", flow="review", input=INPUT)
+    page = admin_console.get("/admin/flows/review")
+    assert "Service level" in page and "Deadline 120 s" in page
+    assert re.search(r"<dt>under 10 min</dt><dd>1</dd>", page)
+    assert "50.0 %" in page and "1 of 2 with a deadline" in page
+    assert "<dt>model</dt><dd>1</dd>" in page and "<dt>partial answers</dt><dd>0</dd>" in page
+    assert '<p class="median-answer">30.0 s</p>' in page
+    assert page.count('<rect class="people"') == 1 and page.count('<rect class="fallback"') == 1

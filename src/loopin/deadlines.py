@@ -18,6 +18,7 @@ are withdrawn: an answer submitted after the deadline is refused.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import exists, func, select, update
@@ -185,3 +186,82 @@ def _why(session: Session, flow: FlowDefinition, trigger: str) -> str:
     if trigger == DEADLINE:
         return f"The deadline ({flow.deadline_s} s after the start) passed before all answers were in."
     return "Every active worker of the flow's team who had not answered declined the task."
+
+
+SERVICE_SAMPLE = 2_000  # the service-level view reads at most this many recent loops
+WAITING_AGES = ((600_000, "under 10 min"), (3_600_000, "10 min – 1 h"), (86_400_000, "1 h – 1 day"))
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class ServiceLevels:
+    """A flow's service level: its waiting loops by age (all of them, counted on the
+    index of its loops by status), and over its ``sample`` most recent loops: how many
+    finished, how many were answered by people within their deadline, the fallbacks used
+    by kind, the median time to a human answer, and per UTC day (people / fallback /
+    failed)."""
+
+    waiting_by_age: list[tuple[str, int]]
+    sample: int
+    finished: int
+    with_deadline: int
+    in_time: int
+    fallbacks: dict[str, int]
+    median_answer_ms: float | None
+    days: dict[int, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def in_time_share(self) -> float | None:
+        return self.in_time / self.with_deadline if self.with_deadline else None
+
+
+def service_levels(session: Session, flow_id: int, *, now_ms: int, sample: int = SERVICE_SAMPLE) -> ServiceLevels:
+    waiting = []
+    lower = 0
+    for upper, label in WAITING_AGES:
+        waiting.append((label, _waiting_between(session, flow_id, now_ms - upper, now_ms - lower)))
+        lower = upper
+    waiting.append(("over 1 day", _waiting_between(session, flow_id, None, now_ms - lower)))
+    rows = session.execute(
+        select(
+            HumanLoop.status, HumanLoop.created_at, HumanLoop.ended_at, HumanLoop.deadline_at, HumanLoop.fallback_info
+        )
+        .where(HumanLoop.flow_id == flow_id)
+        .order_by(HumanLoop.created_at.desc(), HumanLoop.id.desc())
+        .limit(sample)
+    ).all()
+    finished = with_deadline = in_time = 0
+    fallbacks: dict[str, int] = {"partialAnswers": 0, "model": 0, "fail": 0}
+    answer_times: list[int] = []
+    days: dict[int, dict[str, int]] = {}
+    for status, created, ended, deadline, fallback in rows:
+        if ended is None or status not in ("Completed", "Failed"):
+            continue
+        finished += 1
+        kind = json.loads(fallback).get("kind") if fallback else None
+        if kind in fallbacks:
+            fallbacks[kind] += 1
+        by_people = status == "Completed" and kind is None
+        if by_people:
+            answer_times.append(ended - created)
+        if deadline is not None:
+            with_deadline += 1
+            in_time += by_people and ended <= deadline
+        bucket = "people" if by_people else "fallback" if status == "Completed" else "failed"
+        day = days.setdefault(ended // DAY_MS, {"people": 0, "fallback": 0, "failed": 0})
+        day[bucket] += 1
+    answer_times.sort()
+    median = None
+    if answer_times:
+        mid = len(answer_times) // 2
+        median = float(answer_times[mid]) if len(answer_times) % 2 else (answer_times[mid - 1] + answer_times[mid]) / 2
+    return ServiceLevels(waiting, len(rows), finished, with_deadline, in_time, fallbacks, median, days)
+
+
+def _waiting_between(session: Session, flow_id: int, after_ms: int | None, before_ms: int) -> int:
+    query = select(func.count()).where(
+        HumanLoop.flow_id == flow_id, HumanLoop.status == "InProgress", HumanLoop.created_at <= before_ms
+    )
+    if after_ms is not None:
+        query = query.where(HumanLoop.created_at > after_ms)
+    return session.scalar(query) or 0
