@@ -170,3 +170,34 @@ def test_quota_errors_reach_boto3_as_402_service_quota_exceeded() -> None:
     assert response.status_code == 402
     assert parsed["Error"] == {"Code": "ServiceQuotaExceededException", "Message": "Too many loops."}
     assert parsed["ResponseMetadata"]["RequestId"] == "rid-1"
+
+
+def test_loopin_priority_is_an_extension_boto3_never_sends(a2i, flow_arn, url, access_key) -> None:
+    """``LoopinPriority`` in StartHumanLoop's JSON body: raw requests may set it; boto3 has
+    no such member (its shape is unchanged) and its starts get the flow's default."""
+    shape = get_session().get_service_model("sagemaker-a2i-runtime").operation_model("StartHumanLoop").input_shape
+    assert "LoopinPriority" not in shape.members
+    start(a2i, flow_arn, "boto3-default")
+    body = {"HumanLoopName": "raw-urgent", "FlowDefinitionArn": flow_arn, "HumanLoopInput": {"InputContent": INPUT}}
+    response = signed(
+        "POST",
+        f"{url}/human-loops",
+        access_key,
+        body=json.dumps({**body, "LoopinPriority": 95}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    for priority in (101, -1, "high"):
+        bad = signed(
+            "POST",
+            f"{url}/human-loops",
+            access_key,
+            body=json.dumps({**body, "HumanLoopName": "raw-bad", "LoopinPriority": priority}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        assert bad.status_code == 400 and bad.headers["x-amzn-errortype"].startswith("ValidationException")
+        assert "LoopinPriority" in bad.json()["message"]
+    with Client(url, access_key_id=access_key[0], secret_access_key=access_key[1]) as admin:
+        assert admin.describe_loop("raw-urgent").priority == 95
+        assert admin.describe_loop("boto3-default").priority == 50
+        assert [loop.name for loop in admin.list_loops().loops if loop.name == "raw-bad"] == []

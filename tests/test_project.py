@@ -57,6 +57,7 @@ LAYERS: dict[str, set[str]] = {
         "rendering",
         "flows",
         "loops",
+        "deadlines",
         "tasks",
         "loop_stats",
         "endpoints",

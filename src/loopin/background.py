@@ -1,6 +1,6 @@
 """Periodic work, idempotent and safe when several server processes run it at once:
-endpoint deployment, lease expiry, availability expiry, (re)writing pending outputs and
-webhook delivery."""
+endpoint deployment, lease expiry, availability expiry, deadline fallbacks, (re)writing
+pending outputs and webhook delivery."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from loopin.deadlines import fall_back_overdue
 from loopin.endpoints import deploy_pending
 from loopin.events import NEW_EVENTS
 from loopin.exports import run_pending_exports
@@ -29,6 +30,8 @@ def run_once(ctx: Services) -> dict[str, int]:
     deployed = deploy_pending(ctx)
     with ctx.db.write() as session:
         leases = expire_leases(session, now_ms=ctx.clock.now_ms())
+    with ctx.db.write() as session:  # before expiry: a deadline is never later than the lifetime
+        fallbacks = fall_back_overdue(session, now_ms=ctx.clock.now_ms())
     with ctx.db.write() as session:
         expired = expire_loops(session, now_ms=ctx.clock.now_ms())
     outputs = write_pending_outputs(ctx)
@@ -37,6 +40,7 @@ def run_once(ctx: Services) -> dict[str, int]:
         "endpoints_deployed": deployed,
         "leases_expired": leases,
         "loops_expired": expired,
+        "deadline_fallbacks": fallbacks,
         "outputs_written": outputs,
         "webhooks_delivered": delivered,
     }

@@ -14,7 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -263,7 +263,12 @@ class Client:
         consolidation: bool | None = None,
         consolidation_quorum: int | None = None,
         frame_origins: Sequence[str] = (),
+        default_priority: int = 50,
+        deadline_seconds: int | None = None,
+        fallback: Literal["model", "fail"] = "fail",
     ) -> schemas.Flow:
+        """Create a flow. ``deadline_seconds``: the time a loop has to be answered in, after
+        which ``fallback`` finishes it (docs/deadlines.md); ``default_priority``: 0-100."""
         body = schemas.FlowCreate(
             name=name,
             team=team,
@@ -279,6 +284,9 @@ class Client:
             consolidation=consolidation,
             consolidation_quorum=consolidation_quorum,
             frame_origins=list(frame_origins),
+            default_priority=default_priority,
+            deadline_seconds=deadline_seconds,
+            fallback=fallback,
         )
         return self._http.model(schemas.Flow, "POST", "/flows", json_body=body.model_dump())
 
@@ -295,10 +303,13 @@ class Client:
         consolidation: bool | None = None,
         consolidation_quorum: int | None = None,
         frame_origins: Sequence[str] | None = None,
+        default_priority: int | None = None,
+        deadline_seconds: int | None = None,
+        fallback: Literal["model", "fail"] | None = None,
     ) -> schemas.Flow:
         """Change a flow's title, description, keywords, task count, time limits,
-        consolidation settings or frame origins (those given). Team, template and output path
-        cannot change."""
+        consolidation settings, frame origins, default priority, deadline (0 removes it) or
+        fallback (those given). Team, template and output path cannot change."""
         body = schemas.FlowUpdate(
             title=title,
             description=description,
@@ -309,6 +320,9 @@ class Client:
             consolidation=consolidation,
             consolidation_quorum=consolidation_quorum,
             frame_origins=list(frame_origins) if frame_origins is not None else None,
+            default_priority=default_priority,
+            deadline_seconds=deadline_seconds,
+            fallback=fallback,
         )
         return self._http.model(
             schemas.Flow, "PATCH", f"/flows/{_q(name)}", json_body=body.model_dump(exclude_none=True)
@@ -331,12 +345,16 @@ class Client:
         flow: str,
         input: dict[str, Any] | str,
         content_classifiers: Sequence[str] | None = None,
+        priority: int | None = None,
     ) -> schemas.LoopStarted:
-        """Start a human loop. ``input`` is a JSON object, or a string holding one."""
+        """Start a human loop. ``input`` is a JSON object, or a string holding one;
+        ``priority`` 0 (least urgent) to 100, None: the flow's default."""
         body: dict[str, Any] = {"name": name, "flow": flow}
         body["input_content" if isinstance(input, str) else "input"] = input
         if content_classifiers is not None:
             body["content_classifiers"] = list(content_classifiers)
+        if priority is not None:
+            body["priority"] = priority
         return self._http.model(schemas.LoopStarted, "POST", "/loops", json_body=body)
 
     def describe_loop(self, name: str) -> schemas.LoopDetail:

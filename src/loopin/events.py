@@ -39,6 +39,7 @@ def record_status(session: Session, loop: HumanLoop, *, now_ms: int, data: dict[
             failure_reason=loop.failure_reason,
             output_uri=loop.output_uri if loop.output_state == "written" else None,
             data=json.dumps(data, sort_keys=True) if data else None,
+            fallback_info=loop.fallback_info if loop.status in ("Completed", "Failed") else None,
             fanned_out=False,
             created_at=now_ms,
         )
@@ -48,8 +49,23 @@ def record_status(session: Session, loop: HumanLoop, *, now_ms: int, data: dict[
 def eventbridge(event: Event, *, region: str, account_id: str) -> dict[str, Any]:
     """The event as EventBridge delivers A2I's: envelope plus camelCase ``detail``."""
     loop_arn = arn(region, account_id, "human-loop", event.loop_name)
+    detail: dict[str, Any] = {
+        "creationTime": iso_ms(event.loop_created_at),
+        "failureCode": event.failure_code,
+        "failureReason": event.failure_reason,
+        "flowDefinitionArn": arn(region, account_id, "flow-definition", event.flow_name),
+        "humanLoopArn": loop_arn,
+        "humanLoopName": event.loop_name,
+        "humanLoopOutput": {"outputS3Uri": event.output_uri} if event.output_uri else None,
+        "humanLoopStatus": event.status,
+    }
+    # loopin's extensions come after A2I's keys and never replace one: extra data (e.g.
+    # "consolidation") and, when a deadline or the declines answered the loop, its fallback.
     extra = json.loads(event.data) if event.data else {}
-    body: dict[str, Any] = {
+    if event.fallback_info:
+        extra["loopinFallback"] = json.loads(event.fallback_info)
+    detail.update({k: v for k, v in extra.items() if k not in detail})
+    return {
         "version": "0",
         "id": event.event_id,
         "detail-type": DETAIL_TYPE,
@@ -58,20 +74,8 @@ def eventbridge(event: Event, *, region: str, account_id: str) -> dict[str, Any]
         "time": datetime.fromtimestamp(event.created_at // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
         "resources": [loop_arn],
-        "detail": {
-            "creationTime": iso_ms(event.loop_created_at),
-            "failureCode": event.failure_code,
-            "failureReason": event.failure_reason,
-            "flowDefinitionArn": arn(region, account_id, "flow-definition", event.flow_name),
-            "humanLoopArn": loop_arn,
-            "humanLoopName": event.loop_name,
-            "humanLoopOutput": {"outputS3Uri": event.output_uri} if event.output_uri else None,
-            "humanLoopStatus": event.status,
-        },
+        "detail": detail,
     }
-    # loopin's extensions (e.g. "consolidation") come after A2I's keys and never replace one.
-    body["detail"].update({k: v for k, v in extra.items() if k not in body["detail"]})
-    return body
 
 
 def events_after(

@@ -39,6 +39,8 @@ DEFAULT_TIME_LIMIT_S = 3_600
 MIN_TIME_LIMIT_S = 30
 MAX_TIME_LIMIT_S = 28_800  # Ground Truth's limit for custom tasks: 8 hours
 MAX_TASK_COUNT = 3
+MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 0, 100, 50  # a loop's priority: 0 least urgent
+FALLBACKS = ("model", "fail")  # what answers a loop when its deadline passes or all declined
 
 
 def create_flow(
@@ -59,13 +61,17 @@ def create_flow(
     consolidation_quorum: int | None = None,
     input_locations: Sequence[str] | None = None,
     frame_origins: Sequence[str] = (),
+    default_priority: int = DEFAULT_PRIORITY,
+    deadline_s: int | None = None,
+    fallback: str = "fail",
     now_ms: int,
 ) -> FlowDefinition:
     """A new flow definition. A ValidationError names the first bad field in its message
     and every bad field in ``details["fields"]``.
 
     ``consolidation`` None: on when the task count is above 1; ``consolidation_quorum``
-    None: a majority of the task count (see ``consolidation_settings``)."""
+    None: a majority of the task count (see ``consolidation_settings``). ``deadline_s``
+    None or 0: no deadline."""
     problems = _problems(
         name=name,
         title=title,
@@ -76,6 +82,12 @@ def create_flow(
         keywords=keywords,
         consolidation=consolidation,
         consolidation_quorum=consolidation_quorum,
+    ) | _deadline_problems(
+        default_priority=default_priority,
+        deadline_s=deadline_s,
+        fallback=fallback,
+        availability_lifetime_s=availability_lifetime_s,
+        time_limit_s=time_limit_s,
     )
     if role_arn is not None and (len(role_arn) > 2048 or not ROLE_ARN.fullmatch(role_arn)):
         problems["role_arn"] = f"'{role_arn}' is not an IAM role ARN."
@@ -111,6 +123,9 @@ def create_flow(
         frame_origins=json.dumps(origins),
         created_at=now_ms,
         input_locations=json.dumps(locations) if locations is not None else None,
+        default_priority=default_priority,
+        deadline_s=deadline_s or None,
+        fallback=fallback,
     )
     session.add(flow)
     session.flush()
@@ -173,15 +188,24 @@ def update_flow(
     consolidation: bool | None | EllipsisType = ...,
     consolidation_quorum: int | None | EllipsisType = ...,
     frame_origins: Sequence[str] | None = None,
+    default_priority: int | None = None,
+    deadline_s: int | None = None,
+    fallback: str | None = None,
 ) -> FlowDefinition:
     """Change the fields that leave running loops as they are (see the module's notes);
     errors as in ``create_flow``. The consolidation settings left at ``...`` stay; None
-    goes back to the default. ``frame_origins`` None keeps them."""
+    goes back to the default. ``frame_origins`` None keeps them. Priority, deadline and
+    fallback: None keeps the current value; ``deadline_s=0`` removes the deadline. A new
+    default priority or deadline applies to loops started afterwards; a new fallback to
+    every loop not yet finished."""
     flow = get_flow(session, name)
     if isinstance(consolidation, EllipsisType):
         consolidation = flow.consolidation
     if isinstance(consolidation_quorum, EllipsisType):
         consolidation_quorum = flow.consolidation_quorum
+    default_priority = flow.default_priority if default_priority is None else default_priority
+    deadline_s = flow.deadline_s if deadline_s is None else deadline_s
+    fallback = flow.fallback if fallback is None else fallback
     problems = _problems(
         name=None,
         title=title,
@@ -192,6 +216,12 @@ def update_flow(
         keywords=keywords,
         consolidation=consolidation,
         consolidation_quorum=consolidation_quorum,
+    ) | _deadline_problems(
+        default_priority=default_priority,
+        deadline_s=deadline_s,
+        fallback=fallback,
+        availability_lifetime_s=availability_lifetime_s,
+        time_limit_s=time_limit_s,
     )
     origins = _origins(frame_origins, problems) if frame_origins is not None else None
     _raise_problems(problems)
@@ -205,6 +235,9 @@ def update_flow(
     flow.time_limit_s = time_limit_s
     flow.consolidation = consolidation
     flow.consolidation_quorum = consolidation_quorum
+    flow.default_priority = default_priority
+    flow.deadline_s = deadline_s or None
+    flow.fallback = fallback
     session.flush()
     return flow
 
@@ -231,6 +264,13 @@ def _origins(values: Sequence[str], problems: dict[str, str]) -> list[str]:
     except ValidationError as exc:
         problems["frame_origins"] = exc.message
         return []
+
+
+def check_priority(priority: object, *, field: str = "priority") -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        message = f"{field} must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}."
+        raise ValidationError(message, details={"fields": {field: message}})
+    return priority
 
 
 def get_flow(session: Session, name: str) -> FlowDefinition:
@@ -304,6 +344,38 @@ def _problems(
             check()
         except LoopinError as exc:
             problems[field] = exc.message
+    return problems
+
+
+def _deadline_problems(
+    *,
+    default_priority: int,
+    deadline_s: int | None,
+    fallback: str,
+    availability_lifetime_s: int,
+    time_limit_s: int,
+) -> dict[str, str]:
+    """The deadline must leave a worker a whole task time limit, and come before the
+    availability lifetime ends (which fails the loop)."""
+    problems: dict[str, str] = {}
+    try:
+        check_priority(default_priority, field="default_priority")
+    except LoopinError as exc:
+        problems["default_priority"] = exc.message
+    if deadline_s:
+        low = time_limit_s if isinstance(time_limit_s, int) else MIN_TIME_LIMIT_S
+        high = availability_lifetime_s if isinstance(availability_lifetime_s, int) else MAX_AVAILABILITY_S
+        try:
+            _check_int(deadline_s, what="deadline_seconds", low=max(low, 1), high=max(high, 1))
+        except LoopinError as exc:
+            problems["deadline_s"] = (
+                f"{exc.message} A deadline may not be shorter than the task time limit "
+                f"({low} s) nor longer than the availability lifetime ({high} s)."
+            )
+    elif deadline_s is not None and (isinstance(deadline_s, bool) or deadline_s != 0):
+        problems["deadline_s"] = "deadline_seconds must be a whole number of seconds (0: no deadline)."
+    if fallback not in FALLBACKS:
+        problems["fallback"] = f"fallback must be one of {', '.join(FALLBACKS)}."
     return problems
 
 

@@ -24,7 +24,7 @@ from loopin import consolidation
 from loopin.clock import iso_ms, utc_path
 from loopin.errors import ConflictError, NotFoundError, ValidationError
 from loopin.events import record_status
-from loopin.flows import check_input_uris, consolidation_settings, get_flow
+from loopin.flows import MAX_PRIORITY, check_input_uris, check_priority, consolidation_settings, get_flow
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Worker
 from loopin.store import join_uri
 from loopin.validation import LOOP_NAME, check_name, loads_stored, refuse_lone_surrogates
@@ -38,6 +38,9 @@ log = logging.getLogger("loopin.loops")
 CONTENT_CLASSIFIERS = {"FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"}
 ACTIVE = ("InProgress", "Stopping")
 STATUSES = ("InProgress", "Stopping", "Completed", "Failed", "Stopped")
+# Priorities (docs/deadlines.md): one point is worth this much waiting, so priority 100
+# (flows.MAX_PRIORITY) is worth an hour: the whole range ages away in an hour.
+PRIORITY_POINT_MS = 36_000
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,21 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON number")
 
 
+def queue_rank(*, created_at: int, priority: int, deadline_at: int | None, time_limit_ms: int) -> int:
+    """A task slot's static place in its flow's queue: smaller is claimed first.
+
+    ``created_at - priority * PRIORITY_POINT_MS``: a loop is served as if it had been
+    started ``priority`` points of waiting earlier, so a later loop overtakes it only if it
+    arrives less than ``(its priority - this priority) * PRIORITY_POINT_MS`` after it (at
+    most an hour). A deadline lowers the rank to that of a priority-100 loop started one
+    task time limit before the deadline: from then on, no later work goes ahead of it.
+    """
+    rank = created_at - priority * PRIORITY_POINT_MS
+    if deadline_at is not None:
+        rank = min(rank, deadline_at - time_limit_ms - MAX_PRIORITY * PRIORITY_POINT_MS)
+    return rank
+
+
 def start_loop(
     session: Session,
     *,
@@ -80,13 +98,17 @@ def start_loop(
     flow_name: str,
     input_content: str,
     content_classifiers: Sequence[str] | None = None,
+    priority: int | None = None,
     now_ms: int,
 ) -> tuple[HumanLoop, bool]:
     """Start a loop, or return the existing one when name, flow and input are the same.
 
     Returns ``(loop, created)``. Same name with another input or flow: ConflictError.
+    ``priority`` None: the flow's default priority.
     """
     check_name(name, what="Human loop name", pattern=LOOP_NAME)
+    if priority is not None:
+        check_priority(priority)
     task_input = parse_input(input_content)
     if content_classifiers is not None:
         unknown = set(content_classifiers) - CONTENT_CLASSIFIERS
@@ -115,14 +137,19 @@ def start_loop(
         expires_at=now_ms + flow.availability_lifetime_s * 1000,
         output_state="none",
         output_attempts=0,
+        priority=flow.default_priority if priority is None else priority,
+        deadline_at=now_ms + flow.deadline_s * 1000 if flow.deadline_s else None,
     )
     session.add(loop)
     session.flush()
     record_status(session, loop, now_ms=now_ms)
+    rank = queue_rank(
+        created_at=now_ms, priority=loop.priority, deadline_at=loop.deadline_at, time_limit_ms=flow.time_limit_s * 1000
+    )
     session.execute(
         insert(TaskSlot),
         [
-            {"loop_id": loop.id, "flow_id": flow.id, "slot_index": i, "status": "available"}
+            {"loop_id": loop.id, "flow_id": flow.id, "slot_index": i, "status": "available", "queue_rank": rank}
             for i in range(flow.task_count)
         ],
     )
@@ -307,6 +334,8 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
         "humanLoopName": loop.name,
         "inputContent": loads_stored(loop.input_content),
     }
+    if loop.fallback_info:  # loopin's extension: the deadline or the declines answered it
+        document["loopinFallback"] = json.loads(loop.fallback_info)
     event_data = None
     flow = session.get_one(FlowDefinition, loop.flow_id)
     enabled, quorum = consolidation_settings(flow, answers=answers_wanted(session, loop))
@@ -431,6 +460,11 @@ def output_failed(session: Session, loop_id: int, *, error: str, next_attempt_ms
         .where(HumanLoop.id == loop_id, HumanLoop.output_state == "pending")
         .values(output_last_error=error[:1024], output_next_attempt_at=next_attempt_ms)
     )
+
+
+def complete_with_answers_in(loop: HumanLoop, *, now_ms: int) -> None:
+    """Finish a loop with the answers it has now (a fallback): Completed once written."""
+    _mark_output_pending(loop, "Completed", now_ms=now_ms)
 
 
 def _mark_output_pending(loop: HumanLoop, final_status: str, *, now_ms: int) -> None:

@@ -106,6 +106,12 @@ class FlowDefinition(Base):
     input_locations: Mapped[str | None] = mapped_column(Text, nullable=True)
     # JSON list of extra https origins the flow's task frames may load from (see flows).
     frame_origins: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    # Deadlines and priorities (docs/deadlines.md): a loop's priority when its start gives
+    # none; the time a loop has to be answered in (None: no deadline) and what answers it
+    # when nobody did (``model`` | ``fail``).
+    default_priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
+    deadline_s: Mapped[int | None] = mapped_column(Integer)
+    fallback: Mapped[str] = mapped_column(String(8), default="fail", server_default="fail")
 
 
 class HumanLoop(Base):
@@ -121,6 +127,12 @@ class HumanLoop(Base):
             "expires_at",
             sqlite_where=text("status = 'InProgress'"),
             postgresql_where=text("status = 'InProgress'"),
+        ),
+        Index(
+            "ix_loops_open_deadline",
+            "deadline_at",
+            sqlite_where=text("status = 'InProgress' AND deadline_at IS NOT NULL"),
+            postgresql_where=text("status = 'InProgress' AND deadline_at IS NOT NULL"),
         ),
         Index(
             "ix_loops_output_pending",
@@ -152,6 +164,11 @@ class HumanLoop(Base):
     output_next_attempt_at: Mapped[int | None] = mapped_column(BigInteger)
     output_attempts: Mapped[int] = mapped_column(Integer, default=0)
     output_last_error: Mapped[str | None] = mapped_column(String(1024))
+    priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
+    deadline_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Set when the loop was answered by its fallback (JSON: kind, reason, at, and the
+    # model's answer for kind 'model'); written to output.json as ``loopinFallback``.
+    fallback_info: Mapped[str | None] = mapped_column(Text)
 
 
 class TaskSlot(Base):
@@ -160,9 +177,12 @@ class TaskSlot(Base):
     __tablename__ = "task_slots"
     __table_args__ = (
         UniqueConstraint("loop_id", "slot_index"),
+        # The claim: a flow's available slots, most urgent first (``queue_rank``, see
+        # ``loops.queue_rank``), then the oldest loop.
         Index(
-            "ix_slots_available",
+            "ix_slots_available_rank",
             "flow_id",
+            "queue_rank",
             "loop_id",
             "slot_index",
             sqlite_where=text("status = 'available'"),
@@ -203,6 +223,8 @@ class TaskSlot(Base):
     lease_expires_at: Mapped[int | None] = mapped_column(BigInteger)
     submitted_at: Mapped[int | None] = mapped_column(BigInteger)
     answer: Mapped[str | None] = mapped_column(Text)  # JSON object
+    # Static claim order, fixed when the loop starts: smaller is served first.
+    queue_rank: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class LoopStatusCount(Base):
@@ -350,6 +372,7 @@ class Event(Base):
     output_uri: Mapped[str | None] = mapped_column(String(2048))
     # loopin's extra data for the event (JSON object), e.g. {"consolidation": {...}}.
     data: Mapped[str | None] = mapped_column(Text)
+    fallback_info: Mapped[str | None] = mapped_column(Text)  # JSON, when a fallback answered
     fanned_out: Mapped[bool] = mapped_column(default=False)  # delivery rows created
     created_at: Mapped[int] = mapped_column(BigInteger)
 

@@ -129,6 +129,17 @@ class FlowCreate(Request):
         description="Extra https://host[:port] origins this flow's task frames may load scripts, styles, "
         "images, media and frames from (on top of the server's task_frame_origins).",
     )
+    default_priority: int = Field(default=50, description="Priority (0-100) of loops started without one.")
+    deadline_seconds: int | None = Field(
+        default=None,
+        description="Time a loop has to be answered in (from the task time limit to the availability "
+        "lifetime); then its fallback answers it. None or 0: no deadline.",
+    )
+    fallback: Literal["model", "fail"] = Field(
+        default="fail",
+        description="What answers a loop nobody answered in time (or all declined) when no answer is in: "
+        "the model's own prediction, or nothing (the loop fails). Answers already in always win.",
+    )
 
 
 class FlowUpdate(Request):
@@ -145,6 +156,9 @@ class FlowUpdate(Request):
     consolidation: bool | None = None
     consolidation_quorum: int | None = None
     frame_origins: list[str] | None = None
+    default_priority: int | None = None
+    deadline_seconds: int | None = Field(default=None, description="0 removes the deadline.")
+    fallback: Literal["model", "fail"] | None = None
 
 
 class Flow(Response):
@@ -167,6 +181,9 @@ class Flow(Response):
     consolidation: bool = False
     consolidation_quorum: int = 1
     frame_origins: list[str] = []
+    default_priority: int = 50
+    deadline_seconds: int | None = None
+    fallback: str = "fail"
 
 
 # -- human loops ---------------------------------------------------------------------
@@ -180,6 +197,9 @@ class LoopStart(Request):
         default=None, description="The input as a string holding a JSON object (A2I's form)."
     )
     content_classifiers: list[str] | None = None
+    priority: int | None = Field(
+        default=None, description="0 (least urgent) to 100; None: the flow's default priority."
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> LoopStart:
@@ -204,12 +224,19 @@ class Loop(Response):
     failure_code: str | None = None
     failure_reason: str | None = None
     output_uri: str | None = None
+    priority: int = 50
+    deadline: str | None = None
+    fallback: dict[str, Any] | None = Field(
+        default=None,
+        description="Set when the deadline or the declines finished the loop (output.json's loopinFallback).",
+    )
 
 
 class LoopDetail(Loop):
     input: dict[str, Any]
     answers_received: int
     task_count: int
+    declined_by: list[str] = []
 
 
 class LoopPage(Response):

@@ -16,6 +16,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loopin import workforce
+from loopin.deadlines import fall_back_if_all_declined
 from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError, ValidationError
 from loopin.loops import fail_loop, settle_loop
 from loopin.models import Decline, FlowDefinition, HumanLoop, TaskSlot, TeamMember, Worker
@@ -72,7 +73,8 @@ def list_jobs(session: Session, worker: Worker) -> list[Job]:
 
 def claim_next(session: Session, worker: Worker, *, flow_name: str | None = None, now_ms: int) -> HeldTask | None:
     """The worker's current task in the job if they hold one, else the next available
-    slot (oldest loop first, never a loop they hold, answered or declined). None if none."""
+    slot (the most urgent first: smallest ``queue_rank``, see ``loops.queue_rank``; then
+    the oldest loop; never a loop they hold, answered or declined). None if none."""
     _require_active(worker)
     _seen(session, worker, now_ms=now_ms)
     flow_ids = worker_flow_ids(session, worker)
@@ -104,7 +106,7 @@ def claim_next(session: Session, worker: Worker, *, flow_name: str | None = None
                 TaskSlot.flow_id.in_(flow_ids),
                 ~_worker_touched(TaskSlot.loop_id, worker.id),
             )
-            .order_by(TaskSlot.loop_id, TaskSlot.slot_index)
+            .order_by(TaskSlot.queue_rank, TaskSlot.loop_id, TaskSlot.slot_index)
             .limit(1)
             .with_for_update(skip_locked=True)
         )
@@ -153,6 +155,8 @@ def decline(session: Session, worker: Worker, slot_id: int, *, now_ms: int) -> H
     if session.get(Decline, (loop.id, worker.id)) is None:
         session.add(Decline(loop_id=loop.id, worker_id=worker.id, declined_at=now_ms))
     settle_loop(session, loop, now_ms=now_ms)
+    session.flush()
+    fall_back_if_all_declined(session, loop, now_ms=now_ms)
     return loop
 
 
@@ -178,6 +182,7 @@ def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any
     slot.submitted_at = now_ms
     slot.answer = encoded
     settle_loop(session, loop, now_ms=now_ms)
+    fall_back_if_all_declined(session, loop, now_ms=now_ms)  # answers still wanted, nobody left
     return loop
 
 

@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -242,6 +242,9 @@ def flows_create(
         list[str] | None,
         typer.Option("--frame-origin", help="https://host[:port] its task frames may load from (repeatable)."),
     ] = None,
+    priority: Annotated[int, typer.Option(help="Default priority of its loops, 0-100.")] = 50,
+    deadline: Annotated[int | None, typer.Option(help="Seconds a loop has to be answered in.")] = None,
+    fallback: Annotated[str, typer.Option(help="After the deadline with no answer: model or fail.")] = "fail",
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -261,6 +264,9 @@ def flows_create(
         consolidation=consolidation,
         consolidation_quorum=consolidation_quorum,
         frame_origins=frame_origin or [],
+        default_priority=priority,
+        deadline_seconds=deadline,
+        fallback=_fallback(fallback),
     )
     emit(flow, as_json)
 
@@ -284,6 +290,9 @@ def flows_update(
             "--frame-origin", help="https://host[:port] its task frames may load from (repeatable); replaces all."
         ),
     ] = None,
+    priority: Annotated[int | None, typer.Option(help="Default priority (0-100), for new loops.")] = None,
+    deadline: Annotated[int | None, typer.Option(help="Seconds to answer in, for new loops; 0: none.")] = None,
+    fallback: Annotated[str | None, typer.Option(help="model or fail.")] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -299,8 +308,19 @@ def flows_update(
         consolidation=consolidation,
         consolidation_quorum=consolidation_quorum,
         frame_origins=frame_origin,
+        default_priority=priority,
+        deadline_seconds=deadline,
+        fallback=_fallback(fallback) if fallback is not None else None,
     )
     emit(flow, as_json)
+
+
+def _fallback(value: str) -> Literal["model", "fail"]:
+    if value == "model":
+        return "model"
+    if value == "fail":
+        return "fail"
+    raise typer.BadParameter("must be 'model' or 'fail'", param_hint="--fallback")
 
 
 @flows_app.command("list")
@@ -327,11 +347,12 @@ def loops_start(
     name: Annotated[str, typer.Argument(help="Loop name (1-63 letters, digits, hyphens).")],
     flow: Annotated[str, typer.Option(help="Flow definition.")],
     input: Annotated[str, typer.Option("--input", help="Input JSON object, @file, or - for stdin.")],
+    priority: Annotated[int | None, typer.Option(help="0-100; default: the flow's.")] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Start one human loop."""
-    emit(api_client(url).start_loop(name, flow=flow, input=read_arg(input)), as_json)
+    emit(api_client(url).start_loop(name, flow=flow, input=read_arg(input), priority=priority), as_json)
 
 
 @loops_app.command("start-batch")

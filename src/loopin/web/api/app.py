@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loopin import flows, loops, schemas, task_templates, tasks, workforce
+from loopin import deadlines, flows, loops, schemas, task_templates, tasks, workforce
 from loopin.arns import arn
 from loopin.clock import iso_ms, parse_iso
 from loopin.errors import LoopinError, ThrottlingError, ValidationError
@@ -171,6 +171,9 @@ def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow
         consolidation=consolidating,
         consolidation_quorum=quorum,
         frame_origins=flows.frame_origins(flow),
+        default_priority=flow.default_priority,
+        deadline_seconds=flow.deadline_s,
+        fallback=flow.fallback,
     )
 
 
@@ -186,6 +189,9 @@ def _loop(ctx: Services, loop: HumanLoop, flow_name: str) -> schemas.Loop:
         failure_code=loop.failure_code,
         failure_reason=loop.failure_reason,
         output_uri=loop.output_uri if loop.output_state == "written" else None,
+        priority=loop.priority,
+        deadline=iso_ms(loop.deadline_at) if loop.deadline_at is not None else None,
+        fallback=json.loads(loop.fallback_info) if loop.fallback_info else None,
     )
 
 
@@ -355,6 +361,9 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 consolidation_quorum=body.consolidation_quorum,
                 input_locations=body.input_locations,
                 frame_origins=body.frame_origins,
+                default_priority=body.default_priority,
+                deadline_s=body.deadline_seconds,
+                fallback=body.fallback,
                 now_ms=ctx.clock.now_ms(),
             )
             return _flow(s, ctx, flow)
@@ -389,6 +398,9 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                     body.consolidation_quorum if "consolidation_quorum" in body.model_fields_set else ...
                 ),
                 frame_origins=body.frame_origins,
+                default_priority=body.default_priority,
+                deadline_s=body.deadline_seconds,
+                fallback=body.fallback,
             )
             return _flow(s, ctx, updated)
 
@@ -416,6 +428,7 @@ def _loop_routes(api: FastAPI) -> None:
                 flow_name=body.flow,
                 input_content=content,
                 content_classifiers=body.content_classifiers,
+                priority=body.priority,
                 now_ms=ctx.clock.now_ms(),
             )
             s_ = ctx.settings
@@ -465,6 +478,7 @@ def _loop_routes(api: FastAPI) -> None:
                 input=loads_stored(loop.input_content),
                 answers_received=loops.answers_received(s, loop),
                 task_count=loops.answers_wanted(s, loop),
+                declined_by=[email for email, _ in deadlines.declined_by(s, loop)],
             )
 
     @api.post("/loops/{name}/stop", response_model=schemas.Loop, tags=["human loops"])

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from loopin import loops
+from loopin import flows, loops
 from loopin.arns import name_from_arn
 from loopin.clock import iso_ms, parse_iso
 from loopin.errors import ValidationError
@@ -87,6 +87,8 @@ class _A2iRuntime:
         content = body.obj("HumanLoopInput").text("InputContent", max_len=loops.MAX_INPUT_CHARS)
         attributes = body.opt_obj("DataAttributes")
         classifiers = attributes.opt_list("ContentClassifiers", max_items=256) if attributes else None
+        # loopin's extension (boto3 has no such member and cannot send it; raw requests can).
+        priority = body.opt_int("LoopinPriority", low=flows.MIN_PRIORITY, high=flows.MAX_PRIORITY)
 
         def run(session: Session) -> str:
             loop, _created = loops.start_loop(
@@ -95,6 +97,7 @@ class _A2iRuntime:
                 flow_name=flow_name,
                 input_content=content,
                 content_classifiers=classifiers,
+                priority=priority,
                 now_ms=self.ctx.clock.now_ms(),
             )
             return loop.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -13,10 +14,11 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from loopin import flows, task_templates, workforce
+from loopin import deadlines, flows, task_templates, workforce
 from loopin.errors import LoopinError, NotFoundError, ResourceInUseError, ValidationError
 from loopin.models import FlowDefinition, TaskUi, Workteam
 from loopin.web.consoles.admin.base import AdminPages, SignedInAdmin, to_sign_in
+from loopin.web.consoles.admin.loops import format_duration
 from loopin.web.consoles.admin.templates import when
 from loopin.web.errors import error_status
 from loopin.web.pages import Form, redirect
@@ -156,6 +158,7 @@ def add_routes(pages: AdminPages) -> None:
                 "team": s.get_one(Workteam, flow.team_id).name,
                 "template": s.get_one(TaskUi, flow.task_ui_id).name,
                 "waiting": flows.tasks_waiting(s).get(flow.id, 0),
+                "service": deadlines.service_levels(s, flow.id, now_ms=pages.ctx.clock.now_ms()),
             }
 
         found = await pages.read(load)
@@ -169,6 +172,11 @@ def add_routes(pages: AdminPages) -> None:
             team=found["team"],
             task_ui=found["template"],
             waiting=found["waiting"],
+            service=found["service"],
+            service_chart=_service_chart(found["service"].days, now_ms=pages.ctx.clock.now_ms()),
+            median_answer=format_duration(int(found["service"].median_answer_ms))
+            if found["service"].median_answer_ms is not None
+            else None,
             created=when(flow.created_at),
             frame_origins=flows.frame_origins(flow),
             global_origins=ctx.settings.task_frame_origins,
@@ -265,3 +273,47 @@ def _summary(exc: LoopinError, errors: dict[str, str]) -> str:
     if len(errors) > 1:
         return "Some fields need a change: see the messages below them."
     return "" if errors else exc.message
+
+
+SERVICE_DAYS = 14
+SERVICE_KINDS = ("people", "fallback", "failed")  # stacking order, bottom up; colours in flows.css
+_W, _H, _LEFT, _BOTTOM, _TOP = 1000, 180, 48, 24, 8
+
+
+def _service_chart(days: dict[int, dict[str, int]], *, now_ms: int) -> dict[str, Any]:
+    """Stacked bars for the last ``SERVICE_DAYS`` UTC days: loops (of the sample) that
+    ended that day, answered by people, by a fallback, or failed."""
+    today = now_ms // deadlines.DAY_MS
+    shown = {day: days.get(day, {}) for day in range(today - SERVICE_DAYS + 1, today + 1)}
+    top = max([sum(v.values()) for v in shown.values()] + [1])
+    step, scale = 1, 2
+    while scale < top:  # the smallest 2, 4 or 10 x 10^k at least ``top``
+        scale = next((m * step for m in (2, 4, 10) if m * step >= top), 0)
+        step *= 10
+    plot_h = _H - _TOP - _BOTTOM
+    slot = (_W - _LEFT) / len(shown)
+    bars = []
+    for i, (day, counts) in enumerate(sorted(shown.items())):
+        x = _LEFT + i * slot + slot * 0.15
+        y: float = _H - _BOTTOM
+        segments = []
+        for kind in SERVICE_KINDS:
+            n = counts.get(kind, 0)
+            if n > 0:
+                h = plot_h * n / scale
+                y -= h
+                segments.append({"kind": kind, "y": round(y, 2), "height": round(h, 2), "n": n})
+        date = datetime.fromtimestamp(day * 86400, tz=UTC)
+        bars.append(
+            {
+                "x": round(x, 2),
+                "width": round(slot * 0.7, 2),
+                "center": round(x + slot * 0.35, 2),
+                "label": date.strftime("%d %b"),
+                "date": date.strftime("%Y-%m-%d"),
+                "total": sum(counts.values()),
+                "segments": segments,
+            }
+        )
+    ticks = [{"y": round(_H - _BOTTOM - plot_h * f, 2), "label": f"{round(scale * f):,}"} for f in (0, 0.5, 1)]
+    return {"width": _W, "height": _H, "left": _LEFT, "bars": bars, "ticks": ticks, "kinds": SERVICE_KINDS}

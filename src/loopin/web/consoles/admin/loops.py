@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loopin import loop_stats, loops, tasks
+from loopin import deadlines, loop_stats, loops, tasks
 from loopin.errors import LoopinError, ValidationError
 from loopin.models import FlowDefinition, HumanLoop
 from loopin.schemas import DEFAULT_MIN_SCORE
@@ -147,7 +147,11 @@ def _loop_values(pages: AdminPages, s: Session, name: str) -> dict[str, Any]:
     if not figures:
         figures = [{"caption": "The model's boxes", "boxes": json.dumps(model)}]
     output_url = signed(loop.output_uri) if loop.output_state == "written" and loop.output_uri else None
+    fallback = json.loads(loop.fallback_info) if loop.fallback_info else None
     return {
+        "declines": [{"worker": email, "at": format_time(at)} for email, at in deadlines.declined_by(s, loop)],
+        "fallback": fallback,
+        "deadline": format_time(loop.deadline_at),
         "loop": loop,
         "flow": flow.name,
         "created": format_time(loop.created_at),
