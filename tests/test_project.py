@@ -68,6 +68,7 @@ LAYERS: dict[str, set[str]] = {
         "mailer",
         "outputs",
         "consolidation",
+        "batch",
         "background",
         "demo",
         "services",
