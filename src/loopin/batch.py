@@ -17,9 +17,11 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 MAX_BROKEN_LINES_SHOWN = 20
 PREDICTIONS = "predictions.jsonl"
 FAILURES = "failures.jsonl"
+PAGE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -399,91 +402,147 @@ def run_job(
 ) -> str:
     """Work on a job whose lease ``owner`` holds until it is finished, cancelled, its lease
     is lost, ``stop`` is set (the server shuts down: the lease is released) or ``max_images``
-    were done (tests: a runner killed midway, its lease left to run out). The job's status."""
+    were done (tests: a runner killed midway, its lease left to run out). The job's status.
+
+    Images flow through a window of threads (twice the workers, so one image's database
+    and store writes overlap the next one's inference; the endpoint's instance count bounds
+    the inferences); checkpoints are written a few at a time, with the lease renewed."""
     with ctx.db.read() as session:
         job = get_job(session, name)
         job_id, endpoint_name, output_uri = job.id, job.endpoint_name, job.output_uri
-    workers = max(1, workers or worker_count(ctx))
-    handled = 0
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loopin-batch") as pool:
-        while True:
-            if stop is not None and stop.is_set():
-                _release(ctx, job_id, owner)
-                return "Running"
-            status = _renew(ctx, job_id, owner)
-            if status is None:
-                return "Running"  # another process has it now
-            if status != "Running":
-                _write_predictions(ctx, job_id, output_uri)
-                _release(ctx, job_id, owner)
-                return status
-            with ctx.db.read() as session:
-                try:
-                    endpoint = get_endpoint(session, endpoint_name)
-                    ready = endpoint.status in ("InService", "Updating")
-                    why = f"Endpoint '{endpoint_name}' is {endpoint.status}, not InService."
-                except NotFoundError as exc:
-                    ready, why = False, exc.message
-                limit = workers * 4 if max_images is None else min(workers * 4, max_images - handled)
-                chunk = list(
-                    session.execute(
-                        select(BatchItem.id, BatchItem.seq, BatchItem.uri, BatchItem.key)
-                        .where(BatchItem.job_id == job_id, BatchItem.status == "pending")
-                        .order_by(BatchItem.seq)
-                        .limit(max(limit, 0))
-                    ).all()
-                )
-            if not ready:
-                return _finish(ctx, job_id, owner, output_uri, "Failed", reason=why + " The finished images are kept.")
-            if not chunk:
-                if max_images is not None and handled >= max_images:
-                    return "Running"
-                return _finish(ctx, job_id, owner, output_uri, "Completed")
-            list(pool.map(lambda row: _one(ctx, name, endpoint_name, output_uri, *row), chunk))
-            handled += len(chunk)
+    threads = 2 * max(1, workers or worker_count(ctx))
+    queue: deque[tuple[int, int, str, str]] = deque()
+    in_flight: set[Future[tuple[int, dict[str, Any]] | None]] = set()
+    done_rows: list[tuple[int, dict[str, Any]]] = []
+    after_seq, submitted, exhausted = -1, 0, False
+    verdict: tuple[str, str | None] | None = None  # why the job stops: (status, reason)
+    last_flush = time.monotonic()
+
+    def flush() -> None:
+        nonlocal verdict, last_flush
+        if done_rows:
+            _checkpoints(ctx, done_rows)
+            done_rows.clear()
+        last_flush = time.monotonic()
+        status = _renew(ctx, job_id, owner)
+        if status is None:
+            verdict = verdict or ("Lost", None)
+        elif status != "Running":
+            verdict = verdict or (status, None)
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="loopin-batch") as pool:
+        try:
+            flush()
+            while True:
+                if stop is not None and stop.is_set():
+                    verdict = verdict or ("Stopped", None)
+                while verdict is None and len(in_flight) < 2 * threads:
+                    if max_images is not None and submitted >= max_images:
+                        break
+                    if not queue and not exhausted:
+                        rows, why = _next_page(ctx, job_id, endpoint_name, after_seq)
+                        if why is not None:
+                            verdict = ("Failed", why + " The finished images are kept.")
+                            break
+                        queue.extend(rows)
+                        exhausted = not rows
+                    if not queue:
+                        break
+                    item_id, seq, uri, key = queue.popleft()
+                    after_seq = seq
+                    submitted += 1
+                    in_flight.add(pool.submit(_one, ctx, name, endpoint_name, output_uri, item_id, seq, uri, key))
+                if not in_flight:
+                    break
+                finished, in_flight = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    if (row := future.result()) is not None:
+                        done_rows.append(row)
+                if len(done_rows) >= 2 * threads or time.monotonic() - last_flush >= 1.0:
+                    flush()
+        finally:
+            for future in in_flight:  # an image's error (the store down) ends the run: keep what finished
+                if not future.cancel() and future.exception() is None and (row := future.result()) is not None:
+                    done_rows.append(row)
+            if done_rows:
+                _checkpoints(ctx, done_rows)
+                done_rows.clear()
+    if verdict is None:
+        if max_images is not None and submitted >= max_images:
+            return "Running"  # left as a killed runner leaves it: the lease runs out
+        return _finish(ctx, job_id, owner, output_uri, "Completed")
+    status, reason = verdict
+    if status == "Lost":
+        return "Running"  # another process has it now
+    if status == "Stopped":
+        _release(ctx, job_id, owner)
+        return "Running"
+    if status == "Failed":
+        return _finish(ctx, job_id, owner, output_uri, "Failed", reason=reason)
+    _write_predictions(ctx, job_id, output_uri)  # cancelled meanwhile
+    _release(ctx, job_id, owner)
+    return status
+
+
+def _next_page(
+    ctx: Services, job_id: int, endpoint_name: str, after_seq: int
+) -> tuple[list[tuple[int, int, str, str]], str | None]:
+    """The next pending images, or why the endpoint cannot run them."""
+    with ctx.db.read() as session:
+        try:
+            endpoint = get_endpoint(session, endpoint_name)
+        except NotFoundError as exc:
+            return [], exc.message
+        if endpoint.status not in ("InService", "Updating"):
+            return [], f"Endpoint '{endpoint_name}' is {endpoint.status}, not InService."
+        rows = session.execute(
+            select(BatchItem.id, BatchItem.seq, BatchItem.uri, BatchItem.key)
+            .where(BatchItem.job_id == job_id, BatchItem.status == "pending", BatchItem.seq > after_seq)
+            .order_by(BatchItem.seq)
+            .limit(PAGE_SIZE)
+        ).all()
+    return [(r[0], r[1], r[2], r[3]) for r in rows], None
 
 
 def _one(
     ctx: Services, job_name: str, endpoint_name: str, output_uri: str, item_id: int, seq: int, uri: str, key: str
-) -> None:
+) -> tuple[int, dict[str, Any]] | None:
+    """Run one image; its checkpoint (item id, values), or None when it stays pending."""
     now = ctx.clock.now_ms
     try:
         image = read_image(ctx, uri)
     except StoreUnavailableError:
         raise  # the store is down, not the image: the job is retried, the image stays pending
     except LoopinError as exc:
-        _checkpoint(ctx, item_id, status="failed", reason=f"{exc.code}: {exc.message}", finished_at=now())
-        return
+        return item_id, {"status": "failed", "reason": f"{exc.code}: {exc.message}", "finished_at": now()}
     try:
         answer = invoke(ctx, endpoint_name, image, idempotency_key=f"batch:{job_name}:{seq}").body
     except StoreUnavailableError:
         raise
     except NotFoundError:
-        return  # the endpoint was deleted: the image stays pending, the job stops before the next chunk
+        return None  # the endpoint was deleted: the image stays pending, the job stops
     except LoopinError as exc:
         if isinstance(exc, ValidationError) and "not InService" in exc.message:
-            return  # the endpoint is being replaced or failed: likewise
-        _checkpoint(ctx, item_id, status="failed", reason=f"{exc.code}: {exc.message}", finished_at=now())
-        return
+            return None  # the endpoint is being replaced or failed: likewise
+        return item_id, {"status": "failed", "reason": f"{exc.code}: {exc.message}", "finished_at": now()}
     line = {"source": uri, "key": key, **answer}
     ctx.store.put(join_uri(output_uri, f"{key}.out"), json.dumps(answer).encode(), content_type="application/json")
     loop = answer.get("human_loop") or {}
-    _checkpoint(
-        ctx,
-        item_id,
-        status="done",
-        prediction_id=answer.get("prediction_id"),
-        loop_name=loop.get("name"),
-        result=json.dumps(line, sort_keys=True),
-        finished_at=now(),
-    )
+    return item_id, {
+        "status": "done",
+        "prediction_id": answer.get("prediction_id"),
+        "loop_name": loop.get("name"),
+        "result": json.dumps(line, sort_keys=True),
+        "finished_at": now(),
+    }
 
 
-def _checkpoint(ctx: Services, item_id: int, **values: Any) -> None:
+def _checkpoints(ctx: Services, rows: list[tuple[int, dict[str, Any]]]) -> None:
     with ctx.db.write() as session:
-        session.execute(
-            update(BatchItem).where(BatchItem.id == item_id, BatchItem.status == "pending").values(**values)
-        )
+        for item_id, values in rows:
+            session.execute(
+                update(BatchItem).where(BatchItem.id == item_id, BatchItem.status == "pending").values(**values)
+            )
 
 
 def _finish(ctx: Services, job_id: int, owner: str, output_uri: str, status: str, *, reason: str | None = None) -> str:
