@@ -296,3 +296,86 @@ def test_an_s3_prefix_on_an_s3_peer(s3_services: Services, moto_endpoint: str, i
         assert [x["source"] for x in lines] == [f"s3://{bucket}/photos/{k}" for k, _ in sorted(image_set[:6])]
         for k, _ in image_set[:6]:
             assert json.loads(services.store.get(f"{out}/{k}.out"))["detections"] is not None
+
+
+@pytest.mark.slow
+def test_cli_against_a_server_that_is_killed_midway(tmp_path: Path, image_set) -> None:
+    """`loopin batch` against real `loopin serve` processes: the first is killed with SIGKILL
+    in the middle of the job; the second takes the job over when the lease runs out and
+    finishes it with no image run twice and no loop started twice."""
+    import signal
+    import subprocess
+    import time
+
+    import httpx
+
+    from tests.servers import LOOPIN, _free_port, create_key, die_with_parent, loopin_env, run_cli
+
+    data = tmp_path / "data"
+    env = loopin_env(data, "", LOOPIN_BATCH_LEASE_SECONDS="5", LOOPIN_BATCH_WORKERS="1")
+    key_id, secret = create_key(env)
+    folder = write_folder(data / "photos", image_set[:30])
+
+    def start() -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = open(tmp_path / f"serve-{port}.log", "w")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [*LOOPIN, "serve", "--port", str(port)],
+            env={**env, "LOOPIN_PUBLIC_URL": url},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        cli_env = {**env, "LOOPIN_URL": url, "LOOPIN_ACCESS_KEY_ID": key_id, "LOOPIN_SECRET_ACCESS_KEY": secret}
+        return proc, cli_env
+
+    first, cli = start()
+    try:
+        run_cli(cli, "teams", "create", "T", "--description", "d")
+        template = tmp_path / "t.html"
+        template.write_text("<crowd-form><crowd-input name='a'></crowd-input></crowd-form>")
+        run_cli(cli, "templates", "create", "boxes", "--file", str(template))
+        run_cli(cli, "flows", "create", "review", "--team", "T", "--template", "boxes", "--title", "t",
+                "--description", "d", "--output", "s3://answers/out")  # fmt: skip
+        run_cli(cli, "endpoints", "create", "det", "--model", BUILTIN, "--flow", "review", "--threshold", "0.6")
+        refused = run_cli(cli, "batch", "create", "--endpoint", "det", "--source", "/etc", "--output",
+                          "s3://results/x", check=False)  # fmt: skip
+        assert refused.returncode == 1 and "outside the folders" in refused.stderr
+        job = json.loads(run_cli(cli, "batch", "create", "--endpoint", "det", "--source", str(folder),
+                                 "--output", "s3://results/cli", "--name", "cli-job", "--json").stdout)  # fmt: skip
+        assert job["total"] == 30
+        deadline = time.monotonic() + 120
+        while json.loads(run_cli(cli, "batch", "status", "cli-job", "--json").stdout)["done"] < 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=20)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second, cli = start()
+    try:
+        waited = run_cli(cli, "batch", "wait", "cli-job", "--poll", "0.5", "--json")
+        job = json.loads(waited.stdout)
+        assert (job["status"], job["done"], job["failed"]) == ("Completed", 30, 0)
+        listed = json.loads(run_cli(cli, "batch", "list", "--json").stdout)
+        assert [j["name"] for j in listed] == ["cli-job"]
+        loops = json.loads(run_cli(cli, "loops", "list", "--json").stdout)
+        assert len(loops) == job["routed"] == len({loop["name"] for loop in loops})
+        lines = (data / "objects" / "results" / "cli" / "predictions.jsonl").read_text().splitlines()
+        assert len(lines) == 30
+    finally:
+        second.terminate()
+        second.wait(timeout=20)
+    import sqlite3
+
+    with sqlite3.connect(data / "loopin.db") as db:
+        assert db.execute("select count(*) from predictions").fetchone()[0] == 30
