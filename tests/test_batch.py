@@ -5,6 +5,7 @@ runs no image twice), bad images listed, bad input refused before work starts.""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import uuid
@@ -22,10 +23,11 @@ from loopin.background import run_once
 from loopin.clock import ManualClock
 from loopin.config import Settings
 from loopin.endpoints import detect, get_endpoint
-from loopin.errors import ConflictError, LoopinError, ValidationError
+from loopin.errors import ConflictError, LoopinError, StoreUnavailableError, ValidationError
 from loopin.models import HumanLoop, Prediction
 from loopin.schemas import RoutingRule, VariantSpec
 from loopin.services import Services, build_services
+from loopin.store import S3Store
 from loopin.web.server import create_app
 from tests.conftest import make_bucket
 from tests.helpers import admin_client, setup_flow
@@ -252,6 +254,22 @@ def test_endpoint_gone_midway_fails_the_job_and_keeps_what_was_done(admin, servi
     assert batch.run_job(services, "gone", owner="runner-a", workers=1) == "Failed"
     job = admin.describe_batch_job("gone")
     assert (job.done, job.pending) == (2, 4) and "No endpoint named" in (job.failure_reason or "")
+
+
+def test_a_store_outage_stops_the_job_and_loses_nothing(admin, services: Services, image_set) -> None:
+    deploy(admin, services, threshold=0.9)
+    folder = write_folder(services.settings.data_dir / "outage", image_set[:4])
+    admin.create_batch_job(endpoint="detector", source=str(folder), output="s3://results/o", name="outage")
+    down = dataclasses.replace(services, store=S3Store(endpoint_url="http://127.0.0.1:9", region="us-east-1",
+                                                       access_key_id="x", secret_access_key="x"))  # fmt: skip
+    with pytest.raises(StoreUnavailableError):
+        batch.run_next(down, owner="runner-a", workers=1)
+    job = admin.describe_batch_job("outage")
+    assert (job.status, job.done, job.failed, job.pending) == ("Running", 0, 0, 4)  # no image blamed
+    assert batch.run_next(services, owner="runner-b") == "outage"  # the lease was released: at once
+    job = admin.describe_batch_job("outage")
+    assert (job.status, job.done, job.failed) == ("Completed", 4, 0)
+    assert loop_count(services) == job.routed
 
 
 @pytest.fixture
