@@ -470,6 +470,12 @@ def run_job(
     if verdict is None:
         if max_images is not None and submitted >= max_images:
             return "Running"  # left as a killed runner leaves it: the lease runs out
+        left, why = _next_page(ctx, job_id, endpoint_name, -1)
+        if why is not None:  # the endpoint went away while the last images ran
+            return _finish(ctx, job_id, owner, output_uri, "Failed", reason=why + " The finished images are kept.")
+        if left:  # images skipped while the endpoint was being replaced: the next round runs them
+            _release(ctx, job_id, owner)
+            return "Running"
         return _finish(ctx, job_id, owner, output_uri, "Completed")
     status, reason = verdict
     if status == "Lost":
