@@ -69,6 +69,7 @@ LAYERS: dict[str, set[str]] = {
         "mailer",
         "outputs",
         "consolidation",
+        "batch",
         "background",
         "demo",
         "services",

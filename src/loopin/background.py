@@ -1,6 +1,7 @@
 """Periodic work, idempotent and safe when several server processes run it at once:
 endpoint deployment, lease expiry, availability expiry, deadline fallbacks, (re)writing
-pending outputs and webhook delivery."""
+pending outputs and webhook delivery; export jobs and batch jobs in threads of their own
+(they run for minutes)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from loopin.batch import new_owner, run_next
 from loopin.deadlines import fall_back_overdue
 from loopin.endpoints import deploy_pending
 from loopin.events import NEW_EVENTS
@@ -57,11 +59,14 @@ class BackgroundRunner:
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="loopin-background", daemon=True)
         self._exports = threading.Thread(target=self._export_loop, name="loopin-exports", daemon=True)
+        self._batch_thread = threading.Thread(target=self._batch_loop, name="loopin-batch-runner", daemon=True)
+        self._owner = new_owner()
 
     def start(self) -> None:
         event.listen(Session, "after_commit", self._after_commit)
         self._thread.start()
         self._exports.start()
+        self._batch_thread.start()
 
     def stop(self) -> None:
         event.remove(Session, "after_commit", self._after_commit)
@@ -69,6 +74,7 @@ class BackgroundRunner:
         self._wake.set()
         self._thread.join(timeout=10)
         self._exports.join(timeout=1)  # an export in progress is left to its lease
+        self._batch_thread.join(timeout=10)
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(NEW_EVENTS, False):
@@ -102,3 +108,16 @@ class BackgroundRunner:
             except Exception:  # periodic work must never take the server down; log and go on
                 log.exception("periodic work failed; retrying next round")
             next_full = time.monotonic() + interval * random.uniform(0.8, 1.2)
+
+    def _batch_loop(self) -> None:
+        """Batch jobs, one at a time per process: claim one (waiting, or abandoned by a process
+        whose lease ran out), run it to its end, look for the next."""
+        interval = self._ctx.settings.job_interval_seconds
+        while not self._stop.is_set():
+            try:
+                ran = run_next(self._ctx, owner=self._owner, stop=self._stop)
+            except Exception:  # a store outage: the job's lease is released, the next round retries
+                log.exception("batch job failed; retrying next round")
+                ran = None
+            if ran is None:
+                self._stop.wait(interval * random.uniform(0.8, 1.2))

@@ -655,6 +655,49 @@ class Client:
     def replay_delivery(self, delivery_id: int) -> schemas.DeliveryInfo:
         return self._http.model(schemas.DeliveryInfo, "POST", f"/deliveries/{delivery_id}/replay")
 
+    # -- batch jobs
+
+    def create_batch_job(
+        self,
+        *,
+        endpoint: str,
+        output: str,
+        source: str | None = None,
+        manifest: str | None = None,
+        name: str | None = None,
+    ) -> schemas.BatchJobInfo:
+        """Run ``endpoint``'s model over every image of ``source`` (an s3:// prefix or a local
+        folder on the server inside an allowed root) or ``manifest``; answers under ``output``."""
+        body = schemas.BatchJobCreate(endpoint=endpoint, output=output, source=source, manifest=manifest, name=name)
+        return self._http.model(schemas.BatchJobInfo, "POST", "/batch-jobs", json_body=body.model_dump())
+
+    def describe_batch_job(self, name: str) -> schemas.BatchJobInfo:
+        return self._http.model(schemas.BatchJobInfo, "GET", f"/batch-jobs/{_q(name)}")
+
+    def list_batch_jobs(self, *, status: str | None = None, limit: int = 100) -> list[schemas.BatchJobInfo]:
+        params: dict[str, Any] = {"limit": limit} | ({"status": status} if status else {})
+        return self._http.models(schemas.BatchJobInfo, "GET", "/batch-jobs", params=params)
+
+    def batch_job_failures(self, name: str, *, limit: int = 1000) -> list[schemas.BatchFailure]:
+        """The images the job could not read or run, with the reason."""
+        return self._http.models(
+            schemas.BatchFailure, "GET", f"/batch-jobs/{_q(name)}/failures", params={"limit": limit}
+        )
+
+    def cancel_batch_job(self, name: str) -> schemas.BatchJobInfo:
+        return self._http.model(schemas.BatchJobInfo, "POST", f"/batch-jobs/{_q(name)}/cancel")
+
+    def wait_for_batch_job(
+        self, name: str, *, timeout: float = 86400.0, poll_interval: float = 2.0
+    ) -> schemas.BatchJobInfo:
+        """Poll until the job is Completed, Cancelled or Failed; TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while (job := self.describe_batch_job(name)).status in ("Pending", "Running"):
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"Batch job '{name}' is still {job.status} after {timeout:g} s.")
+            time.sleep(poll_interval)
+        return job
+
 
 class WorkerClient:
     """A reviewer's client: take tasks, answer them. Create it with ``sign_in``."""

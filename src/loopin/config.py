@@ -136,6 +136,23 @@ class Settings(BaseModel):
         description="How often each server process runs the periodic jobs (lease expiry, "
         "availability expiry, output retries).",
     )
+    batch_workers: int = Field(
+        default=0,
+        ge=0,
+        description="Images a batch job runs at once in each server process (threads over onnxruntime, "
+        "which releases the GIL). 0: the number of CPU cores. An endpoint's instance count also bounds it.",
+    )
+    batch_lease_seconds: int = Field(
+        default=60,
+        ge=5,
+        description="How long a server process holds a batch job before another may take it over "
+        "(renewed while it works; a crashed process's job is resumed when its lease runs out).",
+    )
+    batch_local_roots: tuple[str, ...] = Field(
+        default=(),
+        description="Local folders (absolute paths, separated by spaces or commas) a batch job may read "
+        "images and manifests from, besides the data directory. Empty: the data directory only.",
+    )
     signed_url_ttl_seconds: int = Field(
         default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of signed read URLs for stored objects."
     )
@@ -188,6 +205,17 @@ class Settings(BaseModel):
             return tuple(check_origins(value, what="task_frame_origins entry"))
         except LoopinError as exc:
             raise ValueError(exc.message) from exc
+
+    @field_validator("batch_local_roots", mode="before")
+    @classmethod
+    def _roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.replace(",", " ").split() if part]
+        roots = tuple(str(v) for v in value)
+        for root in roots:
+            if not os.path.isabs(root):
+                raise ValueError(f"batch_local_roots entry '{root}' is not an absolute path.")
+        return roots
 
     @field_validator("account_id")
     @classmethod

@@ -512,3 +512,50 @@ class Dataset(Base):
     content_sha256: Mapped[str] = mapped_column(String(64))
     loops_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BatchJob(Base):
+    """A batch job: an endpoint's model run over every image of a source (an S3 prefix, a
+    local folder inside an allowed root, or a manifest). The runner that holds the lease
+    (``lease_owner`` until ``lease_expires_at``) is the only one working on it."""
+
+    __tablename__ = "batch_jobs"
+    __table_args__ = (Index("ix_batch_jobs_status", "status", "lease_expires_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    endpoint_name: Mapped[str] = mapped_column(String(63))
+    source_kind: Mapped[str] = mapped_column(String(16))  # prefix | folder | manifest
+    source_uri: Mapped[str] = mapped_column(String(1024))
+    output_uri: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(16))  # Pending | Running | Completed | Cancelled | Failed
+    total: Mapped[int] = mapped_column(Integer)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class BatchItem(Base):
+    """One image of a batch job and its checkpoint: pending until its prediction is logged
+    and its ``.out`` object written (done) or it was found unreadable (failed, with why)."""
+
+    __tablename__ = "batch_items"
+    __table_args__ = (
+        UniqueConstraint("job_id", "seq"),
+        Index("ix_batch_items_job_status", "job_id", "status", "seq"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("batch_jobs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    uri: Mapped[str] = mapped_column(String(2048))
+    key: Mapped[str] = mapped_column(String(1024))  # the image's path under its source: <output>/<key>.out
+    status: Mapped[str] = mapped_column(String(16))  # pending | done | failed
+    reason: Mapped[str | None] = mapped_column(Text)
+    prediction_id: Mapped[int | None] = mapped_column(BigInteger)
+    loop_name: Mapped[str | None] = mapped_column(String(63))
+    result: Mapped[str | None] = mapped_column(Text)  # the predictions.jsonl line
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)

@@ -643,3 +643,47 @@ class ModelMetrics(Response):
     per_flow: list[MetricsRow]
     per_endpoint: list[MetricsRow]
     per_week: list[MetricsRow]
+
+
+# -- batch jobs -------------------------------------------------------------------------
+
+
+class BatchJobCreate(Request):
+    endpoint: str = Field(description="The endpoint whose model and routing rule the job uses (InService).")
+    output: str = Field(description="Where the answers go: s3://bucket/prefix (the local store or S3).")
+    source: str | None = Field(
+        default=None,
+        description="The images: an s3://bucket/prefix/ listed through the store, or a local folder "
+        "(absolute path or file:///) inside the data directory or batch_local_roots.",
+    )
+    manifest: str | None = Field(
+        default=None,
+        description="Instead of source: a manifest (s3:// or a local file), one image URI per line or "
+        'Ground Truth\'s {"source-ref": "s3://..."} lines.',
+    )
+    name: str | None = Field(default=None, description="The job's name (default: generated). Same name, same job.")
+
+
+class BatchJobInfo(Response):
+    name: str
+    endpoint: str
+    status: str  # Pending | Running | Completed | Cancelled | Failed
+    source_kind: str
+    source: str
+    output: str
+    total: int
+    done: int
+    failed: int
+    pending: int
+    routed: int
+    failure_reason: str | None = None
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    predictions_uri: str
+
+
+class BatchFailure(Response):
+    uri: str
+    key: str
+    reason: str

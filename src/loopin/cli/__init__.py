@@ -1,5 +1,5 @@
 """The ``loopin`` command, one module per audience: ``on_server`` (run on the server machine:
-``serve``, ``db``, ``keys``, ``admin``), ``resources`` and ``hosting`` (an admin's commands
+``serve``, ``db``, ``keys``, ``admin``), ``resources``, ``hosting`` and ``batch`` (an admin's commands
 against a running server's API, from any machine) and ``reviewer`` (a worker's ``tasks`` commands)."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import sys
 import typer
 from pydantic import ValidationError as PydanticValidationError
 
-from loopin.cli import exports, hosting, on_server, resources, reviewer
+from loopin.cli import batch, exports, hosting, on_server, resources, reviewer
 from loopin.cli.output import err
 from loopin.errors import LoopinError
 
 app = typer.Typer(help="loopin: human review of machine-learning predictions.", no_args_is_help=True)
 app.command()(on_server.serve)
-for sub, name in on_server.GROUPS + resources.GROUPS + reviewer.GROUPS + hosting.GROUPS + exports.GROUPS:
+for sub, name in on_server.GROUPS + resources.GROUPS + reviewer.GROUPS + hosting.GROUPS + exports.GROUPS + batch.GROUPS:
     app.add_typer(sub, name=name)
 
 

@@ -24,6 +24,7 @@ from loopin.services import Services
 from loopin.signing import sign_token
 from loopin.validation import loads_stored
 from loopin.web.api.auth import Admin, Ctx, SignedInWorker, precheck, worker_token_key
+from loopin.web.api.batch import batch_routes
 from loopin.web.api.docs import docs_routes
 from loopin.web.api.events import events_routes
 from loopin.web.api.exports import exports_routes
@@ -97,6 +98,7 @@ def create_api() -> FastAPI:
     _loop_routes(api)
     _worker_routes(api)
     hosting_routes(api)
+    batch_routes(api)
     events_routes(api)
     docs_routes(api)
     exports_routes(api)

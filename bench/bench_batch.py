@@ -1,0 +1,174 @@
+"""Batch-job throughput against raw inference in a process pool, in the same run.
+
+    .venv/bin/python bench/bench_batch.py                 # 2,000 images
+    .venv/bin/python bench/bench_batch.py --images 400    # a shorter run
+
+Makes N distinct images from the bundled photos (crops, flips, sizes, JPEG/PNG) in a temp
+data directory, then measures, one after another:
+
+1. **raw**: ``loopin.inference.Detector.builtin(...).detect`` (decode + onnxruntime + NMS,
+   one onnxruntime thread each) over every file in a ``ProcessPoolExecutor`` of one process
+   per core: no database, no store, no routing;
+2. **batch**: a loopin batch job over the same folder with the local executor (threads,
+   ``batch_workers`` = cores) on a SQLite database and the local store, with a routing rule
+   (so doubtful images start loops): every image is checkpointed, logged, written as
+   ``.out`` and in ``predictions.jsonl``;
+3. **raw** again (the machine is shared: the baseline is the mean of the two raw runs).
+
+Prints JSON with images/s of each, the ratio batch ÷ raw, the peak RSS of the batch
+process and of the pool's largest child, and the machine's load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from loopin import batch  # noqa: E402
+from loopin.access_keys import create_key  # noqa: E402
+from loopin.background import run_once  # noqa: E402
+from loopin.config import Settings  # noqa: E402
+from loopin.inference import Detector  # noqa: E402
+from loopin.schemas import RoutingRule, VariantSpec  # noqa: E402
+from loopin.services import build_services  # noqa: E402
+from loopin.web.server import create_app  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from fastapi.testclient import TestClient  # noqa: E402
+
+from tests.helpers import admin_client, setup_flow  # noqa: E402
+
+MODEL = "nanodet-g-416-coco"
+PHOTOS = [ROOT / "tests" / "data" / n for n in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg", "motorcycle_left.jpg")]
+
+
+def make_images(folder: Path, count: int) -> list[Path]:
+    bases = []
+    for path in PHOTOS:
+        with Image.open(path) as photo:
+            bases.append(photo.convert("RGB"))
+    paths = []
+    for n in range(count):
+        img = bases[n % len(bases)]
+        round_ = n // len(bases)
+        w, h = img.size
+        cut = 0.02 * (round_ % 10)
+        part = img.crop((int(w * cut), int(h * cut / 2), w - int(w * cut / 3), h - int(h * cut / 4)))
+        if round_ % 2:
+            part = ImageOps.mirror(part)
+        part.thumbnail((640 - 8 * (round_ % 20), 640))
+        fmt = "PNG" if n % 7 == 0 else "JPEG"
+        path = folder / f"d{n % 10}" / f"img-{n:05d}.{'png' if fmt == 'PNG' else 'jpg'}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        part.save(buf, format=fmt, **({"quality": 75 + round_ % 20} if fmt == "JPEG" else {}))
+        path.write_bytes(buf.getvalue())
+        paths.append(path)
+    return paths
+
+
+_detector: Detector | None = None
+
+
+def _raw_init() -> None:
+    global _detector
+    _detector = Detector.builtin(MODEL, intra_op_num_threads=1)
+
+
+def _raw_one(path: str) -> int:
+    assert _detector is not None
+    return len(_detector.detect(Path(path).read_bytes()).detections)
+
+
+def _peak_child_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+def run_raw(paths: list[Path], workers: int) -> float:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_raw_init) as pool:
+        list(pool.map(_raw_one, [str(paths[0])] * workers))  # load the model in every process
+        start = time.perf_counter()
+        list(pool.map(_raw_one, [str(p) for p in paths], chunksize=8))
+        return time.perf_counter() - start
+
+
+def run_batch(data_dir: Path, folder: Path, workers: int) -> tuple[float, dict[str, int]]:
+    settings = Settings(
+        data_dir=data_dir,
+        secret_key="bench-" + uuid.uuid4().hex,
+        batch_workers=workers,
+        public_url="http://bench",
+    )
+    ctx = build_services(settings)
+    with ctx.db.write() as s:
+        key = create_key(s, secret_key=settings.secret_key, description="bench", now_ms=ctx.clock.now_ms())
+    with TestClient(create_app(services=ctx, run_background=False)) as http:
+        admin = admin_client(http, (key.access_key_id, key.secret_access_key))
+        setup_flow(admin, workers=1)
+        admin.create_endpoint_config("det-config", variants=[VariantSpec(model=MODEL, instance_count=workers)])
+        admin.create_endpoint("det", config="det-config", routing=RoutingRule(flow="review", threshold=0.5))
+        run_once(ctx)
+    batch.create_job(ctx, endpoint_name="det", source=str(folder), output="s3://bench-out/batch", name="bench")
+    # warm up the model host (the raw pool loads its models before its clock starts, too)
+    from loopin.endpoints import get_endpoint, served
+
+    with ctx.db.read() as s:
+        served(ctx, get_endpoint(s, "det"))
+    start = time.perf_counter()
+    status = batch.run_next(ctx, owner="bench", workers=workers)
+    elapsed = time.perf_counter() - start
+    with ctx.db.read() as s:
+        done = batch.progress(s, batch.get_job(s, "bench"))
+    ctx.db.dispose()
+    assert status == "bench", status
+    return elapsed, {"done": done.done, "failed": done.failed, "routed": done.routed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="loopin-bench-batch-") as tmp:
+        data_dir = Path(tmp) / "data"
+        folder = data_dir / "images"
+        paths = make_images(folder, args.images)
+        load_before = os.getloadavg()
+        raw1 = run_raw(paths, args.workers)
+        took, counts = run_batch(data_dir, folder, args.workers)
+        raw2 = run_raw(paths, args.workers)
+        load_after = os.getloadavg()
+    raw = (raw1 + raw2) / 2
+    result = {
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}",
+        "images": args.images,
+        "workers": args.workers,
+        "raw_images_per_s": [round(args.images / raw1, 2), round(args.images / raw2, 2)],
+        "batch_images_per_s": round(args.images / took, 2),
+        "batch_over_raw": round(raw / took, 3),
+        "batch_counts": counts,
+        "peak_rss_mib_batch_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib_raw_child": round(_peak_child_kib() / 1024, 1),
+        "loadavg_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
