@@ -264,6 +264,7 @@ def test_per_worker_answers_without_consolidation(
     api: Client, services: Services, app_client: TestClient, tmp_path: Path
 ) -> None:
     emails = setup_flow(api, workers=2, task_count=2)
+    api.update_flow("review", consolidation=False)  # on by default for two workers
     services.store.put("s3://review-bucket/images/a.png", png(80, 60), content_type="image/png")
     api.start_loop("two-people", flow="review", input={"taskObject": "s3://review-bucket/images/a.png"})
     for i, email in enumerate(emails):

@@ -18,11 +18,11 @@ from loopin.config import Settings
 from loopin.services import Services, build_services
 from loopin.store import LocalStore
 from loopin.web.api import create_api
-from loopin.web.api.app import _error_response as api_error_response
 from loopin.web.aws import mount_aws
 from loopin.web.aws.runtime import runtime_router
 from loopin.web.consoles.admin import admin_router
 from loopin.web.consoles.worker import console_router
+from loopin.web.errors import error_response
 from loopin.web.pages import StaticAssets
 from loopin.web.store_urls import store_router
 
@@ -66,10 +66,11 @@ def create_app(
         # A path under /api/v1 that the mount does not take (a line break in it): still
         # the API's error shape.
         if request.url.path.startswith("/api/v1/") or request.url.path == "/api/v1":
-            return api_error_response(
-                exc.status_code,
+            return error_response(
                 "ResourceNotFound" if exc.status_code == 404 else "HttpError",
                 "No such API path." if exc.status_code == 404 else str(exc.detail),
+                status=exc.status_code,
+                details={},
             )
         return await http_exception_handler(request, exc)
 
