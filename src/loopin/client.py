@@ -635,24 +635,14 @@ class WorkerClient:
 
     @classmethod
     def sign_in(cls, url: str, email: str, password: str, *, http_client: httpx.Client | None = None) -> WorkerClient:
-        session = _Http(url, auth=None, headers={}, http_client=http_client, timeout=30.0).model(
-            schemas.WorkerSession,
-            "POST",
-            "/worker/sign-in",
-            json_body={"email": email, "password": password},
-        )
+        session = _anonymous_call(url, http_client, "/worker/sign-in", {"email": email, "password": password})
         return cls(url, token=session.token, http_client=http_client)
 
     @classmethod
     def accept_invitation(
         cls, url: str, token: str, password: str, *, http_client: httpx.Client | None = None
     ) -> WorkerClient:
-        session = _Http(url, auth=None, headers={}, http_client=http_client, timeout=30.0).model(
-            schemas.WorkerSession,
-            "POST",
-            "/worker/accept-invitation",
-            json_body={"token": token, "password": password},
-        )
+        session = _anonymous_call(url, http_client, "/worker/accept-invitation", {"token": token, "password": password})
         return cls(url, token=session.token, http_client=http_client)
 
     def close(self) -> None:
@@ -681,3 +671,15 @@ class WorkerClient:
         if not isinstance(answer, dict):
             raise ValidationError("The answer must be a JSON object.")
         self._http.call("POST", f"/worker/tasks/{task_id}/submit", json_body={"answer": answer})
+
+
+def _anonymous_call(
+    url: str, http_client: httpx.Client | None, path: str, body: dict[str, Any]
+) -> schemas.WorkerSession:
+    """A worker's sign-in call; a connection opened for it alone is closed again."""
+    http = _Http(url, auth=None, headers={}, http_client=http_client, timeout=30.0)
+    try:
+        return http.model(schemas.WorkerSession, "POST", path, json_body=body)
+    finally:
+        if http_client is None:
+            http.close()
