@@ -1,6 +1,6 @@
 """The admin exports a flow from its page in Debian's Chromium and downloads the file; the
 model-versus-human page renders with no script error or CSP violation (SQLite, like the
-other browser tests)."""
+other browser tests); the screenshots of both in the docs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from loopin.exports import run_pending_exports
 from tests.browser import Live, admin_sign_in, live_server
 from tests.test_exports import reviewed
 from tests.test_model_metrics import hand_made
+
+DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
 @pytest.fixture
@@ -53,6 +55,7 @@ def test_the_admin_exports_a_flow_and_downloads_it(live: Live, http: httpx.Clien
     page.fill("input[name=name]", "first-yolo")
     page.click("button:has-text('Save as dataset')")
     expect(page.locator("#datasets")).to_contain_text("first-yolo")
+    page.screenshot(path=str(DOCS_IMAGES / "admin-exports.png"), full_page=True)
 
 
 def test_the_metrics_page_renders(live: Live, http: httpx.Client, page: Page) -> None:
@@ -64,3 +67,4 @@ def test_the_metrics_page_renders(live: Live, http: httpx.Client, page: Page) ->
     expect(page.locator("#class-bars g.class")).to_have_count(3)
     expect(page.locator("#week-trend polyline.recall")).to_have_count(1)
     expect(page.locator("#metrics-total")).to_contain_text("50 %")
+    page.screenshot(path=str(DOCS_IMAGES / "admin-metrics.png"), full_page=True)

@@ -234,7 +234,7 @@ def _trend(rows: list[schemas.MetricsRow]) -> dict[str, Any] | None:
     """Per week: precision, recall and AP@0.5 as lines (0-100 %)."""
     if not rows:
         return None
-    span_x = WIDTH - LEFT - 20
+    span_x = WIDTH - LEFT - 60  # room for the last week's label
     step = span_x / max(1, len(rows) - 1)
 
     def x(i: int) -> float:
@@ -251,7 +251,7 @@ def _trend(rows: list[schemas.MetricsRow]) -> dict[str, Any] | None:
         "width": WIDTH,
         "height": TREND_H,
         "left": LEFT,
-        "right": WIDTH - 20,
+        "right": WIDTH - 60,
         "bottom": TREND_H - TREND_BOTTOM,
         "y_ticks": [{"y": y(v / 100), "label": f"{v} %"} for v in (0, 50, 100)],
         "x_ticks": [{"x": x(i), "label": row.key} for i, row in enumerate(rows)],
