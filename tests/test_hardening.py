@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text as text_
 
+from loopin.client import WorkerClient
 from loopin.clock import ManualClock
 from loopin.config import Settings
 from loopin.services import Services, build_services
@@ -698,6 +699,23 @@ def test_a_disabled_workers_old_token_stays_dead_after_re_enabling(
     assert app_client.patch(f"/api/v1/workers/{emails[0]}", json={"status": "active"}, headers=auth).is_success
     assert app_client.get("/api/v1/worker/jobs", headers=bearer).status_code == 401
     fresh = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
+    assert app_client.get("/api/v1/worker/jobs", headers={"Authorization": "Bearer " + fresh}).status_code == 200
+
+
+def test_api_sign_out_ends_every_token_of_the_worker_on_every_server(
+    app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    emails = setup_flow(admin_client(app_client, access_key), workers=1)
+    sign_in = {"email": emails[0], "password": PASSWORD}
+    phone, laptop = (app_client.post("/api/v1/worker/sign-in", json=sign_in).json()["token"] for _ in range(2))
+    reviewer = WorkerClient("http://testserver", token=phone, http_client=TestClient(app_client.app))
+    assert reviewer.jobs() is not None
+    reviewer.sign_out()
+    for token in (phone, laptop):
+        refused = app_client.get("/api/v1/worker/jobs", headers={"Authorization": "Bearer " + token})
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "UnauthorizedException"
+    assert app_client.post("/api/v1/worker/sign-out", headers={"Authorization": "Bearer " + phone}).status_code == 401
+    fresh = app_client.post("/api/v1/worker/sign-in", json=sign_in).json()["token"]
     assert app_client.get("/api/v1/worker/jobs", headers={"Authorization": "Bearer " + fresh}).status_code == 200
 
 

@@ -734,6 +734,13 @@ class WorkerClient:
     def close(self) -> None:
         self._http.close()
 
+    def sign_out(self) -> None:
+        """End this worker's API tokens (every device's), then close the client."""
+        try:
+            self._http.call("POST", "/worker/sign-out")
+        finally:
+            self.close()
+
     def jobs(self) -> list[schemas.Job]:
         return self._http.models(schemas.Job, "GET", "/worker/jobs")
 

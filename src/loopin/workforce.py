@@ -286,10 +286,16 @@ def remove_worker(session: Session, email: str) -> Worker:
 
 
 def end_sessions(session: Session, worker_id: int) -> None:
-    """Every console session and API token the worker holds stops working (sign-out)."""
+    """Every worker-console session of the worker stops working (console sign-out)."""
     session.execute(
         update(Worker).where(Worker.id == worker_id).values(session_generation=Worker.session_generation + 1)
     )
+
+
+def end_api_tokens(session: Session, worker_id: int) -> None:
+    """Every API token the worker holds stops working (API sign-out). Tokens carry the
+    generation they were issued in, so moving it on ends them all, on every server."""
+    session.execute(update(Worker).where(Worker.id == worker_id).values(token_generation=Worker.token_generation + 1))
 
 
 def reissue_invitation(session: Session, email: str, *, now_ms: int) -> tuple[Worker, str]:

@@ -523,6 +523,12 @@ def _worker_routes(api: FastAPI) -> None:
 
         return ctx.write(run)
 
+    @api.post("/worker/sign-out", status_code=204, tags=["worker"])
+    def sign_out(ctx: Ctx, worker: SignedInWorker) -> None:
+        """End every API token of this worker (also those on other devices); tasks they
+        hold stay theirs until released or their time limit ends."""
+        ctx.write(lambda s: workforce.end_api_tokens(s, worker.id))
+
     @api.get("/worker/jobs", response_model=list[schemas.Job], tags=["worker"])
     def jobs(ctx: Ctx, worker: SignedInWorker) -> list[schemas.Job]:
         with ctx.db.read() as s:
