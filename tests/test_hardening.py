@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text as text_
@@ -548,6 +549,83 @@ def test_model_sources_must_be_regular_files_of_bounded_size(
             assert deploy_pending(ctx) == 0
     finally:
         ctx.db.dispose()
+
+
+def memory_bomb(elements: int) -> bytes:
+    """A 64x64 YOLO-shaped model of a few hundred bytes that fills ``elements`` floats when run."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tests.test_inference import YOLO_ROWS
+
+    rows = YOLO_ROWS.T[None]
+    nodes = [
+        helper.make_node(
+            "ConstantOfShape", ["shape"], ["bomb"], value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+        ),
+        helper.make_node("ReduceSum", ["bomb"], ["total"], keepdims=0),
+        helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=0),
+        helper.make_node("Add", ["total", "mean"], ["both"]),
+        helper.make_node("Mul", ["both", "zero"], ["nothing"]),
+        helper.make_node("Add", ["rows", "nothing"], ["output0"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "bomb",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, rows.shape)],
+        initializer=[
+            numpy_helper.from_array(np.array([elements], dtype=np.int64), "shape"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+            numpy_helper.from_array(rows.astype(np.float32), "rows"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        ({"model_load_memory_bytes": 256 * 1024 * 1024}, "model_load_memory_bytes"),
+        ({"model_load_timeout_seconds": 0.05}, "model_load_timeout_seconds"),
+    ],
+)
+def test_a_model_that_takes_too_much_memory_or_time_to_load_fails_its_endpoint_not_the_server(
+    settings: Settings, clock: ManualClock, tmp_path: Any, limits: dict[str, Any], expected: str
+) -> None:
+    from loopin.access_keys import create_key
+    from loopin.endpoints import deploy_pending
+    from loopin.schemas import VariantSpec
+    from tests.test_inference import yolo_spec
+
+    bomb = tmp_path / "bomb.onnx"
+    bomb.write_bytes(memory_bomb(3_000_000_000))  # 12 GB of floats at the first run
+    assert bomb.stat().st_size < 2000
+    ctx = build_services(settings.model_copy(update=limits), clock=clock)
+    try:
+        with ctx.db.write() as s:
+            key = create_key(s, secret_key=ctx.settings.secret_key, description="", now_ms=0)
+        with TestClient(create_app(services=ctx, run_background=False)) as http:
+            admin = admin_client(http, (key.access_key_id, key.secret_access_key))
+            admin.register_model("bomb", onnx_uri=f"file://{bomb}", spec=yolo_spec().model_dump(mode="json"))
+            admin.create_endpoint_config("c-bomb", variants=[VariantSpec(model="bomb")])
+            admin.create_endpoint("ep-bomb", config="c-bomb")
+            deploy_pending(ctx)
+            endpoint = admin.describe_endpoint("ep-bomb")
+            assert endpoint.status == "Failed" and expected in (endpoint.failure_reason or "")
+            assert http.get("/healthz").status_code == 200
+            assert deploy_pending(ctx) == 0  # not tried again
+    finally:
+        ctx.db.dispose()
+
+
+def test_a_good_model_passes_the_load_check() -> None:
+    from loopin.inference.load_check import check_model_loads
+    from tests.test_inference import YOLO_ROWS, constant_model, yolo_spec
+
+    model = constant_model({"output0": YOLO_ROWS.T[None]}, [1, 3, 64, 64])
+    check_model_loads(model, yolo_spec(), timeout_s=60, memory_bytes=256 * 1024 * 1024)
 
 
 # -- 7. the data directory is private, whatever the umask --------------------------------

@@ -116,6 +116,19 @@ class Settings(BaseModel):
         description="Largest ONNX model file an endpoint may load (bytes). Model sources must be regular "
         "files or stored objects; a larger one, a device or a pipe fails the endpoint instead of being read.",
     )
+    model_load_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Time a user's ONNX model has to load and run once (in a child process) before the "
+        "server loads it; a slower one fails its endpoint.",
+    )
+    model_load_memory_bytes: int = Field(
+        default=4 * 1024 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Memory a user's ONNX model may take to load and run once, beyond the runtime's own "
+        "(checked in a child process before the server loads it); a model that needs more fails its endpoint.",
+    )
     webhook_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, description="How long a webhook receiver has to answer one delivery."
     )

@@ -4,6 +4,7 @@ its own host and serves every InService endpoint."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import stat
@@ -17,6 +18,7 @@ from PIL import Image
 
 from loopin.errors import NotFoundError, ValidationError
 from loopin.inference import DEFAULT_MAX_PIXELS, Detector, ModelSpec, builtin_model, decode_image
+from loopin.inference.load_check import check_model_loads
 from loopin.store import ObjectStore
 
 DEFAULT_MAX_MODEL_BYTES = 1024 * 1024 * 1024
@@ -66,6 +68,8 @@ class ModelHost:
         *,
         inference_threads: int = 1,
         max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
+        model_load_timeout_s: float = 120.0,
+        model_load_memory_bytes: int = 4 * 1024**3,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         concurrent_decodes: int = 2,
     ) -> None:
@@ -75,6 +79,9 @@ class ModelHost:
         # the memory that images being decoded take in this process at once.
         self._decode_slots = threading.BoundedSemaphore(concurrent_decodes)
         self._max_bytes = max_model_bytes
+        self._load_timeout_s = model_load_timeout_s
+        self._load_memory_bytes = model_load_memory_bytes
+        self._checked: set[tuple[str, str]] = set()  # (model digest, spec) that passed the load check
         self._threads = inference_threads
         self._lock = threading.Lock()
         self._served: dict[str, Served] = {}
@@ -92,8 +99,15 @@ class ModelHost:
         if model.kind == "onnx":
             if model.spec is None or model.artifact_uri is None:
                 raise ValidationError(f"Model '{model.name}' needs an ONNX file and a spec.")
+            data = self._read_artifact(model.artifact_uri)
+            checked = (hashlib.sha256(data).hexdigest(), model.spec.model_dump_json())
+            if checked not in self._checked:
+                check_model_loads(
+                    data, model.spec, timeout_s=self._load_timeout_s, memory_bytes=self._load_memory_bytes
+                )
+                self._checked.add(checked)
             return Detector.from_onnx(
-                self._read_artifact(model.artifact_uri),
+                data,
                 model.spec,
                 name=model.name,
                 intra_op_num_threads=self._threads,

@@ -73,6 +73,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             store,
             inference_threads=settings.inference_threads,
             max_model_bytes=settings.max_model_bytes,
+            model_load_timeout_s=settings.model_load_timeout_seconds,
+            model_load_memory_bytes=settings.model_load_memory_bytes,
             max_image_pixels=settings.max_image_pixels,
             concurrent_decodes=settings.image_decode_concurrency,
         ),
