@@ -26,7 +26,9 @@ from tests.test_output_s3 import _s3_app
 def s3(tmp_path: Path, database_url: str, moto_endpoint: str, clock: ManualClock) -> Iterator[tuple[Any, ...]]:
     bucket = f"exp-{uuid.uuid4().hex[:10]}"
     make_bucket(moto_endpoint, bucket)
-    services, http, admin = _s3_app(tmp_path, database_url, moto_endpoint, clock)
+    services, http, admin = _s3_app(
+        tmp_path, database_url, moto_endpoint, clock, input_locations=(f"s3://{bucket}/images",)
+    )
     yield services, http, admin, bucket
     http.close()
     services.db.dispose()

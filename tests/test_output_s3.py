@@ -15,6 +15,7 @@ from loopin.access_keys import create_key
 from loopin.background import run_once
 from loopin.clock import ManualClock
 from loopin.config import Settings
+from loopin.errors import ValidationError
 from loopin.services import Services, build_services
 from loopin.store import S3Store
 from loopin.web.server import create_app
@@ -23,7 +24,7 @@ from tests.helpers import admin_client, setup_flow, worker_client
 
 
 def _s3_app(
-    tmp_path: Path, database_url: str, endpoint: str, clock: ManualClock
+    tmp_path: Path, database_url: str, endpoint: str, clock: ManualClock, *, input_locations: tuple[str, ...] = ()
 ) -> tuple[Services, TestClient, object]:
     settings = Settings(
         data_dir=tmp_path / "data",
@@ -32,6 +33,7 @@ def _s3_app(
         s3_access_key_id="testing",
         s3_secret_access_key="testing",
         secret_key="s3-test-" + uuid.uuid4().hex,
+        input_locations=input_locations,
     )
     services = build_services(settings, clock=clock)
     with services.db.write() as session:
@@ -70,6 +72,38 @@ def test_fifty_loops_complete_with_outputs_on_s3(s3_app, clock: ManualClock) -> 
         assert doc["inputContent"] == {"i": i}
         assert sorted(a["answerContent"]["by"] for a in doc["humanAnswers"]) == sorted(emails[:2])
     assert len(services.store.list(f"s3://{bucket}/results/")) == 50
+
+
+def test_on_an_s3_store_tasks_may_point_only_at_the_listed_input_locations(
+    tmp_path: Path, database_url: str, moto_endpoint: str, clock: ManualClock
+) -> None:
+    """On S3, loopin's credentials can read more than any one flow should show its workers:
+    without LOOPIN_INPUT_LOCATIONS only the routed images' bucket is open to tasks."""
+    bucket = f"in-{uuid.uuid4().hex[:10]}"
+    make_bucket(moto_endpoint, bucket)
+    for listed, allowed in (((), False), ((f"s3://{bucket}/photos",), True)):
+        services, http, admin = _s3_app(
+            tmp_path / str(allowed), database_url, moto_endpoint, clock, input_locations=listed
+        )
+        try:
+            flow = f"review-{allowed}".lower()
+            setup_flow(admin, team=f"Team{allowed}", flow=flow, output=f"s3://{bucket}/out")
+            routed = f"{services.settings.routing_image_location}/ep/abc.jpg"
+            admin.start_loop(f"routed-{flow}", flow=flow, input={"taskObject": routed})
+            photo = {"taskObject": f"s3://{bucket}/photos/a.jpg"}
+            if allowed:
+                admin.start_loop(f"photo-{flow}", flow=flow, input=photo)
+            else:
+                with pytest.raises(ValidationError) as refused:
+                    admin.start_loop(f"photo-{flow}", flow=flow, input=photo)
+                assert "LOOPIN_INPUT_LOCATIONS" in refused.value.message
+            with pytest.raises(ValidationError):
+                admin.start_loop(f"beside-{flow}", flow=flow, input={"taskObject": f"s3://{bucket}/other/a.jpg"})
+            names = sorted(loop.name for loop in admin.list_loops(flow=flow).loops)
+            assert names == ([f"photo-{flow}", f"routed-{flow}"] if allowed else [f"routed-{flow}"])
+        finally:
+            http.close()
+            services.db.dispose()
 
 
 def test_store_outage_keeps_the_answer_and_writes_after_recovery(

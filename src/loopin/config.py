@@ -161,6 +161,12 @@ class Settings(BaseModel):
         description="How long a server process holds a batch job before another may take it over "
         "(renewed while it works; a crashed process's job is resumed when its lease runs out).",
     )
+    input_locations: tuple[str, ...] = Field(
+        default=(),
+        description="Where the tasks of a flow without input locations of its own may point (s3:// "
+        "prefixes, separated by spaces or commas). Empty: with the local store, any location outside the "
+        "flows' output locations; with an S3 store, only the routed-image location's bucket.",
+    )
     batch_local_roots: tuple[str, ...] = Field(
         default=(),
         description="Local folders (absolute paths, separated by spaces or commas) a batch job may read "
@@ -229,6 +235,17 @@ class Settings(BaseModel):
             if not os.path.isabs(root):
                 raise ValueError(f"batch_local_roots entry '{root}' is not an absolute path.")
         return roots
+
+    @field_validator("input_locations", mode="before")
+    @classmethod
+    def _input_locations(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.replace(",", " ").split() if part]
+        locations = tuple(str(v) for v in value)
+        for location in locations:
+            if not location.startswith("s3://") or len(location) <= len("s3://"):
+                raise ValueError(f"input_locations entry '{location}' is not an s3:// location.")
+        return locations
 
     @field_validator("account_id")
     @classmethod

@@ -146,28 +146,36 @@ def _under(uri: str, prefix: str) -> bool:
     return uri == prefix or uri.startswith(prefix.rstrip("/") + "/")
 
 
-def may_grant(session: Session, flow: FlowDefinition, uri: str) -> bool:
+def may_grant(
+    session: Session, flow: FlowDefinition, uri: str, *, default_locations: Sequence[str] | None = None
+) -> bool:
     """Whether a task of ``flow`` may name ``uri`` and get read access to it: never inside
-    any flow's output location (other teams' answers), and, when the flow has input
-    locations, only inside them."""
+    any flow's output location (other teams' answers), and only inside the flow's input
+    locations, else inside ``default_locations`` (the server's; see
+    ``Services.default_input_locations``), else anywhere else."""
     if not isinstance(uri, str) or not uri.startswith("s3://") or "/../" in uri + "/" or "/./" in uri + "/":
         return False
     if any(_under(uri, out) for out in session.scalars(select(FlowDefinition.output_path).distinct())):
         return False
     allowed = input_locations(flow)
+    if allowed is None and default_locations is not None:
+        allowed = [normalize_output_location(location) for location in default_locations]
     return allowed is None or any(_under(uri, prefix) for prefix in allowed)
 
 
-def check_input_uris(session: Session, flow: FlowDefinition, value: object) -> None:
+def check_input_uris(
+    session: Session, flow: FlowDefinition, value: object, *, default_locations: Sequence[str] | None = None
+) -> None:
     """Every s3:// location in a loop's input must be one the flow may grant (``may_grant``)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if item.startswith("s3://") and not may_grant(session, flow, item):
+            if item.startswith("s3://") and not may_grant(session, flow, item, default_locations=default_locations):
                 raise ValidationError(
                     f"The input names {item}, which flow definition '{flow.name}' may not grant access to: "
-                    "it is inside an output location, or outside the flow's input locations."
+                    "it is inside an output location, or outside the flow's input locations (the flow's "
+                    "input_locations, else the server's LOOPIN_INPUT_LOCATIONS)."
                 )
         elif isinstance(item, dict):
             stack.extend(item.values())

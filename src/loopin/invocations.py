@@ -101,6 +101,7 @@ def invoke(
                     loop_input(rule, result.detections, image_uri=image_uri, model_classes=result.class_names),
                     sort_keys=True,
                 ),
+                default_input_locations=ctx.default_input_locations,
                 now_ms=ctx.clock.now_ms(),
             )
             loop = {

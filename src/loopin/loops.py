@@ -99,12 +99,14 @@ def start_loop(
     input_content: str,
     content_classifiers: Sequence[str] | None = None,
     priority: int | None = None,
+    default_input_locations: Sequence[str] | None = None,
     now_ms: int,
 ) -> tuple[HumanLoop, bool]:
     """Start a loop, or return the existing one when name, flow and input are the same.
 
     Returns ``(loop, created)``. Same name with another input or flow: ConflictError.
-    ``priority`` None: the flow's default priority.
+    ``priority`` None: the flow's default priority. ``default_input_locations``: where the
+    input may point when the flow sets no input locations (``Services.default_input_locations``).
     """
     check_name(name, what="Human loop name", pattern=LOOP_NAME)
     if priority is not None:
@@ -117,7 +119,7 @@ def start_loop(
                 "ContentClassifiers may hold only FreeOfPersonallyIdentifiableInformation and FreeOfAdultContent."
             )
     flow = get_flow(session, flow_name)
-    check_input_uris(session, flow, task_input)
+    check_input_uris(session, flow, task_input, default_locations=default_input_locations)
     digest = hashlib.sha256(input_content.encode()).hexdigest()
     existing = session.scalar(select(HumanLoop).where(HumanLoop.name == name))
     if existing is not None:

@@ -20,7 +20,7 @@ from loopin.errors import ConflictError
 from loopin.loops import take_outputs_due
 from loopin.model_host import ModelHost
 from loopin.outputs import write_outputs_now
-from loopin.store import ObjectStore, open_store
+from loopin.store import LocalStore, ObjectStore, open_store
 
 T = TypeVar("T")
 
@@ -33,6 +33,17 @@ class Services:
     clock: Clock
     models: ModelHost  # the detectors this process serves
     secrets: SecretCache  # access-key secrets, cached for a few seconds
+
+    @property
+    def default_input_locations(self) -> list[str] | None:
+        """Where the tasks of a flow without input locations of its own may point: with the
+        local store and no setting, anywhere outside the output locations (None: each of its
+        buckets was made through loopin); else the setting's locations and the routed
+        images' bucket, which loopin uploads to itself."""
+        if not self.settings.input_locations and isinstance(self.store, LocalStore):
+            return None
+        bucket = self.settings.routing_image_location.removeprefix("s3://").partition("/")[0]
+        return [*self.settings.input_locations, f"s3://{bucket}"]
 
     def write(self, fn: Callable[[Session], T], *, attempts: int = 3) -> T:
         """Run ``fn`` in a write transaction, retrying races the database detected

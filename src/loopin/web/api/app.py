@@ -431,6 +431,7 @@ def _loop_routes(api: FastAPI) -> None:
                 input_content=content,
                 content_classifiers=body.content_classifiers,
                 priority=body.priority,
+                default_input_locations=ctx.default_input_locations,
                 now_ms=ctx.clock.now_ms(),
             )
             s_ = ctx.settings

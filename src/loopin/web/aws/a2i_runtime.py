@@ -98,6 +98,7 @@ class _A2iRuntime:
                 input_content=content,
                 content_classifiers=classifiers,
                 priority=priority,
+                default_input_locations=self.ctx.default_input_locations,
                 now_ms=self.ctx.clock.now_ms(),
             )
             return loop.name

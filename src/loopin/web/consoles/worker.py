@@ -250,7 +250,7 @@ class _Console:
 
         def grant(uri: str) -> str:
             with self.ctx.db.read() as s:
-                if not flows.may_grant(s, held.flow, uri):
+                if not flows.may_grant(s, held.flow, uri, default_locations=self.ctx.default_input_locations):
                     raise ValidationError(f"This task may not show {uri}.")
             url = self.ctx.store.signed_url(uri, ttl_seconds=settings.signed_url_ttl_seconds, now_ms=now)
             origins.add(origin_of(url))
