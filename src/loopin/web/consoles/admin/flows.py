@@ -261,11 +261,12 @@ def _settings(values: dict[str, str]) -> dict[str, Any]:
             if _WHOLE_NUMBER.fullmatch(values["consolidation_quorum"])
             else 0
         ),
-        # Empty: the default priority, no deadline (0 removes one), no escalation ("" removes
-        # one); not a whole number: -1, which every range refuses with the field's message.
+        # Empty: the default priority, no deadline (0 removes one), the fallback 'fail', no
+        # escalation ("" removes one); not a whole number: -1, which every range refuses
+        # with the field's own message.
         "default_priority": _number(values["default_priority"], empty=flows.DEFAULT_PRIORITY),
         "deadline_s": _number(values["deadline_s"], empty=0),
-        "fallback": values["fallback"],
+        "fallback": values["fallback"] or "fail",
         "escalation_team": values["escalation_team"],
         "escalation_s": _number(values["escalation_s"], empty=None),
     }
