@@ -31,6 +31,11 @@ GOOD = {
     "consolidation": "auto",
     "consolidation_quorum": "",
     "frame_origins": "",
+    "default_priority": "50",
+    "deadline_s": "",
+    "fallback": "fail",
+    "escalation_team": "",
+    "escalation_s": "",
 }
 
 
@@ -97,6 +102,10 @@ def test_the_new_flow_page_says_what_is_missing(admin_console: AdminConsole) -> 
         ("task_count", "4", "TaskCount must be a whole number from 1 to 3."),
         ("availability_lifetime_s", "ten days", "Task availability lifetime must be a whole number from 1 to 864000."),
         ("time_limit_s", "10", "Task time limit must be a whole number from 30 to 28800."),
+        ("default_priority", "101", "default_priority must be a whole number from 0 to 100."),
+        ("deadline_s", "299", "A deadline may not be shorter than the task time limit (300 s)"),
+        ("deadline_s", "soon", "deadline_seconds must be a whole number"),
+        ("escalation_team", "reviewers", "The escalation team must be another team than the flow&#39;s own."),
     ],
 )
 def test_each_bad_field_gets_its_message(
@@ -248,3 +257,35 @@ def test_the_flow_page_shows_and_changes_the_extra_origins_of_its_task_frames(
     response = admin_console.post("/admin/flows/review", 400, fields={"csrf": admin_console.csrf(), **bad})
     assert "is not a plain https origin" in response.text
     assert flows.frame_origins(_flow(ready)) == ["https://a.example.com", "https://b.example.com:8443"]
+
+
+def test_priority_deadline_fallback_and_escalation_through_the_form(
+    admin_console: AdminConsole, ready: Services
+) -> None:
+    with ready.db.write() as s:
+        workforce.create_team(s, name="experts", description="Second opinion", now_ms=0)
+    page = admin_console.get("/admin/flows/new")
+    assert 'name="default_priority" value="50"' in page and '<option value="experts">experts</option>' in page
+    settings = {
+        "default_priority": "70",
+        "deadline_s": "600",
+        "fallback": "model",
+        "escalation_team": "experts",
+        "escalation_s": "900",
+    }
+    _create(admin_console, **settings)
+    flow = _flow(ready)
+    assert (flow.default_priority, flow.deadline_s, flow.fallback, flow.escalation_s) == (70, 600, "model", 900)
+    page = admin_console.get("/admin/flows/review")
+    assert '<option value="experts" selected>experts</option>' in page and 'value="900"' in page
+    assert "then escalation to team" in page and 'id="escalation"' in page
+    # 600 s of deadline and 3,000 s of escalation would end after the 3,600 s lifetime.
+    fields = {**{k: GOOD[k] for k in EDITABLE}, **settings, "escalation_s": "3001"}
+    response = admin_console.post("/admin/flows/review", 400, fields={"csrf": admin_console.csrf(), **fields})
+    assert 'id="escalation_s-error"' in response.text and "(3000 s)" in response.text
+    assert 'value="3001"' in response.text  # what was typed comes back
+    assert _flow(ready).escalation_s == 900
+    fields = {**fields, "escalation_team": "", "escalation_s": "", "deadline_s": ""}
+    admin_console.post("/admin/flows/review", fields={"csrf": admin_console.csrf(), **fields})
+    flow = _flow(ready)
+    assert (flow.escalation_team_id, flow.escalation_s, flow.deadline_s) == (None, None, None)

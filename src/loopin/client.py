@@ -266,9 +266,12 @@ class Client:
         default_priority: int = 50,
         deadline_seconds: int | None = None,
         fallback: Literal["model", "fail"] = "fail",
+        escalation_team: str | None = None,
+        escalation_seconds: int | None = None,
     ) -> schemas.Flow:
         """Create a flow. ``deadline_seconds``: the time a loop has to be answered in, after
-        which ``fallback`` finishes it (docs/deadlines.md); ``default_priority``: 0-100."""
+        which ``fallback`` finishes it, or first ``escalation_team`` may answer too for
+        ``escalation_seconds`` (docs/deadlines.md); ``default_priority``: 0-100."""
         body = schemas.FlowCreate(
             name=name,
             team=team,
@@ -287,6 +290,8 @@ class Client:
             default_priority=default_priority,
             deadline_seconds=deadline_seconds,
             fallback=fallback,
+            escalation_team=escalation_team,
+            escalation_seconds=escalation_seconds,
         )
         return self._http.model(schemas.Flow, "POST", "/flows", json_body=body.model_dump())
 
@@ -306,10 +311,13 @@ class Client:
         default_priority: int | None = None,
         deadline_seconds: int | None = None,
         fallback: Literal["model", "fail"] | None = None,
+        escalation_team: str | None = None,
+        escalation_seconds: int | None = None,
     ) -> schemas.Flow:
         """Change a flow's title, description, keywords, task count, time limits,
-        consolidation settings, frame origins, default priority, deadline (0 removes it) or
-        fallback (those given). Team, template and output path cannot change."""
+        consolidation settings, frame origins, default priority, deadline (0 removes it),
+        fallback or escalation team ("" removes the escalation) and time (those given).
+        Team, template and output path cannot change."""
         body = schemas.FlowUpdate(
             title=title,
             description=description,
@@ -323,6 +331,8 @@ class Client:
             default_priority=default_priority,
             deadline_seconds=deadline_seconds,
             fallback=fallback,
+            escalation_team=escalation_team,
+            escalation_seconds=escalation_seconds,
         )
         return self._http.model(
             schemas.Flow, "PATCH", f"/flows/{_q(name)}", json_body=body.model_dump(exclude_none=True)

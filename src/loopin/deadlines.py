@@ -13,6 +13,12 @@ an answer), the loop is finished by its fallback:
 Cases 1 and 2 complete the loop (status Completed, ``output.json`` with a top-level
 ``loopinFallback`` object); the status event carries the same object. Tasks still held
 are withdrawn: an answer submitted after the deadline is refused.
+
+A flow with an escalation team first **escalates** instead (``escalate``, once per loop):
+the loop's waiting task slots become claimable by the escalation team's workers too (the
+flow's own team keeps them), ranked ahead of every loop that has not escalated, for the
+flow's escalation time; the loop records it (``loopinEscalation``) and an InProgress event
+announces it. When that time ends without all the answers, the fallback above finishes it.
 """
 
 from __future__ import annotations
@@ -25,41 +31,104 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from loopin.clock import iso_ms
-from loopin.loops import complete_with_answers_in, fail_loop
-from loopin.models import Decline, FlowDefinition, HumanLoop, Prediction, TaskSlot, TeamMember, Worker
+from loopin.events import record_status
+from loopin.loops import complete_with_answers_in, escalated_rank, fail_loop
+from loopin.models import Decline, FlowDefinition, HumanLoop, Prediction, TaskSlot, TeamMember, Worker, Workteam
 
 DEADLINE = "deadline"
 ALL_DECLINED = "allDeclined"
+ESCALATION_ENDED = "escalationEnded"
 
 
 def fall_back_overdue(session: Session, *, now_ms: int, limit: int = 500) -> int:
-    """Finish the loops whose deadline has passed. Idempotent; safe in N processes (the
-    loops are taken with SKIP LOCKED and re-checked under their lock)."""
-    loops = session.scalars(
-        select(HumanLoop)
-        .where(
-            HumanLoop.status == "InProgress",
-            HumanLoop.deadline_at.is_not(None),
-            HumanLoop.deadline_at <= now_ms,
-            HumanLoop.output_state == "none",
-        )
-        .order_by(HumanLoop.deadline_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
+    """Move on the loops whose deadline has passed (escalate them when their flow has an
+    escalation team, else finish them by their fallback) and finish those whose escalation
+    has ended; how many loops were moved on. Idempotent; safe in N processes (the loops are
+    taken with SKIP LOCKED and re-checked under their lock)."""
     done = 0
-    for loop in loops:
-        session.refresh(loop)
-        if loop.status == "InProgress" and loop.output_state == "none":
-            fall_back(session, loop, trigger=DEADLINE, now_ms=now_ms)
+    past_deadline = _open_loops_locked(
+        session,
+        HumanLoop.deadline_at.is_not(None),
+        HumanLoop.deadline_at <= now_ms,
+        HumanLoop.escalation_info.is_(None),
+        order=HumanLoop.deadline_at,
+        limit=limit,
+    )
+    for loop in past_deadline:
+        if loop.escalation_info is None:
+            if not escalate(session, loop, trigger=DEADLINE, now_ms=now_ms):
+                fall_back(session, loop, trigger=DEADLINE, now_ms=now_ms)
             done += 1
+    escalation_over = _open_loops_locked(
+        session,
+        HumanLoop.escalation_ends_at.is_not(None),
+        HumanLoop.escalation_ends_at <= now_ms,
+        order=HumanLoop.escalation_ends_at,
+        limit=limit,
+    )
+    for loop in escalation_over:
+        fall_back(session, loop, trigger=ESCALATION_ENDED, now_ms=now_ms)
+        done += 1
     return done
 
 
+def _open_loops_locked(session: Session, *conditions: Any, order: Any, limit: int) -> list[HumanLoop]:
+    """Loops in progress matching ``conditions``, locked (others' locks skipped) and
+    re-read under the lock; those another process finished meanwhile left out."""
+    loops = session.scalars(
+        select(HumanLoop)
+        .where(HumanLoop.status == "InProgress", HumanLoop.output_state == "none", *conditions)
+        .order_by(order)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for loop in loops:
+        session.refresh(loop)
+    return [loop for loop in loops if loop.status == "InProgress" and loop.output_state == "none"]
+
+
+def escalate(session: Session, loop: HumanLoop, *, trigger: str, now_ms: int) -> bool:
+    """Open the loop's task slots to the flow's escalation team for the escalation time
+    (the caller holds the loop's lock). False when the flow has no escalation team or the
+    loop escalated already: a loop escalates once."""
+    flow = session.get_one(FlowDefinition, loop.flow_id)
+    if flow.escalation_team_id is None or flow.escalation_s is None or loop.escalation_info is not None:
+        return False
+    team = session.get_one(Workteam, flow.escalation_team_id)
+    # Never past the availability lifetime, even if the flow's settings changed since the start.
+    ends = min(now_ms + flow.escalation_s * 1000, loop.expires_at)
+    info = {
+        "team": team.name,
+        "trigger": trigger,
+        "reason": _why(session, flow, trigger),
+        "time": iso_ms(now_ms),
+        "endsAt": iso_ms(ends),
+        "escalationSeconds": flow.escalation_s,
+    }
+    loop.escalation_info = json.dumps(info, sort_keys=True)
+    loop.escalation_team_id = team.id
+    loop.escalation_ends_at = ends
+    session.execute(
+        update(TaskSlot)
+        .where(TaskSlot.loop_id == loop.id)
+        .values(escalation_team_id=team.id, queue_rank=escalated_rank(escalated_at=now_ms))
+    )
+    record_status(session, loop, now_ms=now_ms)  # an InProgress event carrying loopinEscalation
+    return True
+
+
+def answering_teams(loop: HumanLoop, flow: FlowDefinition) -> list[int]:
+    """The teams whose workers may answer the loop now: the flow's, and during an
+    escalation the escalation team too."""
+    return [flow.team_id] if loop.escalation_team_id is None else [flow.team_id, loop.escalation_team_id]
+
+
 def fall_back_if_all_declined(session: Session, loop: HumanLoop, *, now_ms: int) -> bool:
-    """After a decline or an answer (the caller holds the loop's lock): if answers are
-    still wanted, nobody holds a task, somebody declined, and no active member of the
-    flow's team is left who has neither answered nor declined, fall back at once."""
+    """After a decline, an answer or a worker leaving (the caller holds the loop's lock):
+    if answers are still wanted, nobody holds a task, somebody declined, and no active
+    member of the answering teams (``answering_teams``) is left who has neither answered
+    nor declined, escalate at once (when the flow escalates and the escalation team has
+    somebody who could answer), else fall back at once. True when the loop moved on."""
     if loop.status != "InProgress" or loop.output_state != "none":
         return False
     counts = dict(
@@ -72,21 +141,32 @@ def fall_back_if_all_declined(session: Session, loop: HumanLoop, *, now_ms: int)
     if session.scalar(select(func.count()).where(Decline.loop_id == loop.id)) == 0:
         return False
     flow = session.get_one(FlowDefinition, loop.flow_id)
-    still_eligible = session.scalar(
-        select(func.count())
-        .select_from(TeamMember)
-        .join(Worker, Worker.id == TeamMember.worker_id)
-        .where(
-            TeamMember.team_id == flow.team_id,
-            Worker.status == "active",
-            ~exists().where(TaskSlot.loop_id == loop.id, TaskSlot.worker_id == Worker.id),
-            ~exists().where(Decline.loop_id == loop.id, Decline.worker_id == Worker.id),
-        )
-    )
-    if still_eligible:
+    if _still_eligible(session, loop, answering_teams(loop, flow)):
         return False
+    if escalate(session, loop, trigger=ALL_DECLINED, now_ms=now_ms) and _still_eligible(
+        session, loop, answering_teams(loop, flow)
+    ):
+        return True
     fall_back(session, loop, trigger=ALL_DECLINED, now_ms=now_ms)
     return True
+
+
+def _still_eligible(session: Session, loop: HumanLoop, team_ids: list[int]) -> int:
+    """Active members of these teams who have neither answered, held nor declined the loop."""
+    return (
+        session.scalar(
+            select(func.count(func.distinct(Worker.id)))
+            .select_from(TeamMember)
+            .join(Worker, Worker.id == TeamMember.worker_id)
+            .where(
+                TeamMember.team_id.in_(team_ids),
+                Worker.status == "active",
+                ~exists().where(TaskSlot.loop_id == loop.id, TaskSlot.worker_id == Worker.id),
+                ~exists().where(Decline.loop_id == loop.id, Decline.worker_id == Worker.id),
+            )
+        )
+        or 0
+    )
 
 
 def fall_back(session: Session, loop: HumanLoop, *, trigger: str, now_ms: int) -> None:
@@ -101,7 +181,7 @@ def fall_back(session: Session, loop: HumanLoop, *, trigger: str, now_ms: int) -
     received = (
         session.scalar(select(func.count()).where(TaskSlot.loop_id == loop.id, TaskSlot.status == "submitted")) or 0
     )
-    why = _why(session, flow, trigger)
+    why = _why(session, flow, trigger, loop)
     info: dict[str, Any] = {
         "trigger": trigger,
         "reason": why,
@@ -182,9 +262,17 @@ def declined_by(session: Session, loop: HumanLoop) -> list[tuple[str, int]]:
     ]
 
 
-def _why(session: Session, flow: FlowDefinition, trigger: str) -> str:
+def _why(session: Session, flow: FlowDefinition, trigger: str, loop: HumanLoop | None = None) -> str:
     if trigger == DEADLINE:
         return f"The deadline ({flow.deadline_s} s after the start) passed before all answers were in."
+    if trigger == ESCALATION_ENDED and loop is not None and loop.escalation_info:
+        escalation = json.loads(loop.escalation_info)
+        return (
+            f"The escalation to team '{escalation['team']}' ({escalation['escalationSeconds']} s) "
+            "ended before all answers were in."
+        )
+    if loop is not None and loop.escalation_info:
+        return "Every active worker of the flow's team and of the escalation team who had not answered declined."
     return "Every active worker of the flow's team who had not answered declined the task."
 
 

@@ -27,6 +27,8 @@ def record_status(session: Session, loop: HumanLoop, *, now_ms: int, data: dict[
     if loop.status not in STREAMED_STATUSES:
         return
     session.info[NEW_EVENTS] = True  # lets this process's job runner deliver it right away
+    if loop.escalation_info:  # every event after an escalation says so (docs/deadlines.md)
+        data = {**(data or {}), "loopinEscalation": json.loads(loop.escalation_info)}
     flow = session.get_one(FlowDefinition, loop.flow_id)
     session.add(
         Event(
@@ -60,7 +62,8 @@ def eventbridge(event: Event, *, region: str, account_id: str) -> dict[str, Any]
         "humanLoopStatus": event.status,
     }
     # loopin's extensions come after A2I's keys and never replace one: extra data (e.g.
-    # "consolidation") and, when a deadline or the declines answered the loop, its fallback.
+    # "consolidation", "loopinEscalation") and, when a deadline or the declines answered
+    # the loop, its fallback.
     extra = json.loads(event.data) if event.data else {}
     if event.fallback_info:
         extra["loopinFallback"] = json.loads(event.fallback_info)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from loopin.consolidation import default_quorum
 from loopin.errors import LoopinError, NotFoundError, ResourceInUseError, ValidationError
-from loopin.models import FlowDefinition, HumanLoop, TaskSlot
+from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Workteam
 from loopin.store import normalize_output_location
 from loopin.task_templates import get_task_ui
 from loopin.validation import check_name, check_origins, check_text
@@ -64,6 +64,8 @@ def create_flow(
     default_priority: int = DEFAULT_PRIORITY,
     deadline_s: int | None = None,
     fallback: str = "fail",
+    escalation_team: str | None = None,
+    escalation_s: int | None = None,
     now_ms: int,
 ) -> FlowDefinition:
     """A new flow definition. A ValidationError names the first bad field in its message
@@ -71,7 +73,7 @@ def create_flow(
 
     ``consolidation`` None: on when the task count is above 1; ``consolidation_quorum``
     None: a majority of the task count (see ``consolidation_settings``). ``deadline_s``
-    None or 0: no deadline."""
+    None or 0: no deadline. ``escalation_team`` None or "": no escalation."""
     problems = _problems(
         name=name,
         title=title,
@@ -103,6 +105,17 @@ def create_flow(
         except ValidationError as exc:
             problems["input_locations"] = exc.message
     origins = _origins(frame_origins, problems)
+    own_team = session.scalar(select(Workteam.id).where(Workteam.name == team))
+    escalation_team_id = _escalation_problems(
+        session,
+        problems,
+        own_team_id=own_team,
+        escalation_team=escalation_team,
+        escalation_s=escalation_s,
+        deadline_s=deadline_s,
+        availability_lifetime_s=availability_lifetime_s,
+        time_limit_s=time_limit_s,
+    )
     _raise_problems(problems)
     if session.scalar(select(FlowDefinition.id).where(FlowDefinition.name == name)) is not None:
         raise ResourceInUseError(f"A flow definition named '{name}' exists already.")
@@ -126,6 +139,8 @@ def create_flow(
         default_priority=default_priority,
         deadline_s=deadline_s or None,
         fallback=fallback,
+        escalation_team_id=escalation_team_id,
+        escalation_s=escalation_s if escalation_team_id is not None else None,
     )
     session.add(flow)
     session.flush()
@@ -199,13 +214,16 @@ def update_flow(
     default_priority: int | None = None,
     deadline_s: int | None = None,
     fallback: str | None = None,
+    escalation_team: str | None = None,
+    escalation_s: int | None = None,
 ) -> FlowDefinition:
     """Change the fields that leave running loops as they are (see the module's notes);
     errors as in ``create_flow``. The consolidation settings left at ``...`` stay; None
     goes back to the default. ``frame_origins`` None keeps them. Priority, deadline and
     fallback: None keeps the current value; ``deadline_s=0`` removes the deadline. A new
     default priority or deadline applies to loops started afterwards; a new fallback to
-    every loop not yet finished."""
+    every loop not yet finished. ``escalation_team`` None keeps the escalation, "" removes
+    it (and its time); a new escalation applies to loops that have not escalated yet."""
     flow = get_flow(session, name)
     if isinstance(consolidation, EllipsisType):
         consolidation = flow.consolidation
@@ -214,6 +232,10 @@ def update_flow(
     default_priority = flow.default_priority if default_priority is None else default_priority
     deadline_s = flow.deadline_s if deadline_s is None else deadline_s
     fallback = flow.fallback if fallback is None else fallback
+    if escalation_team is None:
+        escalation_team = escalation_team_name(session, flow)
+    if escalation_team and escalation_s is None:
+        escalation_s = flow.escalation_s
     problems = _problems(
         name=None,
         title=title,
@@ -232,6 +254,16 @@ def update_flow(
         time_limit_s=time_limit_s,
     )
     origins = _origins(frame_origins, problems) if frame_origins is not None else None
+    escalation_team_id = _escalation_problems(
+        session,
+        problems,
+        own_team_id=flow.team_id,
+        escalation_team=escalation_team,
+        escalation_s=escalation_s,
+        deadline_s=deadline_s,
+        availability_lifetime_s=availability_lifetime_s,
+        time_limit_s=time_limit_s,
+    )
     _raise_problems(problems)
     if origins is not None:
         flow.frame_origins = json.dumps(origins)
@@ -246,8 +278,17 @@ def update_flow(
     flow.default_priority = default_priority
     flow.deadline_s = deadline_s or None
     flow.fallback = fallback
+    flow.escalation_team_id = escalation_team_id
+    flow.escalation_s = escalation_s if escalation_team_id is not None else None
     session.flush()
     return flow
+
+
+def escalation_team_name(session: Session, flow: FlowDefinition) -> str | None:
+    """The name of the flow's escalation team; None: the flow does not escalate."""
+    if flow.escalation_team_id is None:
+        return None
+    return session.get_one(Workteam, flow.escalation_team_id).name
 
 
 def consolidation_settings(flow: FlowDefinition, *, answers: int | None = None) -> tuple[bool, int]:
@@ -385,6 +426,47 @@ def _deadline_problems(
     if fallback not in FALLBACKS:
         problems["fallback"] = f"fallback must be one of {', '.join(FALLBACKS)}."
     return problems
+
+
+def _escalation_problems(
+    session: Session,
+    problems: dict[str, str],
+    *,
+    own_team_id: int | None,
+    escalation_team: str | None,
+    escalation_s: int | None,
+    deadline_s: int | None,
+    availability_lifetime_s: int,
+    time_limit_s: int,
+) -> int | None:
+    """Check the escalation settings into ``problems``; the escalation team's id (None: no
+    escalation). An escalation starts when the deadline passes (or all declined), must
+    leave a worker a whole task time limit, and must end before the availability
+    lifetime does (which fails the loop)."""
+    if not escalation_team:
+        if escalation_s is not None:
+            problems["escalation_team"] = "An escalation time needs an escalation team."
+        return None
+    team_id = session.scalar(select(Workteam.id).where(Workteam.name == escalation_team))
+    if team_id is None:
+        problems["escalation_team"] = f"No team named '{escalation_team}' to escalate to."
+    elif team_id == own_team_id:
+        problems["escalation_team"] = "The escalation team must be another team than the flow's own."
+    if not deadline_s and "deadline_s" not in problems:
+        problems["deadline_s"] = "An escalation needs a deadline: the loop escalates when it passes."
+    low = time_limit_s if isinstance(time_limit_s, int) and not isinstance(time_limit_s, bool) else MIN_TIME_LIMIT_S
+    lifetime = availability_lifetime_s if isinstance(availability_lifetime_s, int) else MAX_AVAILABILITY_S
+    deadline = deadline_s if isinstance(deadline_s, int) and not isinstance(deadline_s, bool) else 0
+    high = lifetime - deadline
+    if escalation_s is None:
+        problems["escalation_s"] = "An escalation team needs an escalation time (seconds)."
+    elif isinstance(escalation_s, bool) or not isinstance(escalation_s, int) or not low <= escalation_s <= high:
+        problems["escalation_s"] = (
+            f"escalation_seconds must be a whole number from the task time limit ({low} s) to the "
+            f"availability lifetime minus the deadline ({high} s): a worker needs a whole time limit, and "
+            "the escalation must end before the loop expires."
+        )
+    return team_id
 
 
 def _raise_problems(problems: dict[str, str]) -> None:

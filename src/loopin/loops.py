@@ -24,7 +24,15 @@ from loopin import consolidation
 from loopin.clock import iso_ms, utc_path
 from loopin.errors import ConflictError, NotFoundError, ValidationError
 from loopin.events import record_status
-from loopin.flows import MAX_PRIORITY, check_input_uris, check_priority, consolidation_settings, get_flow
+from loopin.flows import (
+    MAX_AVAILABILITY_S,
+    MAX_PRIORITY,
+    MAX_TIME_LIMIT_S,
+    check_input_uris,
+    check_priority,
+    consolidation_settings,
+    get_flow,
+)
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Worker
 from loopin.store import join_uri
 from loopin.validation import LOOP_NAME, check_name, loads_stored, refuse_lone_surrogates
@@ -41,6 +49,10 @@ STATUSES = ("InProgress", "Stopping", "Completed", "Failed", "Stopped")
 # Priorities (docs/deadlines.md): one point is worth this much waiting, so priority 100
 # (flows.MAX_PRIORITY) is worth an hour: the whole range ages away in an hour.
 PRIORITY_POINT_MS = 36_000
+# An escalated loop is ranked this much before its escalation: more than any loop not
+# escalated can be ahead of its own start (the longest availability lifetime plus the
+# longest time limit plus the whole priority range), so it is served before all of them.
+ESCALATION_LEAD_MS = (MAX_AVAILABILITY_S + MAX_TIME_LIMIT_S) * 1000 + MAX_PRIORITY * PRIORITY_POINT_MS
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,14 @@ def queue_rank(*, created_at: int, priority: int, deadline_at: int | None, time_
     if deadline_at is not None:
         rank = min(rank, deadline_at - time_limit_ms - MAX_PRIORITY * PRIORITY_POINT_MS)
     return rank
+
+
+def escalated_rank(*, escalated_at: int) -> int:
+    """The rank of an escalated loop's task slots: ahead of every loop that has not
+    escalated (whose rank is at least its start, at most an availability lifetime ago,
+    minus a time limit and the priority range); escalated loops among themselves in the
+    order they escalated."""
+    return escalated_at - ESCALATION_LEAD_MS
 
 
 def start_loop(
@@ -338,6 +358,8 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
     }
     if loop.fallback_info:  # loopin's extension: the deadline or the declines answered it
         document["loopinFallback"] = json.loads(loop.fallback_info)
+    if loop.escalation_info:  # loopin's extension: a second team was asked too
+        document["loopinEscalation"] = json.loads(loop.escalation_info)
     event_data = None
     flow = session.get_one(FlowDefinition, loop.flow_id)
     enabled, quorum = consolidation_settings(flow, answers=answers_wanted(session, loop))

@@ -112,6 +112,12 @@ class FlowDefinition(Base):
     default_priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
     deadline_s: Mapped[int | None] = mapped_column(Integer)
     fallback: Mapped[str] = mapped_column(String(8), default="fail", server_default="fail")
+    # Escalation (docs/deadlines.md): before the fallback, a second team may answer for
+    # ``escalation_s`` seconds. Both None: no escalation.
+    escalation_team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workteams.id", name="fk_flows_escalation_team"), index=True
+    )
+    escalation_s: Mapped[int | None] = mapped_column(Integer)
 
 
 class HumanLoop(Base):
@@ -133,6 +139,12 @@ class HumanLoop(Base):
             "deadline_at",
             sqlite_where=text("status = 'InProgress' AND deadline_at IS NOT NULL"),
             postgresql_where=text("status = 'InProgress' AND deadline_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_loops_open_escalation",
+            "escalation_ends_at",
+            sqlite_where=text("status = 'InProgress' AND escalation_ends_at IS NOT NULL"),
+            postgresql_where=text("status = 'InProgress' AND escalation_ends_at IS NOT NULL"),
         ),
         Index(
             "ix_loops_output_pending",
@@ -169,6 +181,13 @@ class HumanLoop(Base):
     # Set when the loop was answered by its fallback (JSON: kind, reason, at, and the
     # model's answer for kind 'model'); written to output.json as ``loopinFallback``.
     fallback_info: Mapped[str | None] = mapped_column(Text)
+    # Set when the loop escalated to a second team (JSON: team, trigger, reason, time,
+    # endsAt); written to output.json as ``loopinEscalation``. The team's id and the end
+    # of the escalation are kept as columns for the claim and the background runner; no
+    # foreign key: a finished loop keeps the record after its team is deleted.
+    escalation_info: Mapped[str | None] = mapped_column(Text)
+    escalation_team_id: Mapped[int | None] = mapped_column(BigInteger)
+    escalation_ends_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class TaskSlot(Base):
@@ -187,6 +206,16 @@ class TaskSlot(Base):
             "slot_index",
             sqlite_where=text("status = 'available'"),
             postgresql_where=text("status = 'available'"),
+        ),
+        # The claim of an escalation team's workers: the slots of loops escalated to a team.
+        Index(
+            "ix_slots_escalated_rank",
+            "escalation_team_id",
+            "queue_rank",
+            "loop_id",
+            "slot_index",
+            sqlite_where=text("status = 'available' AND escalation_team_id IS NOT NULL"),
+            postgresql_where=text("status = 'available' AND escalation_team_id IS NOT NULL"),
         ),
         Index(
             "ix_slots_held_lease",
@@ -225,6 +254,9 @@ class TaskSlot(Base):
     answer: Mapped[str | None] = mapped_column(Text)  # JSON object
     # Static claim order, fixed when the loop starts: smaller is served first.
     queue_rank: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The team the loop escalated to (copied from the loop for the claim query), whose
+    # workers may claim the slot besides the flow's team; None: not escalated.
+    escalation_team_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LoopStatusCount(Base):

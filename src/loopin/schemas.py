@@ -140,6 +140,16 @@ class FlowCreate(Request):
         description="What answers a loop nobody answered in time (or all declined) when no answer is in: "
         "the model's own prediction, or nothing (the loop fails). Answers already in always win.",
     )
+    escalation_team: str | None = Field(
+        default=None,
+        description="A second team that may answer a loop too once its deadline passed (or all declined), "
+        "for escalation_seconds, before the fallback. Needs a deadline.",
+    )
+    escalation_seconds: int | None = Field(
+        default=None,
+        description="How long the escalation team may answer: from the task time limit to the availability "
+        "lifetime minus the deadline.",
+    )
 
 
 class FlowUpdate(Request):
@@ -159,6 +169,8 @@ class FlowUpdate(Request):
     default_priority: int | None = None
     deadline_seconds: int | None = Field(default=None, description="0 removes the deadline.")
     fallback: Literal["model", "fail"] | None = None
+    escalation_team: str | None = Field(default=None, description='"" removes the escalation.')
+    escalation_seconds: int | None = None
 
 
 class Flow(Response):
@@ -184,6 +196,8 @@ class Flow(Response):
     default_priority: int = 50
     deadline_seconds: int | None = None
     fallback: str = "fail"
+    escalation_team: str | None = None
+    escalation_seconds: int | None = None
 
 
 # -- human loops ---------------------------------------------------------------------
@@ -230,6 +244,10 @@ class Loop(Response):
         default=None,
         description="Set when the deadline or the declines finished the loop (output.json's loopinFallback).",
     )
+    escalation: dict[str, Any] | None = Field(
+        default=None,
+        description="Set when the loop escalated to a second team (output.json's loopinEscalation).",
+    )
 
 
 class LoopDetail(Loop):
@@ -269,6 +287,9 @@ class Job(Response):
     description: str
     keywords: list[str]
     tasks_waiting: int
+    escalated: bool = Field(
+        default=False, description="You have this job only because its loops escalated to one of your teams."
+    )
 
 
 class NextTask(Request):

@@ -9,10 +9,11 @@ and never take the same slot.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loopin import workforce
@@ -37,37 +38,67 @@ class HeldTask:
 class Job:
     flow: FlowDefinition
     tasks_waiting: int
+    escalated: bool = False  # the worker has this job only through an escalation to their team
 
 
-def worker_flow_ids(session: Session, worker: Worker) -> list[int]:
-    return list(
-        session.scalars(
-            select(FlowDefinition.id)
-            .join(TeamMember, TeamMember.team_id == FlowDefinition.team_id)
-            .where(TeamMember.worker_id == worker.id)
-        )
-    )
+@dataclass(frozen=True)
+class ClaimScope:
+    """Which task slots a worker may take: those of their teams' flows, and, during an
+    escalation, those of loops escalated to one of their teams (the slot's
+    ``escalation_team_id`` is set only while its loop is escalated; see
+    ``deadlines.escalate``). Nothing else: a worker never sees another team's tasks."""
+
+    flow_ids: list[int]  # the flows of the worker's teams
+    team_ids: list[int]  # the worker's teams
+
+    def conditions(self, flow_id: int | None = None) -> list[Any]:
+        """The slots in scope (of one flow, or of all), as conditions each served by one
+        index (the flow's queue, the escalation team's queue): the claim asks each."""
+        own = [f for f in self.flow_ids if flow_id in (None, f)]
+        found: list[Any] = [TaskSlot.flow_id.in_(own)] if own else []
+        if self.team_ids:
+            escalated = TaskSlot.escalation_team_id.in_(self.team_ids)
+            found.append(escalated if flow_id is None else and_(escalated, TaskSlot.flow_id == flow_id))
+        return found
+
+
+def claim_scope(session: Session, worker: Worker) -> ClaimScope:
+    team_ids = list(session.scalars(select(TeamMember.team_id).where(TeamMember.worker_id == worker.id)))
+    flow_ids = list(session.scalars(select(FlowDefinition.id).where(FlowDefinition.team_id.in_(team_ids))))
+    return ClaimScope(flow_ids, team_ids)
 
 
 def list_jobs(session: Session, worker: Worker) -> list[Job]:
-    """One entry per flow the worker may work on, with the tasks waiting for them."""
+    """One entry per flow the worker may work on, with the tasks waiting for them: their
+    teams' flows, and the flows with loops escalated to one of their teams now (or whose
+    escalated task they hold)."""
     _require_active(worker)
+    scope = claim_scope(session, worker)
+    escalated_flows = set(
+        session.scalars(
+            select(TaskSlot.flow_id)
+            .where(
+                TaskSlot.escalation_team_id.in_(scope.team_ids),
+                or_(TaskSlot.status == "available", and_(TaskSlot.status == "held", TaskSlot.worker_id == worker.id)),
+            )
+            .distinct()
+        )
+    ) - set(scope.flow_ids)
     flows = session.scalars(
         select(FlowDefinition)
-        .join(TeamMember, TeamMember.team_id == FlowDefinition.team_id)
-        .where(TeamMember.worker_id == worker.id)
+        .where(FlowDefinition.id.in_([*scope.flow_ids, *escalated_flows]))
         .order_by(FlowDefinition.name)
     ).all()
     jobs = []
     for flow in flows:
         waiting = session.scalar(
             select(func.count(func.distinct(TaskSlot.loop_id))).where(
-                TaskSlot.flow_id == flow.id,
+                or_(*scope.conditions(flow.id)),
                 TaskSlot.status == "available",
                 ~_worker_touched(TaskSlot.loop_id, worker.id),
             )
         )
-        jobs.append(Job(flow, int(waiting or 0)))
+        jobs.append(Job(flow, int(waiting or 0), escalated=flow.id in escalated_flows))
     return jobs
 
 
@@ -77,20 +108,21 @@ def claim_next(session: Session, worker: Worker, *, flow_name: str | None = None
     the oldest loop; never a loop they hold, answered or declined). None if none."""
     _require_active(worker)
     _seen(session, worker, now_ms=now_ms)
-    flow_ids = worker_flow_ids(session, worker)
+    scope = claim_scope(session, worker)
+    flow_id = None
     if flow_name is not None:
-        flow = session.scalar(select(FlowDefinition).where(FlowDefinition.name == flow_name))
-        if flow is None or flow.id not in flow_ids:
+        flow_id = session.scalar(select(FlowDefinition.id).where(FlowDefinition.name == flow_name))
+        if flow_id is None or not (flow_id in scope.flow_ids or _escalated_to(session, scope, flow_id, worker)):
             raise NotFoundError(f"You have no job named '{flow_name}'.")
-        flow_ids = [flow.id]
-    if not flow_ids:
+    conditions = scope.conditions(flow_id)
+    if not conditions:
         return None
     current = session.scalar(
         select(TaskSlot)
         .where(
             TaskSlot.worker_id == worker.id,
             TaskSlot.status == "held",
-            TaskSlot.flow_id.in_(flow_ids),
+            or_(*conditions),
             TaskSlot.lease_expires_at > now_ms,
         )
         .order_by(TaskSlot.accepted_at)
@@ -99,19 +131,27 @@ def claim_next(session: Session, worker: Worker, *, flow_name: str | None = None
     if current is not None:
         return _held(session, current)
     for _ in range(8):  # a lost race on the conditional update: try the next candidate
-        slot = session.scalar(
-            select(TaskSlot)
-            .where(
-                TaskSlot.status == "available",
-                TaskSlot.flow_id.in_(flow_ids),
-                ~_worker_touched(TaskSlot.loop_id, worker.id),
+        # The most urgent candidate of each queue in scope (each locked, others' locks
+        # skipped), then the most urgent of those.
+        candidates = [
+            candidate
+            for condition in conditions
+            if (
+                candidate := session.scalar(
+                    select(TaskSlot)
+                    .where(TaskSlot.status == "available", condition, ~_worker_touched(TaskSlot.loop_id, worker.id))
+                    .order_by(TaskSlot.queue_rank, TaskSlot.loop_id, TaskSlot.slot_index)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
             )
-            .order_by(TaskSlot.queue_rank, TaskSlot.loop_id, TaskSlot.slot_index)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if slot is None:
+            is not None
+        ]
+        if not candidates:
             return None
+        # The candidate not taken stays locked until this transaction ends: other claimers
+        # skip it for that moment, never wait on it.
+        slot = min(candidates, key=lambda c: (c.queue_rank, c.loop_id, c.slot_index))
         flow = session.get_one(FlowDefinition, slot.flow_id)
         taken = session.execute(  # type: ignore[attr-defined]
             update(TaskSlot)
@@ -199,15 +239,16 @@ def slots_of_loop(session: Session, loop: HumanLoop) -> list[tuple[TaskSlot, Wor
     ]
 
 
-def release_all_for_worker(session: Session, worker_id: int, *, now_ms: int, team_id: int | None = None) -> None:
-    """Free every slot a worker holds (they were disabled or removed), or only those of one
-    team's flows (they left that team)."""
-    query = select(TaskSlot.id).where(TaskSlot.worker_id == worker_id, TaskSlot.status == "held")
-    if team_id is not None:
-        query = query.where(TaskSlot.flow_id.in_(select(FlowDefinition.id).where(FlowDefinition.team_id == team_id)))
-    slot_ids = session.scalars(query).all()
+def release_all_for_worker(session: Session, worker: Worker, *, now_ms: int) -> None:
+    """Free every slot the worker holds and may no longer work on (they were disabled,
+    removed, or left the team that gave them the task)."""
+    slot_ids = session.scalars(
+        select(TaskSlot.id).where(TaskSlot.worker_id == worker.id, TaskSlot.status == "held")
+    ).all()
     for slot_id in slot_ids:
         slot = session.get_one(TaskSlot, slot_id)
+        if worker.status == "active" and _member_for(session, worker, slot):
+            continue
         loop = _lock_loop(session, slot.loop_id)
         session.refresh(slot)
         if slot.status == "held":
@@ -215,29 +256,53 @@ def release_all_for_worker(session: Session, worker_id: int, *, now_ms: int, tea
             settle_loop(session, loop, now_ms=now_ms)
 
 
+def recheck_declines(session: Session, team_ids: Sequence[int], *, now_ms: int) -> None:
+    """After a worker of these teams left (disabled, removed, or off a team): the waiting
+    loops those teams answer that somebody declined may have nobody left who could answer,
+    so run the all-declined check on each now instead of waiting for a deadline."""
+    loop_ids = session.scalars(
+        select(HumanLoop.id)
+        .join(FlowDefinition, FlowDefinition.id == HumanLoop.flow_id)
+        .where(
+            HumanLoop.status == "InProgress",
+            HumanLoop.output_state == "none",
+            or_(FlowDefinition.team_id.in_(team_ids), HumanLoop.escalation_team_id.in_(team_ids)),
+            exists().where(Decline.loop_id == HumanLoop.id),
+        )
+        .order_by(HumanLoop.id)
+    ).all()
+    for loop_id in loop_ids:
+        fall_back_if_all_declined(session, _lock_loop(session, loop_id), now_ms=now_ms)
+
+
 # -- workforce changes that end a worker's hold on tasks ----------------------------------
-# The web layer calls these, not workforce's own, so that no path forgets the tasks.
+# The web layer calls these, not workforce's own, so that no path forgets the tasks or the
+# loops that were waiting for this worker.
 
 
 def remove_member(session: Session, team_name: str, email: str, *, now_ms: int) -> None:
-    """Take a worker off a team; the tasks of the team's flows they hold go back to the pool."""
+    """Take a worker off a team; the tasks they held through it go back to the pool."""
     workforce.remove_member(session, team_name, email)
     team = workforce.get_team(session, team_name)
-    release_all_for_worker(session, workforce.get_worker(session, email).id, now_ms=now_ms, team_id=team.id)
+    release_all_for_worker(session, workforce.get_worker(session, email), now_ms=now_ms)
+    recheck_declines(session, [team.id], now_ms=now_ms)
 
 
 def set_worker_status(session: Session, email: str, status: str, *, now_ms: int) -> Worker:
     """Enable or disable a worker; disabling gives the tasks they hold back to the pool."""
     worker = workforce.set_worker_status(session, email, status)
     if worker.status == "disabled":
-        release_all_for_worker(session, worker.id, now_ms=now_ms)
+        release_all_for_worker(session, worker, now_ms=now_ms)
+        recheck_declines(session, claim_scope(session, worker).team_ids, now_ms=now_ms)
     return worker
 
 
 def remove_worker(session: Session, email: str, *, now_ms: int) -> Worker:
     """Disable the worker and take them off every team; the tasks they hold go back to the pool."""
+    team_ids = claim_scope(session, workforce.get_worker(session, email)).team_ids
     worker = workforce.remove_worker(session, email)
-    release_all_for_worker(session, worker.id, now_ms=now_ms)
+    release_all_for_worker(session, worker, now_ms=now_ms)
+    recheck_declines(session, team_ids, now_ms=now_ms)
     return worker
 
 
@@ -326,10 +391,29 @@ def _own_slot(session: Session, worker: Worker, slot_id: int) -> TaskSlot:
 
 
 def _member_for(session: Session, worker: Worker, slot: TaskSlot) -> bool:
-    """Whether the worker is (still) on the team of the slot's flow: checked on every task
-    action, so a worker taken off a team can no longer read or answer its tasks."""
+    """Whether the worker is (still) on the team of the slot's flow, or on the team its
+    loop escalated to: checked on every task action, so a worker taken off a team can no
+    longer read or answer its tasks."""
     flow = session.get_one(FlowDefinition, slot.flow_id)
-    return session.get(TeamMember, (flow.team_id, worker.id)) is not None
+    teams = [flow.team_id] if slot.escalation_team_id is None else [flow.team_id, slot.escalation_team_id]
+    return any(session.get(TeamMember, (team_id, worker.id)) is not None for team_id in teams)
+
+
+def _escalated_to(session: Session, scope: ClaimScope, flow_id: int, worker: Worker) -> bool:
+    """Whether the flow has a loop escalated to one of the worker's teams now (a task
+    waiting, or one the worker holds)."""
+    return scope.team_ids != [] and (
+        session.scalar(
+            select(TaskSlot.id)
+            .where(
+                TaskSlot.flow_id == flow_id,
+                TaskSlot.escalation_team_id.in_(scope.team_ids),
+                or_(TaskSlot.status == "available", and_(TaskSlot.status == "held", TaskSlot.worker_id == worker.id)),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def _lock_own_slot(session: Session, worker: Worker, slot_id: int) -> tuple[TaskSlot, HumanLoop]:

@@ -19,7 +19,7 @@ from loopin.errors import (
     ResourceInUseError,
     ValidationError,
 )
-from loopin.models import FlowDefinition, TaskSlot, TeamMember, Worker, Workteam
+from loopin.models import FlowDefinition, HumanLoop, TaskSlot, TeamMember, Worker, Workteam
 from loopin.passwords import hash_password, needs_rehash, verify_password
 from loopin.validation import EMAIL, TEAM_NAME, check_email, check_name, check_text
 
@@ -66,6 +66,21 @@ def delete_team(session: Session, name: str) -> None:
     if used_by:
         raise ResourceInUseError(
             f"Team '{name}' is used by flow definition(s) {', '.join(used_by)}; delete those first."
+        )
+    escalating = session.scalars(
+        select(FlowDefinition.name).where(FlowDefinition.escalation_team_id == team.id).limit(3)
+    ).all()
+    if escalating:
+        raise ResourceInUseError(
+            f"Team '{name}' is the escalation team of flow definition(s) {', '.join(escalating)}; "
+            "choose another escalation team for them first."
+        )
+    escalated = session.scalar(
+        select(HumanLoop.name).where(HumanLoop.escalation_team_id == team.id, HumanLoop.status == "InProgress").limit(1)
+    )
+    if escalated is not None:
+        raise ResourceInUseError(
+            f"Team '{name}' is answering the escalated human loop '{escalated}'; wait until it ends or stop it."
         )
     session.delete(team)
 

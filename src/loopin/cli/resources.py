@@ -8,6 +8,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Iterable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -219,6 +220,17 @@ def templates_delete(name: str, url: UrlOption = None) -> None:
     out.print(f"deleted template {name}")
 
 
+class Fallback(StrEnum):
+    """What answers a loop nobody answered in time (docs/deadlines.md)."""
+
+    MODEL = "model"
+    FAIL = "fail"
+
+    @property
+    def wire(self) -> Literal["model", "fail"]:
+        return "model" if self is Fallback.MODEL else "fail"
+
+
 @flows_app.command("create")
 def flows_create(
     name: str,
@@ -244,7 +256,11 @@ def flows_create(
     ] = None,
     priority: Annotated[int, typer.Option(help="Default priority of its loops, 0-100.")] = 50,
     deadline: Annotated[int | None, typer.Option(help="Seconds a loop has to be answered in.")] = None,
-    fallback: Annotated[str, typer.Option(help="After the deadline with no answer: model or fail.")] = "fail",
+    fallback: Annotated[Fallback, typer.Option(help="After the deadline with no answer.")] = Fallback.FAIL,
+    escalation_team: Annotated[
+        str | None, typer.Option(help="A second team that may answer too once the deadline passed.")
+    ] = None,
+    escalation_time: Annotated[int | None, typer.Option(help="Seconds the escalation team has.")] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -266,7 +282,9 @@ def flows_create(
         frame_origins=frame_origin or [],
         default_priority=priority,
         deadline_seconds=deadline,
-        fallback=_fallback(fallback),
+        fallback=fallback.wire,
+        escalation_team=escalation_team,
+        escalation_seconds=escalation_time,
     )
     emit(flow, as_json)
 
@@ -292,7 +310,11 @@ def flows_update(
     ] = None,
     priority: Annotated[int | None, typer.Option(help="Default priority (0-100), for new loops.")] = None,
     deadline: Annotated[int | None, typer.Option(help="Seconds to answer in, for new loops; 0: none.")] = None,
-    fallback: Annotated[str | None, typer.Option(help="model or fail.")] = None,
+    fallback: Annotated[Fallback | None, typer.Option(help="After the deadline with no answer.")] = None,
+    escalation_team: Annotated[
+        str | None, typer.Option(help="A second team that may answer too once the deadline passed; '' removes it.")
+    ] = None,
+    escalation_time: Annotated[int | None, typer.Option(help="Seconds the escalation team has.")] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -310,17 +332,11 @@ def flows_update(
         frame_origins=frame_origin,
         default_priority=priority,
         deadline_seconds=deadline,
-        fallback=_fallback(fallback) if fallback is not None else None,
+        fallback=fallback.wire if fallback is not None else None,
+        escalation_team=escalation_team,
+        escalation_seconds=escalation_time,
     )
     emit(flow, as_json)
-
-
-def _fallback(value: str) -> Literal["model", "fail"]:
-    if value == "model":
-        return "model"
-    if value == "fail":
-        return "fail"
-    raise typer.BadParameter("must be 'model' or 'fail'", param_hint="--fallback")
 
 
 @flows_app.command("list")

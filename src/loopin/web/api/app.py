@@ -176,6 +176,8 @@ def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow
         default_priority=flow.default_priority,
         deadline_seconds=flow.deadline_s,
         fallback=flow.fallback,
+        escalation_team=flows.escalation_team_name(session, flow),
+        escalation_seconds=flow.escalation_s,
     )
 
 
@@ -194,6 +196,7 @@ def _loop(ctx: Services, loop: HumanLoop, flow_name: str) -> schemas.Loop:
         priority=loop.priority,
         deadline=iso_ms(loop.deadline_at) if loop.deadline_at is not None else None,
         fallback=json.loads(loop.fallback_info) if loop.fallback_info else None,
+        escalation=json.loads(loop.escalation_info) if loop.escalation_info else None,
     )
 
 
@@ -366,6 +369,8 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 default_priority=body.default_priority,
                 deadline_s=body.deadline_seconds,
                 fallback=body.fallback,
+                escalation_team=body.escalation_team,
+                escalation_s=body.escalation_seconds,
                 now_ms=ctx.clock.now_ms(),
             )
             return _flow(s, ctx, flow)
@@ -403,6 +408,8 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 default_priority=body.default_priority,
                 deadline_s=body.deadline_seconds,
                 fallback=body.fallback,
+                escalation_team=body.escalation_team,
+                escalation_s=body.escalation_seconds,
             )
             return _flow(s, ctx, updated)
 
@@ -540,6 +547,7 @@ def _worker_routes(api: FastAPI) -> None:
                     description=j.flow.description,
                     keywords=loads_stored(j.flow.keywords),
                     tasks_waiting=j.tasks_waiting,
+                    escalated=j.escalated,
                 )
                 for j in tasks.list_jobs(s, worker)
             ]

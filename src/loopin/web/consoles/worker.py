@@ -197,6 +197,7 @@ class _Console:
                 "description": job.flow.description,
                 "waiting": job.tasks_waiting,
                 "in_progress": job.flow.id in held,
+                "escalated": job.escalated,
                 "start": f"/worker/jobs/{quote(job.flow.name, safe='')}/start",
             }
             for job in jobs

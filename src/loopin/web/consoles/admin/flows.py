@@ -34,6 +34,11 @@ EDITABLE = (
     "consolidation",
     "consolidation_quorum",
     "frame_origins",
+    "default_priority",
+    "deadline_s",
+    "fallback",
+    "escalation_team",
+    "escalation_s",
 )
 _CONSOLIDATION = {"on": True, "off": False}  # anything else: automatic (None)
 _WHOLE_NUMBER = re.compile(r"^-?\d{1,12}$")
@@ -87,7 +92,7 @@ def add_routes(pages: AdminPages) -> None:
             v=values,
             errors=errors,
             error=error,
-            limits=_LIMITS,
+            limits=_FIELD_LIMITS,
         )
 
     async def new_page(request: Request, template: str = "", team: str = "") -> Response:
@@ -100,6 +105,8 @@ def add_routes(pages: AdminPages) -> None:
             "task_count": "1",
             "availability_lifetime_s": str(flows.DEFAULT_AVAILABILITY_S),
             "time_limit_s": str(flows.DEFAULT_TIME_LIMIT_S),
+            "default_priority": str(flows.DEFAULT_PRIORITY),
+            "fallback": "fail",
         }
         return await new_form(me, values=values, errors={})
 
@@ -155,6 +162,8 @@ def add_routes(pages: AdminPages) -> None:
             flow = flows.get_flow(s, name)
             return {
                 "flow": flow,
+                "teams": [t.name for t in workforce.list_teams(s)],
+                "escalation_team": flows.escalation_team_name(s, flow),
                 "team": s.get_one(Workteam, flow.team_id).name,
                 "template": s.get_one(TaskUi, flow.task_ui_id).name,
                 "waiting": flows.tasks_waiting(s).get(flow.id, 0),
@@ -169,6 +178,8 @@ def add_routes(pages: AdminPages) -> None:
             status,
             section="flows",
             flow=flow,
+            teams=found["teams"],
+            escalation_team=found["escalation_team"],
             team=found["team"],
             task_ui=found["template"],
             waiting=found["waiting"],
@@ -180,11 +191,11 @@ def add_routes(pages: AdminPages) -> None:
             created=when(flow.created_at),
             frame_origins=flows.frame_origins(flow),
             global_origins=ctx.settings.task_frame_origins,
-            v=values if values is not None else _current(flow),
+            v=values if values is not None else _current(flow, found["escalation_team"]),
             errors=errors or {},
             error=error,
             notice=notice,
-            limits=_LIMITS,
+            limits=_FIELD_LIMITS,
         )
 
     async def flow_page(name: str, request: Request, notice: str = "") -> Response:
@@ -225,6 +236,7 @@ _LIMITS = {
     "availability_lifetime_s": (1, flows.MAX_AVAILABILITY_S),
     "time_limit_s": (flows.MIN_TIME_LIMIT_S, flows.MAX_TIME_LIMIT_S),
 }
+_FIELD_LIMITS = {**_LIMITS, "default_priority": (flows.MIN_PRIORITY, flows.MAX_PRIORITY)}  # shown in the form
 
 
 def _values(form: Form, fields: tuple[str, ...]) -> dict[str, str]:
@@ -249,10 +261,24 @@ def _settings(values: dict[str, str]) -> dict[str, Any]:
             if _WHOLE_NUMBER.fullmatch(values["consolidation_quorum"])
             else 0
         ),
+        # Empty: the default priority, no deadline (0 removes one), the fallback 'fail', no
+        # escalation ("" removes one); not a whole number: -1, which every range refuses
+        # with the field's own message.
+        "default_priority": _number(values["default_priority"], empty=flows.DEFAULT_PRIORITY),
+        "deadline_s": _number(values["deadline_s"], empty=0),
+        "fallback": values["fallback"] or "fail",
+        "escalation_team": values["escalation_team"],
+        "escalation_s": _number(values["escalation_s"], empty=None),
     }
 
 
-def _current(flow: FlowDefinition) -> dict[str, str]:
+def _number(value: str, *, empty: int | None) -> int | None:
+    if not value:
+        return empty
+    return int(value) if _WHOLE_NUMBER.fullmatch(value) else -1
+
+
+def _current(flow: FlowDefinition, escalation_team: str | None) -> dict[str, str]:
     return {
         "title": flow.title,
         "description": flow.description,
@@ -261,6 +287,11 @@ def _current(flow: FlowDefinition) -> dict[str, str]:
         **{f: str(getattr(flow, f)) for f in _LIMITS},
         "consolidation": "auto" if flow.consolidation is None else "on" if flow.consolidation else "off",
         "consolidation_quorum": "" if flow.consolidation_quorum is None else str(flow.consolidation_quorum),
+        "default_priority": str(flow.default_priority),
+        "deadline_s": "" if flow.deadline_s is None else str(flow.deadline_s),
+        "fallback": flow.fallback,
+        "escalation_team": escalation_team or "",
+        "escalation_s": "" if flow.escalation_s is None else str(flow.escalation_s),
     }
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loopin import deadlines, loop_stats, loops, tasks
+from loopin.clock import parse_iso
 from loopin.errors import LoopinError, ValidationError
 from loopin.models import FlowDefinition, HumanLoop
 from loopin.schemas import DEFAULT_MIN_SCORE
@@ -148,7 +149,17 @@ def _loop_values(pages: AdminPages, s: Session, name: str) -> dict[str, Any]:
         figures = [{"caption": "The model's boxes", "boxes": json.dumps(model)}]
     output_url = signed(loop.output_uri) if loop.output_state == "written" and loop.output_uri else None
     fallback = json.loads(loop.fallback_info) if loop.fallback_info else None
+    escalation = None
+    if loop.escalation_info:
+        info = json.loads(loop.escalation_info)
+        escalation = {
+            "team": info["team"],
+            "reason": info["reason"],
+            "at": format_time(parse_iso(info["time"])),
+            "until": format_time(loop.escalation_ends_at),
+        }
     return {
+        "escalation": escalation,
         "declines": [{"worker": email, "at": format_time(at)} for email, at in deadlines.declined_by(s, loop)],
         "fallback": fallback,
         "deadline": format_time(loop.deadline_at),
