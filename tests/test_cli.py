@@ -76,6 +76,18 @@ def test_operator_and_reviewer_round_trip(cli, tmp_path: Path) -> None:
     updated = _json(env, "flows", "update", "ask", *origins)
     assert updated["frame_origins"] == ["https://cdn.example.com", "https://media.example.com:8443"]
     assert updated["time_limit_seconds"] == 600  # the rest stays
+    run_cli(env, "teams", "create", "Experts", "--description", "Second opinion")
+    deadline = ["--deadline", "900", "--fallback", "model", "--escalation-team", "Experts", "--escalation-time", "1200"]
+    escalating = _json(env, "flows", "update", "ask", *deadline)
+    assert (escalating["deadline_seconds"], escalating["fallback"]) == (900, "model")
+    assert (escalating["escalation_team"], escalating["escalation_seconds"]) == ("Experts", 1200)
+    refused = run_cli(env, "flows", "update", "ask", "--fallback", "guess", check=False)
+    assert refused.returncode == 2 and "Invalid value for '--fallback'" in refused.stderr and "guess" in refused.stderr
+    refused = run_cli(env, "flows", "update", "ask", "--escalation-team", "MyTeam", check=False)
+    assert refused.returncode == 1 and "another team" in refused.stderr
+    removed = _json(env, "flows", "update", "ask", "--escalation-team", "", "--deadline", "0")
+    assert (removed["escalation_team"], removed["escalation_seconds"]) == (None, None)
+    assert removed["deadline_seconds"] is None
 
     started = _json(env, "loops", "start", "q-1", "--flow", "ask", "--input", '{"question": "Cat or dog?"}')
     assert started["created"] is True
@@ -99,6 +111,7 @@ def test_operator_and_reviewer_round_trip(cli, tmp_path: Path) -> None:
             "description": "Answer the question",
             "keywords": ["text"],
             "tasks_waiting": 4,
+            "escalated": False,
         }
     ]
     answered = 0

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Frame, Page, expect
 
+from loopin.background import run_once
 from tests.browser import PASSWORD, Live, live_server, sign_in, stage_point, task_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -506,6 +507,32 @@ def test_another_teams_worker_cannot_open_the_task(live: Live, page: Page):
     assert "This task is not yours any more" in page.inner_text("main")
     page.goto(task_url + "/frame")
     assert "Secret text" not in page.content()
+
+
+def test_an_escalated_task_reaches_the_second_teams_worker_only_during_the_escalation(live: Live, page: Page):
+    (name,) = setup(live, CLASSIFY, [{"text": "Urgent text"}], time_limit=120)
+    admin = live.admin
+    admin.create_team("Experts", description="Second opinion")
+    admin.create_worker("expert@experts.example", teams=["Experts"], password=PASSWORD)
+    admin.update_flow("myteam-review", deadline_seconds=300, escalation_team="Experts", escalation_seconds=600)
+    admin.start_loop("escalating", flow="myteam-review", input={"text": "Escalated text"})
+    sign_in(page, live, "expert@experts.example")
+    assert "No jobs yet" in page.inner_text("main")
+    live.clock.advance(300)
+    run_once(live.services)  # escalates "escalating"; the loop started before the deadline was set has none
+    page.reload()
+    assert page.inner_text(".job .count") == "1 task waiting"
+    assert "Escalated to your team" in page.inner_text(".job")
+    frame = start_working(page)
+    assert frame.inner_text("classification-target") == "Escalated text"
+    frame.click(".lc-choice-button:has-text('Positive')")
+    submit(page)
+    page.wait_for_url("**/worker/jobs?notice=done")
+    assert "No jobs yet" in page.inner_text("main")  # the escalation is over
+    doc = live.output("escalating")
+    assert doc["humanAnswers"][0]["answerContent"] == {"sentiment": {"label": "Positive"}}
+    assert doc["loopinEscalation"]["team"] == "Experts" and "loopinFallback" not in doc
+    assert admin.describe_loop(name).status == "InProgress"  # never escalated: not the expert's
 
 
 # -- isolation ---------------------------------------------------------------------------------------
