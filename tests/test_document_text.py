@@ -206,3 +206,21 @@ def test_confident_documents_are_not_routed(admin, services) -> None:
     deploy(admin, services, routing=RoutingRule(flow="review", threshold=0.2, min_score=0.0))
     answer = admin.invoke_endpoint("ocr", DOCUMENT, content_type="image/png")
     assert answer.routing is not None and answer.routing.reason is None and answer.human_loop is None
+
+
+def test_only_the_doubtful_pairs_are_selected_for_review() -> None:
+    from loopin.document_review import review_input
+    from loopin.inference import Document, KeyValue
+
+    sure, doubtful = _line("Name", 0, 0), TextLine("Ada", 0.4, 200, 0, 260, 20)
+    lines = (sure, doubtful, _line("Town", 0, 40), _line("Leeds", 200, 40))
+    document = Document(lines, (KeyValue(sure, doubtful), KeyValue(lines[2], lines[3])))
+    task_input = review_input(
+        RoutingRule(flow="review", threshold=0.8), document, image_uri="s3://docs/doc.png", width=400, height=100
+    )
+    selected = task_input["selectedAiServiceResponse"]["blocks"]
+    assert [b["id"] for b in selected if b["blockType"] == "KEY_VALUE_SET"] == ["key-0", "value-0"]
+    assert {b["text"] for b in selected if b["blockType"] == "WORD"} == {"Name", "Ada"}
+    assert task_input["aiServiceRequest"]["document"]["s3Object"] == {"bucket": "docs", "name": "doc.png"}
+    value = next(b for b in selected if b["id"] == "value-0")
+    assert value["confidence"] == 40.0 and value["geometry"]["boundingBox"]["left"] == 0.5
