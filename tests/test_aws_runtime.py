@@ -94,3 +94,16 @@ def test_a_wrong_signature_is_refused(url, access_key) -> None:
     with pytest.raises(wrong.exceptions.ClientError) as caught:
         wrong.invoke_endpoint(EndpointName="any", Body=PHOTO, ContentType="image/jpeg")
     assert error_code(caught.value) == (403, "InvalidSignatureException")
+
+
+def test_the_text_reader_answers_boto3_with_its_lines_and_pairs(admin, runtime) -> None:
+    from tests.test_document_text import DOCUMENT, DOCUMENT_TEXT, PAIRS
+
+    endpoint(admin, "reader", model="ppocrv4-document-text")
+    response = runtime.invoke_endpoint(EndpointName="reader", Body=DOCUMENT, ContentType="image/png")
+    body = json.loads(response["Body"].read())
+    assert [line["text"] for line in body["document"]["lines"]] == [text for text, _ in DOCUMENT_TEXT]
+    assert {kv["key"]["text"]: kv["value"]["text"] for kv in body["document"]["key_values"]} == PAIRS
+    with pytest.raises(Exception) as bad:
+        runtime.invoke_endpoint(EndpointName="reader", Body=b"GIF89a not a document", ContentType="image/png")
+    assert error_code(bad.value) == (400, "ValidationError")

@@ -63,6 +63,7 @@ LAYERS: dict[str, set[str]] = {
         "endpoints",
         "invocations",
         "routing",
+        "document_review",
         "threshold",
         "events",
         "webhooks",

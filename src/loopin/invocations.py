@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from loopin.document_review import review_input
 from loopin.endpoints import detect, get_endpoint, routing_rule
 from loopin.errors import ValidationError
 from loopin.inference import DetectionResult
@@ -97,10 +98,7 @@ def invoke(
                 session,
                 name=loop_name,
                 flow_name=rule.flow,
-                input_content=json.dumps(
-                    loop_input(rule, result.detections, image_uri=image_uri, model_classes=result.class_names),
-                    sort_keys=True,
-                ),
+                input_content=json.dumps(_loop_input(rule, result, image_uri), sort_keys=True),
                 default_input_locations=ctx.default_input_locations,
                 now_ms=ctx.clock.now_ms(),
             )
@@ -135,6 +133,15 @@ def invoke(
         return Invocation(body, replayed=False)
 
     return ctx.write(record)
+
+
+def _loop_input(rule: RoutingRule, result: DetectionResult, image_uri: str) -> dict[str, Any]:
+    """A text reader's result goes to review in A2I's Textract shape; a detector's as boxes."""
+    if result.document is not None:
+        return review_input(
+            rule, result.document, image_uri=image_uri, width=result.image_width, height=result.image_height
+        )
+    return loop_input(rule, result.detections, image_uri=image_uri, model_classes=result.class_names)
 
 
 def _replay(done: Prediction) -> Invocation:
@@ -177,4 +184,4 @@ def _native(
         "inference_ms": round(result.inference_ms, 3),
         "routing": {"reason": reason, "flow": rule.flow, "threshold": rule.threshold} if rule else None,
         "human_loop": loop,
-    }
+    } | ({"document": result.document.to_dict()} if result.document is not None else {})

@@ -512,6 +512,29 @@ class HumanLoopRef(Record):
     status: str
 
 
+class TextLineOut(Record):
+    text: str
+    confidence: float
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+class KeyValueOut(Record):
+    key: TextLineOut
+    value: TextLineOut | None = Field(description="None: the key has no value on the document.")
+    confidence: float
+
+
+class DocumentOut(Record):
+    """What a text reader (the built-in ``ppocrv4-document-text``) read: lines in reading
+    order and the key-value pairs found among them (docs/endpoints.md)."""
+
+    lines: list[TextLineOut]
+    key_values: list[KeyValueOut]
+
+
 class InvocationResult(Response):
     detections: list[DetectionOut]
     model: ModelUsed
@@ -520,6 +543,7 @@ class InvocationResult(Response):
     routing: RoutingDecision | None = None
     human_loop: HumanLoopRef | None = None
     prediction_id: int
+    document: DocumentOut | None = Field(default=None, description="A text reader's lines and key-value pairs.")
 
 
 # -- events and webhooks -------------------------------------------------------------

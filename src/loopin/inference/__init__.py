@@ -23,6 +23,7 @@ from loopin.inference.detector import (
     builtin_model,
 )
 from loopin.inference.images import DEFAULT_MAX_PIXELS, decode_image
+from loopin.inference.ocr import Document, KeyValue, TextLine
 from loopin.inference.results import Detection, DetectionResult, ModelOutputError
 from loopin.inference.spec import ModelSpec
 
@@ -37,6 +38,9 @@ __all__ = [
     "Detector",
     "ModelOutputError",
     "ModelSpec",
+    "Document",
+    "KeyValue",
+    "TextLine",
     "builtin_aliases",
     "builtin_model",
     "decode_image",

@@ -25,6 +25,7 @@ from PIL import Image
 from loopin.errors import InternalError, LoopinError, NotFoundError, ValidationError
 from loopin.inference.heads import NanoDetHead, YoloV8Head, detection, postprocess, preprocess
 from loopin.inference.images import DEFAULT_MAX_PIXELS, decode_image
+from loopin.inference.ocr import Document, TextReader
 from loopin.inference.results import Detection, DetectionResult, ModelOutputError
 from loopin.inference.spec import ModelSpec
 
@@ -209,7 +210,9 @@ class BuiltinModel:
     classes: tuple[str, ...]
     filename: str  # in loopin/weights/
     sha256: str
-    spec: ModelSpec
+    spec: ModelSpec | None  # None: not a detector with a spec (the text reader)
+    task: str = "object-detection"  # or "document-text": lines, boxes and key-value pairs
+    more_files: tuple[tuple[str, str], ...] = ()  # further (filename, sha256) the model needs
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
@@ -255,6 +258,32 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
 }
 
 
+BUILTIN_MODELS["ppocrv4-document-text"] = BuiltinModel(
+    name="ppocrv4-document-text",
+    description=(
+        "PP-OCRv4 mobile text detector (DB) and recogniser (SVTR-LCNet, CTC; Chinese and "
+        "English characters, digits and punctuation) from PaddleOCR, as shipped in the PyPI "
+        "package rapidocr-onnxruntime 1.4.4. Returns text lines with boxes and confidences, "
+        "and key-value pairs found by a layout rule (docs/endpoints.md). Upright documents; "
+        "a page takes about a second on one CPU core."
+    ),
+    licence="Apache-2.0",
+    source=(
+        "Weights: https://github.com/PaddlePaddle/PaddleOCR (Apache-2.0), PP-OCRv4 mobile det and "
+        "rec. ONNX conversion: rapidocr_onnxruntime/models/ in the PyPI wheel rapidocr-onnxruntime "
+        "1.4.4 (Apache-2.0), copied unchanged (scripts/extract_ocr_weights.sh)."
+    ),
+    version="1",
+    input_size=(736, 736),
+    classes=("LINE",),
+    filename="ppocrv4-det.onnx",
+    sha256="d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
+    spec=None,
+    task="document-text",
+    more_files=(("ppocrv4-rec.onnx", "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"),),
+)
+
+
 # Former names of built-in models: they keep working wherever a built-in name does (endpoint
 # configs, registered models, the catalogue lookup), so existing endpoints and scripts run on.
 BUILTIN_ALIASES: dict[str, str] = {"nanodet-m-416-coco": "nanodet-g-416-coco"}
@@ -288,8 +317,10 @@ class Detector:
         class_names: tuple[str, ...] | None = None,
         spec: ModelSpec | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        reader: TextReader | None = None,
     ) -> None:
         self._predict = predict
+        self._reader = reader  # a text reader: its lines are the detections (label LINE)
         self.name = name
         self.version = version
         self.class_names = class_names
@@ -346,20 +377,28 @@ class Detector:
         info = builtin_model(name)
         if info is None:
             raise NotFoundError(f"No built-in model {name!r}; available: {', '.join(sorted(BUILTIN_MODELS))}.")
-        data = _read_package_file(info.filename)
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != info.sha256:
-            raise InternalError(
-                f"The packaged file {info.filename} is damaged (sha256 {digest}, "
-                f"expected {info.sha256}); reinstall loopin."
+        sessions = [
+            # Packaged file, trusted: load from bytes directly, no temporary copy needed.
+            ort.InferenceSession(
+                _checked_package_file(filename, sha256),
+                sess_options=_session_options(intra_op_num_threads),
+                providers=["CPUExecutionProvider"],
             )
-        # Packaged file, trusted: load from bytes directly, no temporary copy needed.
-        session = ort.InferenceSession(
-            data,
-            sess_options=_session_options(intra_op_num_threads),
-            providers=["CPUExecutionProvider"],
-        )
-        predictor = _OnnxPredictor(session, info.spec)
+            for filename, sha256 in ((info.filename, info.sha256), *info.more_files)
+        ]
+        if info.task == "document-text":
+            reader = TextReader(*sessions)
+            reader.read(Image.new("RGB", info.input_size, "white"))  # warm-up
+            return cls(
+                _no_predictor,
+                name=info.name,
+                version=info.version,
+                class_names=info.classes,
+                max_pixels=max_pixels,
+                reader=reader,
+            )
+        assert info.spec is not None  # every object detector has one
+        predictor = _OnnxPredictor(sessions[0], info.spec)
         predictor(Image.new("RGB", info.input_size))  # warm-up: the first run is slower
         return cls(
             predictor,
@@ -420,9 +459,18 @@ class Detector:
         if image.mode != "RGB":
             image = image.convert("RGB")
         start = time.perf_counter()
-        detections = self._predict(image)
+        document: Document | None = None
+        if self._reader is not None:
+            document = self._reader.read(image)
+            detections = sorted(
+                (Detection(0, "LINE", t.confidence, t.left, t.top, t.right, t.bottom) for t in document.lines),
+                key=lambda d: -d.score,
+            )
+        else:
+            detections = self._predict(image)
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         return DetectionResult(
+            document=document,
             detections=tuple(detections),
             image_width=image.width,
             image_height=image.height,
@@ -431,6 +479,20 @@ class Detector:
             model_version=self.version,
             class_names=self.class_names,
         )
+
+
+def _no_predictor(image: Image.Image) -> list[Detection]:
+    raise InternalError("A text reader has no object predictor.")  # never called: detect_image reads
+
+
+def _checked_package_file(filename: str, sha256: str) -> bytes:
+    data = _read_package_file(filename)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise InternalError(
+            f"The packaged file {filename} is damaged (sha256 {digest}, expected {sha256}); reinstall loopin."
+        )
+    return data
 
 
 def _import_callable(target: str) -> Callable[[Image.Image], Any]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopin.errors import ModelError
+
+if TYPE_CHECKING:  # ocr.py raises this module's ModelOutputError
+    from loopin.inference.ocr import Document
 
 
 class ModelOutputError(ModelError):
@@ -51,6 +54,7 @@ class DetectionResult:
     model_name: str
     model_version: str
     class_names: tuple[str, ...] | None = None  # every class the model knows, when it has a list
+    document: Document | None = None  # a text reader's lines and key-value pairs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,4 +64,4 @@ class DetectionResult:
             "inference_ms": self.inference_ms,
             "model_name": self.model_name,
             "model_version": self.model_version,
-        }
+        } | ({"document": self.document.to_dict()} if self.document is not None else {})
