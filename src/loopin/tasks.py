@@ -19,7 +19,7 @@ from loopin import workforce
 from loopin.deadlines import fall_back_if_all_declined
 from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError, ValidationError
 from loopin.loops import fail_loop, settle_loop
-from loopin.models import Decline, FlowDefinition, HumanLoop, TaskSlot, TeamMember, Worker
+from loopin.models import Decline, FlowDefinition, HumanLoop, TaskSlot, TeamMember, Worker, WorkerPause
 from loopin.validation import fits_db_int, refuse_lone_surrogates
 
 MAX_ANSWER_CHARS = 3_145_728
@@ -44,8 +44,15 @@ def worker_flow_ids(session: Session, worker: Worker) -> list[int]:
         session.scalars(
             select(FlowDefinition.id)
             .join(TeamMember, TeamMember.team_id == FlowDefinition.team_id)
-            .where(TeamMember.worker_id == worker.id)
+            .where(TeamMember.worker_id == worker.id, _not_paused(worker.id))
         )
+    )
+
+
+def _not_paused(worker_id: int) -> Any:
+    """The flow is not one the worker was paused from for low gold accuracy (see gold_serving)."""
+    return ~exists().where(
+        WorkerPause.flow_id == FlowDefinition.id, WorkerPause.worker_id == worker_id, WorkerPause.cleared_at.is_(None)
     )
 
 
@@ -55,7 +62,7 @@ def list_jobs(session: Session, worker: Worker) -> list[Job]:
     flows = session.scalars(
         select(FlowDefinition)
         .join(TeamMember, TeamMember.team_id == FlowDefinition.team_id)
-        .where(TeamMember.worker_id == worker.id)
+        .where(TeamMember.worker_id == worker.id, _not_paused(worker.id))
         .order_by(FlowDefinition.name)
     ).all()
     jobs = []
@@ -162,15 +169,7 @@ def decline(session: Session, worker: Worker, slot_id: int, *, now_ms: int) -> H
 
 def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any], *, now_ms: int) -> HumanLoop:
     """Record the worker's answer; the loop completes when all its answers are in."""
-    if not isinstance(answer, dict):
-        raise ValidationError("The answer must be a JSON object.")
-    try:  # NaN and Infinity are not JSON: output.json must stay readable everywhere
-        encoded = json.dumps(answer, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (ValueError, RecursionError) as exc:
-        raise ValidationError("The answer holds a number that is not finite (NaN or Infinity).") from exc
-    if len(encoded) > MAX_ANSWER_CHARS:
-        raise ValidationError(f"The answer is larger than {MAX_ANSWER_CHARS:,} characters.")
-    refuse_lone_surrogates(answer, what="The answer")
+    encoded = checked_answer(answer)
     _seen(session, worker, now_ms=now_ms)  # before the loop's lock, in the order disabling takes them
     slot, loop = _lock_own_slot(session, worker, slot_id)
     if slot.status == "submitted":
@@ -184,6 +183,20 @@ def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any
     settle_loop(session, loop, now_ms=now_ms)
     fall_back_if_all_declined(session, loop, now_ms=now_ms)  # answers still wanted, nobody left
     return loop
+
+
+def checked_answer(answer: object) -> str:
+    """The answer as stored JSON text; ValidationError when it may not be stored."""
+    if not isinstance(answer, dict):
+        raise ValidationError("The answer must be a JSON object.")
+    try:  # NaN and Infinity are not JSON: output.json must stay readable everywhere
+        encoded = json.dumps(answer, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError("The answer holds a number that is not finite (NaN or Infinity).") from exc
+    if len(encoded) > MAX_ANSWER_CHARS:
+        raise ValidationError(f"The answer is larger than {MAX_ANSWER_CHARS:,} characters.")
+    refuse_lone_surrogates(answer, what="The answer")
+    return encoded
 
 
 def slots_of_loop(session: Session, loop: HumanLoop) -> list[tuple[TaskSlot, Worker | None]]:
