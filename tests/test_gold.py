@@ -322,7 +322,7 @@ def test_quality_shows_agreement_pace_and_gold(admin, app_client, services, cloc
     for i in range(2):
         admin.start_loop(f"loop-{i}", flow="review", input=real_input(i))
     spam = boxes(box("car", 0, 0, 600, 400), box("bicycle", 10, 10, 20, 20))
-    for i in range(2):
+    for _ in range(2):
         for email, answer in zip(emails, [boxes(CAR, BIKE), boxes(CAR, BIKE), spam], strict=True):
             worker = worker_client(app_client, email)
             task = worker.next_task("review")
