@@ -1,5 +1,6 @@
-"""Gold in Debian's Chromium (SQLite; the HTTP tests cover both databases): a gold item is
-served to a worker on the ordinary task page among real work, answered, scored and never
+"""Gold and consolidation in Debian's Chromium (SQLite; the HTTP tests cover both databases):
+three workers answer one loop and the admin's loop page shows the consolidated boxes with
+their agreement; a gold item is served to a worker on the ordinary task page among real work, answered, scored and never
 written as output; the admin loads a JSON Lines file on the Gold and workers page and sees
 the worker's score there."""
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser import Live, admin_sign_in, live_server, sign_in, task_frame
+from tests.browser import PASSWORD, Live, admin_sign_in, live_server, sign_in, stage_point, task_frame
 from tests.test_console_browser import DATA, WALKTHROUGH, WALKTHROUGH_INPUT, setup, start_working, submit
 
 GOLD_INPUT = {**WALKTHROUGH_INPUT, "taskObject": "s3://review-bucket/images/coffee.jpg"}
@@ -70,4 +71,52 @@ def test_a_gold_item_is_served_in_the_browser_and_scored(live: Live, page: Page,
     expect(row.locator("td").nth(1)).to_have_text("1")
     expect(row.locator("td").nth(2)).to_have_text("80 %")  # F1: 2 right of 3 given and 2 known
     expect(page.locator("#accuracy-trend polyline")).to_have_count(1)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_three_workers_answer_one_loop_and_the_loop_page_shows_the_consolidated_boxes(live: Live, page: Page):
+    admin = live.admin
+    admin.create_team("Crowd", description="Three reviewers")
+    emails = [f"worker{i}@crowd.example" for i in range(3)]
+    for email in emails:
+        admin.create_worker(email, teams=["Crowd"], password=PASSWORD)
+    admin.create_task_ui("crowd-ui", template=WALKTHROUGH)
+    admin.create_flow(
+        "crowd-review",
+        team="Crowd",
+        task_ui="crowd-ui",
+        title="Check the boxes",
+        description="Fix the boxes",
+        output_path="s3://review-bucket/a2i-results",
+        task_count=3,
+    )
+    admin.start_loop("crowd-loop", flow="crowd-review", input=WALKTHROUGH_INPUT)
+    for email in emails:
+        page.context.clear_cookies()
+        sign_in(page, live, email)
+        frame = start_working(page)
+        box = "crowd-bounding-box"
+        frame.wait_for_selector(f"{box}[data-image-drawn]")
+        if email == emails[2]:  # the third one deletes the small flag box
+            page.mouse.click(*stage_point(page, frame, box, 50, 430))
+            page.keyboard.press("Delete")
+            expect(frame.locator(".lc-status")).to_have_text("2 boxes")
+        submit(page)
+    consolidated = live.output("crowd-loop")["consolidatedAnswer"]
+    assert len(consolidated["answerContent"]["annotatedResult"]["boundingBoxes"]) == 3
+
+    page.context.clear_cookies()
+    admin_sign_in(page, live)
+    page.goto(live.url + "/admin/loops/crowd-loop")
+    section = page.locator("#consolidated")
+    expect(section).to_be_visible()
+    rows = page.locator("#consolidated-objects tbody tr")
+    expect(rows).to_have_count(3)
+    agreements = sorted(rows.nth(i).locator("td").nth(2).inner_text() for i in range(3))
+    assert agreements == ["100 %", "100 %", "67 %"]
+    small_flag = next(i for i in range(3) if rows.nth(i).locator("td").nth(2).inner_text() == "67 %")
+    assert rows.nth(small_flag).locator("td").nth(3).inner_text() == f"{emails[0]}, {emails[1]}"
+    first = page.locator(".figure-block").first
+    expect(first.locator("p")).to_contain_text("the consolidated answer (agreement")
+    expect(first.locator("g[data-kind=human]")).to_have_count(3)
     assert page.errors == []  # type: ignore[attr-defined]
