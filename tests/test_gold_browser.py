@@ -1,8 +1,8 @@
 """Gold and consolidation in Debian's Chromium (SQLite; the HTTP tests cover both databases):
 three workers answer one loop and the admin's loop page shows the consolidated boxes with
-their agreement; a gold item is served to a worker on the ordinary task page among real work, answered, scored and never
-written as output; the admin loads a JSON Lines file on the Gold and workers page and sees
-the worker's score there."""
+their agreement; a gold item is served to a worker on the ordinary task page among real
+work, answered, scored and never written as output; the admin loads a JSON Lines file on
+the Gold and workers page and sees the worker's score there."""
 
 from __future__ import annotations
 
