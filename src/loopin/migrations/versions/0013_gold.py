@@ -20,8 +20,8 @@ def upgrade() -> None:
     op.create_table(
         "gold_settings",
         sa.Column("flow_id", BigId, sa.ForeignKey("flow_definitions.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("rate", sa.Float(), nullable=False),
-        sa.Column("min_accuracy", sa.Float(), nullable=True),
+        sa.Column("rate", sa.Double(), nullable=False),
+        sa.Column("min_accuracy", sa.Double(), nullable=True),
         sa.Column("min_scored", sa.Integer(), nullable=False),
     )
     op.create_table(
@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("lease_expires_at", sa.BigInteger(), nullable=False),
         sa.Column("submitted_at", sa.BigInteger(), nullable=True),
         sa.Column("answer", sa.Text(), nullable=True),
-        sa.Column("score", sa.Float(), nullable=True),
+        sa.Column("score", sa.Double(), nullable=True),
         sa.UniqueConstraint("gold_item_id", "worker_id"),
     )
     op.create_index("ix_gold_tasks_worker_flow", "gold_tasks", ["worker_id", "flow_id", "status"])
@@ -56,7 +56,7 @@ def upgrade() -> None:
         sa.Column("worker_id", BigId, sa.ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("paused_at", sa.BigInteger(), nullable=False),
         sa.Column("reason", sa.String(512), nullable=False),
-        sa.Column("accuracy", sa.Float(), nullable=False),
+        sa.Column("accuracy", sa.Double(), nullable=False),
         sa.Column("scored", sa.Integer(), nullable=False),
         sa.Column("cleared_at", sa.BigInteger(), nullable=True),
     )
