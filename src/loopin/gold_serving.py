@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loopin import gold, tasks
-from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError, ValidationError
+from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError
 from loopin.models import FlowDefinition, GoldItem, GoldTask, HumanLoop, TaskSlot, Worker, WorkerPause
 from loopin.validation import fits_db_int
 
@@ -312,13 +312,6 @@ def pause_if_below(session: Session, worker: Worker, flow_id: int, *, now_ms: in
     session.flush()
     _release_held(session, worker, flow.id, now_ms=now_ms)
     return pause
-
-
-def unpause(session: Session, flow: FlowDefinition, worker: Worker, *, now_ms: int) -> None:
-    pause = session.get(WorkerPause, (flow.id, worker.id))
-    if pause is None or pause.cleared_at is not None:
-        raise ValidationError(f"{worker.email} is not paused from flow '{flow.name}'.")
-    pause.cleared_at = now_ms
 
 
 def _release_held(session: Session, worker: Worker, flow_id: int, *, now_ms: int) -> None:

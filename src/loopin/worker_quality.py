@@ -3,6 +3,9 @@ agreement with the consolidated answers (what consolidation recorded in each com
 loop's event: the workers whose answer contributed to the consolidated one), time per task
 and tasks per working hour; the pauses for low gold accuracy; and ``worker_reliability``,
 the gold accuracy consolidation can weight workers by. See docs/quality.md.
+
+It imports nothing above ``flows`` and ``workforce``, so that ``loops`` may call
+``worker_reliability`` when it consolidates without an import cycle.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loopin import gold_serving, workforce
+from loopin import workforce
+from loopin.errors import ValidationError
 from loopin.flows import get_flow
 from loopin.models import Event, FlowDefinition, GoldTask, HumanLoop, TaskSlot, TeamMember, Worker, WorkerPause
 
@@ -123,7 +127,11 @@ def accuracy_by_day(session: Session, flow_name: str, *, now_ms: int) -> list[Da
 def unpause(session: Session, flow_name: str, email: str, *, now_ms: int) -> None:
     """Let a paused worker work on the flow again; their accuracy is counted anew from now."""
     flow = get_flow(session, flow_name)
-    gold_serving.unpause(session, flow, workforce.get_worker(session, email), now_ms=now_ms)
+    worker = workforce.get_worker(session, email)
+    pause = session.get(WorkerPause, (flow.id, worker.id))
+    if pause is None or pause.cleared_at is not None:
+        raise ValidationError(f"{worker.email} is not paused from flow '{flow.name}'.")
+    pause.cleared_at = now_ms
 
 
 def worker_reliability(session: Session, flow_id: int, worker_ids: list[str]) -> dict[str, float]:
