@@ -158,11 +158,12 @@ def add_routes(pages: AdminPages) -> None:
             return json_error(exc)
         return JSONResponse({"added": len(added)})
 
-    async def delete_item(name: str, item_id: int, request: Request) -> Response:
-        posted = await pages.form_post(request)
+    async def delete_item(name: str, item_id: str, request: Request) -> Response:
+        posted = await pages.form_post(request)  # the CSRF check first, whatever the path says
         if isinstance(posted, Response):
             return posted
-        await pages.write(lambda s: gold.delete_item(s, name, item_id))
+        number = int(item_id) if item_id.isascii() and item_id.isdigit() else -1
+        await pages.write(lambda s: gold.delete_item(s, name, number))
         return redirect(f"/admin/flows/{quote(name, safe='')}/quality?notice=deleted")
 
     async def unpause(name: str, email: str, request: Request) -> Response:
