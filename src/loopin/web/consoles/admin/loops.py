@@ -147,7 +147,8 @@ def _loop_values(pages: AdminPages, s: Session, name: str) -> dict[str, Any]:
     if not figures:
         figures = [{"caption": "The model's boxes", "boxes": json.dumps(model)}]
     consolidated = _consolidated(pages, loop, {w.worker_id: w.email for _, w in slots if w is not None})
-    if consolidated is not None and consolidated["boxes"] is not None:
+    drawn = sum(1 for a in answers if a["boxes"] is not None)
+    if consolidated is not None and consolidated["boxes"] is not None and drawn > 1:  # one answer: its own figure
         caption = f"The model's boxes and the consolidated answer (agreement {consolidated['agreement_text']})"
         figures.insert(0, {"caption": caption, "boxes": json.dumps(model + consolidated["boxes"])})
     output_url = signed(loop.output_uri) if loop.output_state == "written" and loop.output_uri else None
