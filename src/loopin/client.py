@@ -643,6 +643,45 @@ class Client:
     def model_metrics_csv(self, *, flow: str | None = None) -> str:
         return self._http.call("GET", "/model-metrics", params={"flow": flow, "format": "csv"}).text
 
+    # -- gold items and worker quality ---------------------------------------------------
+    def gold_settings(self, flow: str) -> schemas.GoldSettings:
+        return self._http.model(schemas.GoldSettings, "GET", f"/flows/{_q(flow)}/gold/settings")
+
+    def set_gold_settings(
+        self, flow: str, *, rate: float, min_accuracy: float | None = None, min_scored: int = 10
+    ) -> schemas.GoldSettings:
+        """The share of a worker's tasks that are gold (0-1) and the gold accuracy under
+        which a worker is paused from the flow (after ``min_scored`` scored gold tasks)."""
+        body = {"gold_rate": rate, "gold_min_accuracy": min_accuracy, "gold_min_scored": min_scored}
+        return self._http.model(schemas.GoldSettings, "PUT", f"/flows/{_q(flow)}/gold/settings", json_body=body)
+
+    def add_gold_item(
+        self, flow: str, *, input: dict[str, Any] | str, answer: dict[str, Any], note: str = ""
+    ) -> schemas.GoldItem:
+        """A gold item: the InputContent a loop would get and its known answer (one worker's
+        answerContent)."""
+        body = {"input": input, "answer": answer, "note": note}
+        return self._http.model(schemas.GoldItem, "POST", f"/flows/{_q(flow)}/gold/items", json_body=body)
+
+    def add_gold_items(self, flow: str, items: Sequence[dict[str, Any]]) -> list[schemas.GoldItem]:
+        """Many gold items at once, all or none (each ``{"input", "answer", "note"}``)."""
+        body = {"items": list(items)}
+        return self._http.models(schemas.GoldItem, "POST", f"/flows/{_q(flow)}/gold/items/batch", json_body=body)
+
+    def list_gold_items(self, flow: str) -> list[schemas.GoldItem]:
+        return self._http.models(schemas.GoldItem, "GET", f"/flows/{_q(flow)}/gold/items")
+
+    def delete_gold_item(self, flow: str, item_id: int) -> None:
+        self._http.call("DELETE", f"/flows/{_q(flow)}/gold/items/{int(item_id)}")
+
+    def worker_quality(self, flow: str) -> schemas.WorkerQuality:
+        """Per worker: gold accuracy, agreement with consolidated answers, pace, pauses."""
+        return self._http.model(schemas.WorkerQuality, "GET", f"/flows/{_q(flow)}/workers/quality")
+
+    def unpause_worker(self, flow: str, email: str) -> None:
+        """Let a worker paused for low gold accuracy work on the flow again."""
+        self._http.call("POST", f"/flows/{_q(flow)}/workers/{_q(email)}/unpause")
+
     # -- webhooks ----------------------------------------------------------------------
     def create_webhook(
         self, name: str, *, url: str, flow: str | None = None, allow_private_network: bool = False

@@ -591,3 +591,70 @@ class BatchItem(Base):
     loop_name: Mapped[str | None] = mapped_column(String(63))
     result: Mapped[str | None] = mapped_column(Text)  # the predictions.jsonl line
     finished_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class GoldSettings(Base):
+    """A flow's gold settings (docs/quality.md): the share of the tasks served to a worker
+    that are gold items, and the gold accuracy under which a worker is paused from the flow
+    (None: never), counted once they have ``min_scored`` scored gold tasks."""
+
+    __tablename__ = "gold_settings"
+
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flow_definitions.id", ondelete="CASCADE"), primary_key=True)
+    rate: Mapped[float] = mapped_column(default=0.0)
+    min_accuracy: Mapped[float | None] = mapped_column()
+    min_scored: Mapped[int] = mapped_column(Integer, default=10)
+
+
+class GoldItem(Base):
+    """An input with a known answer (one worker's answerContent), served to workers mixed
+    into the flow's tasks and scored."""
+
+    __tablename__ = "gold_items"
+    __table_args__ = (Index("ix_gold_items_flow", "flow_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flow_definitions.id", ondelete="CASCADE"))
+    input_content: Mapped[str] = mapped_column(Text)  # JSON object, as a loop's InputContent
+    answer: Mapped[str] = mapped_column(Text)  # JSON object, as one worker's answerContent
+    note: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class GoldTask(Base):
+    """A gold item served to one worker (at most once per item and worker). ``id`` comes
+    from the task slots' id space (see ``gold_serving``), so that it reads as any task's id."""
+
+    __tablename__ = "gold_tasks"
+    __table_args__ = (
+        UniqueConstraint("gold_item_id", "worker_id"),
+        Index("ix_gold_tasks_worker_flow", "worker_id", "flow_id", "status"),
+        Index("ix_gold_tasks_flow_submitted", "flow_id", "submitted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # Kept (NULL) when the item is deleted, so that the worker's score stays.
+    gold_item_id: Mapped[int | None] = mapped_column(ForeignKey("gold_items.id", ondelete="SET NULL"))
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flow_definitions.id", ondelete="CASCADE"))
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # held | submitted | released | declined
+    accepted_at: Mapped[int] = mapped_column(BigInteger)
+    lease_expires_at: Mapped[int] = mapped_column(BigInteger)
+    submitted_at: Mapped[int | None] = mapped_column(BigInteger)
+    answer: Mapped[str | None] = mapped_column(Text)
+    score: Mapped[float | None] = mapped_column()  # 0..1, set on submit
+
+
+class WorkerPause(Base):
+    """A worker paused from a flow because their gold accuracy fell under the flow's limit.
+    ``cleared_at`` set: an admin un-paused them; gold tasks submitted after it count anew."""
+
+    __tablename__ = "worker_pauses"
+
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flow_definitions.id", ondelete="CASCADE"), primary_key=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True)
+    paused_at: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(512))
+    accuracy: Mapped[float] = mapped_column()
+    scored: Mapped[int] = mapped_column(Integer)
+    cleared_at: Mapped[int | None] = mapped_column(BigInteger)

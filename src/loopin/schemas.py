@@ -732,3 +732,71 @@ class BatchFailure(Response):
     uri: str
     key: str
     reason: str
+
+
+# -- gold items and worker quality ------------------------------------------------------
+
+
+class GoldSettings(Request):
+    gold_rate: float = Field(default=0.0, description="The share of the tasks served to a worker that are gold (0-1).")
+    gold_min_accuracy: float | None = Field(
+        default=None,
+        description="A worker whose gold accuracy falls below it is paused from the flow (0-1; null: never).",
+    )
+    gold_min_scored: int = Field(default=10, description="Scored gold tasks a worker needs before the limit applies.")
+
+
+class GoldItemCreate(Request):
+    input: dict[str, Any] | str = Field(description="The InputContent a loop would get (an object or its JSON text).")
+    answer: dict[str, Any] = Field(description="The known answer, as one worker's answerContent in output.json.")
+    note: str = ""
+
+
+class GoldItemsCreate(Request):
+    items: list[GoldItemCreate]
+
+
+class GoldItem(Response):
+    id: int
+    flow: str
+    input: dict[str, Any]
+    answer: dict[str, Any]
+    note: str
+    created_at: str
+    answered: int = Field(description="How many workers answered it.")
+    mean_score: float | None = Field(description="Their mean score (0-1).")
+
+
+class WorkerPauseInfo(Response):
+    paused_at: str
+    reason: str
+    accuracy: float
+    scored: int
+
+
+class WorkerQualityRow(Response):
+    worker_id: str
+    email: str
+    name: str
+    gold_scored: int
+    gold_accuracy: float | None
+    consolidated_loops: int
+    agreement: float | None = Field(description="Share of their consolidated loops where their answer contributed.")
+    tasks: int
+    seconds_per_task: float | None
+    tasks_per_hour: float | None
+    paused: WorkerPauseInfo | None
+
+
+class DayAccuracy(Response):
+    day: str
+    worker_id: str
+    accuracy: float
+    scored: int
+
+
+class WorkerQuality(Response):
+    flow: str
+    settings: GoldSettings
+    workers: list[WorkerQualityRow]
+    accuracy_by_day: list[DayAccuracy]

@@ -20,7 +20,7 @@ from loopin import workforce
 from loopin.deadlines import fall_back_if_all_declined
 from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError, ValidationError
 from loopin.loops import fail_loop, settle_loop
-from loopin.models import Decline, FlowDefinition, HumanLoop, TaskSlot, TeamMember, Worker
+from loopin.models import Decline, FlowDefinition, HumanLoop, TaskSlot, TeamMember, Worker, WorkerPause
 from loopin.validation import fits_db_int, refuse_lone_surrogates
 
 MAX_ANSWER_CHARS = 3_145_728
@@ -48,7 +48,7 @@ class ClaimScope:
     ``escalation_team_id`` is set only while its loop is escalated; see
     ``deadlines.escalate``). Nothing else: a worker never sees another team's tasks."""
 
-    flow_ids: list[int]  # the flows of the worker's teams
+    flow_ids: list[int]  # the flows of the worker's teams, less those they were paused from
     team_ids: list[int]  # the worker's teams
 
     def conditions(self, flow_id: int | None = None) -> list[Any]:
@@ -64,8 +64,25 @@ class ClaimScope:
 
 def claim_scope(session: Session, worker: Worker) -> ClaimScope:
     team_ids = list(session.scalars(select(TeamMember.team_id).where(TeamMember.worker_id == worker.id)))
-    flow_ids = list(session.scalars(select(FlowDefinition.id).where(FlowDefinition.team_id.in_(team_ids))))
-    return ClaimScope(flow_ids, team_ids)
+    return ClaimScope(worker_flow_ids(session, worker), team_ids)
+
+
+def worker_flow_ids(session: Session, worker: Worker) -> list[int]:
+    """The flows of the worker's teams, but those they were paused from."""
+    return list(
+        session.scalars(
+            select(FlowDefinition.id)
+            .join(TeamMember, TeamMember.team_id == FlowDefinition.team_id)
+            .where(TeamMember.worker_id == worker.id, _not_paused(worker.id))
+        )
+    )
+
+
+def _not_paused(worker_id: int) -> Any:
+    """The flow is not one the worker was paused from for low gold accuracy (see gold_serving)."""
+    return ~exists().where(
+        WorkerPause.flow_id == FlowDefinition.id, WorkerPause.worker_id == worker_id, WorkerPause.cleared_at.is_(None)
+    )
 
 
 def list_jobs(session: Session, worker: Worker) -> list[Job]:
@@ -202,15 +219,7 @@ def decline(session: Session, worker: Worker, slot_id: int, *, now_ms: int) -> H
 
 def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any], *, now_ms: int) -> HumanLoop:
     """Record the worker's answer; the loop completes when all its answers are in."""
-    if not isinstance(answer, dict):
-        raise ValidationError("The answer must be a JSON object.")
-    try:  # NaN and Infinity are not JSON: output.json must stay readable everywhere
-        encoded = json.dumps(answer, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (ValueError, RecursionError) as exc:
-        raise ValidationError("The answer holds a number that is not finite (NaN or Infinity).") from exc
-    if len(encoded) > MAX_ANSWER_CHARS:
-        raise ValidationError(f"The answer is larger than {MAX_ANSWER_CHARS:,} characters.")
-    refuse_lone_surrogates(answer, what="The answer")
+    encoded = checked_answer(answer)
     _seen(session, worker, now_ms=now_ms)  # before the loop's lock, in the order disabling takes them
     slot, loop = _lock_own_slot(session, worker, slot_id)
     if slot.status == "submitted":
@@ -224,6 +233,20 @@ def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any
     settle_loop(session, loop, now_ms=now_ms)
     fall_back_if_all_declined(session, loop, now_ms=now_ms)  # answers still wanted, nobody left
     return loop
+
+
+def checked_answer(answer: object) -> str:
+    """The answer as stored JSON text; ValidationError when it may not be stored."""
+    if not isinstance(answer, dict):
+        raise ValidationError("The answer must be a JSON object.")
+    try:  # NaN and Infinity are not JSON: output.json must stay readable everywhere
+        encoded = json.dumps(answer, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError("The answer holds a number that is not finite (NaN or Infinity).") from exc
+    if len(encoded) > MAX_ANSWER_CHARS:
+        raise ValidationError(f"The answer is larger than {MAX_ANSWER_CHARS:,} characters.")
+    refuse_lone_surrogates(answer, what="The answer")
+    return encoded
 
 
 def slots_of_loop(session: Session, loop: HumanLoop) -> list[tuple[TaskSlot, Worker | None]]:

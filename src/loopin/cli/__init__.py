@@ -9,13 +9,14 @@ import sys
 import typer
 from pydantic import ValidationError as PydanticValidationError
 
-from loopin.cli import batch, exports, hosting, on_server, resources, reviewer
+from loopin.cli import batch, exports, hosting, on_server, quality, resources, reviewer
 from loopin.cli.output import err
 from loopin.errors import LoopinError
 
 app = typer.Typer(help="loopin: human review of machine-learning predictions.", no_args_is_help=True)
 app.command()(on_server.serve)
-for sub, name in on_server.GROUPS + resources.GROUPS + reviewer.GROUPS + hosting.GROUPS + exports.GROUPS + batch.GROUPS:
+GROUPS = on_server.GROUPS + resources.GROUPS + reviewer.GROUPS + hosting.GROUPS + exports.GROUPS + batch.GROUPS
+for sub, name in GROUPS + quality.GROUPS:
     app.add_typer(sub, name=name)
 
 

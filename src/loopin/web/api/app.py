@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loopin import deadlines, flows, loops, schemas, task_templates, tasks, workforce
+from loopin import deadlines, flows, gold_serving, loops, schemas, task_templates, tasks, workforce
 from loopin.arns import arn
 from loopin.clock import iso_ms, parse_iso
 from loopin.errors import LoopinError, ThrottlingError, ValidationError
@@ -30,6 +30,7 @@ from loopin.web.api.events import events_routes
 from loopin.web.api.exports import exports_routes
 from loopin.web.api.hosting import hosting_routes
 from loopin.web.api.limits import RequestLimits
+from loopin.web.api.quality import quality_routes
 from loopin.web.errors import error_response, error_status
 from loopin.web.sessions import SignInLimiter
 
@@ -102,6 +103,7 @@ def create_api() -> FastAPI:
     events_routes(api)
     docs_routes(api)
     exports_routes(api)
+    quality_routes(api)
     return api
 
 
@@ -568,23 +570,23 @@ def _worker_routes(api: FastAPI) -> None:
     @api.get("/worker/tasks/{task_id}", response_model=schemas.Task, tags=["worker"])
     def get_task(task_id: int, ctx: Ctx, worker: SignedInWorker) -> schemas.Task:
         with ctx.db.read() as s:
-            return _task(tasks.get_held_task(s, worker, task_id, now_ms=ctx.clock.now_ms()))
+            return _task(gold_serving.get_held_task(s, worker, task_id, now_ms=ctx.clock.now_ms()))
 
     @api.post("/worker/tasks/{task_id}/release", status_code=204, tags=["worker"])
     def release(task_id: int, ctx: Ctx, worker: SignedInWorker) -> None:
-        ctx.write(lambda s: tasks.release(s, worker, task_id, now_ms=ctx.clock.now_ms()))
+        ctx.write(lambda s: gold_serving.release(s, worker, task_id, now_ms=ctx.clock.now_ms()))
 
     @api.post("/worker/tasks/{task_id}/decline", status_code=204, tags=["worker"])
     def decline(task_id: int, ctx: Ctx, worker: SignedInWorker) -> None:
-        ctx.write(lambda s: tasks.decline(s, worker, task_id, now_ms=ctx.clock.now_ms()))
+        ctx.write(lambda s: gold_serving.decline(s, worker, task_id, now_ms=ctx.clock.now_ms()))
 
     @api.post("/worker/tasks/{task_id}/submit", status_code=204, tags=["worker"])
     def submit(task_id: int, body: schemas.TaskSubmit, ctx: Ctx, worker: SignedInWorker) -> None:
-        ctx.write(lambda s: tasks.submit(s, worker, task_id, body.answer, now_ms=ctx.clock.now_ms()))
+        ctx.write(lambda s: gold_serving.submit(s, worker, task_id, body.answer, now_ms=ctx.clock.now_ms()))
 
 
 def _claimed(s: Session, ctx: Services, worker: Worker, flow: str | None) -> schemas.Task | None:
-    held = tasks.claim_next(s, worker, flow_name=flow, now_ms=ctx.clock.now_ms())
+    held = gold_serving.claim_next(s, worker, flow_name=flow, now_ms=ctx.clock.now_ms())
     return _task(held) if held else None
 
 

@@ -30,6 +30,7 @@ LARGE_JSON_LIMIT = 6 * max(MAX_INPUT_CHARS, MAX_ANSWER_CHARS) + 64 * 1024
 ROUTE_LIMITS: list[tuple[str, re.Pattern[str], int]] = [
     ("POST", re.compile(r"/loops"), LARGE_JSON_LIMIT),
     ("POST", re.compile(r"/worker/tasks/[^/]+/submit"), LARGE_JSON_LIMIT),
+    ("POST", re.compile(r"/flows/[^/]+/gold/items(/batch)?"), LARGE_JSON_LIMIT),
     ("POST", re.compile(r"/endpoints/[^/]+/invoke"), MAX_BODY_BYTES + 64 * 1024),
     ("POST", re.compile(r"/worker/(sign-in|accept-invitation)"), ANONYMOUS_LIMIT),
 ]

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from loopin import flows, tasks, workforce
+from loopin import flows, gold_serving, tasks, workforce
 from loopin.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -218,7 +218,7 @@ class _Console:
             return _to_sign_in()
         now = self.ctx.clock.now_ms()
         with self.ctx.db.read() as s:
-            held = tasks.get_held_task(s, me.worker, task_id, now_ms=now)
+            held = gold_serving.get_held_task(s, me.worker, task_id, now_ms=now)
         if held.slot.status == "submitted":
             return self._message(_SUBMITTED, "Your answer was saved; it cannot be changed now.", 200, me)
         return self._page(
@@ -239,7 +239,7 @@ class _Console:
         now = self.ctx.clock.now_ms()
         try:
             with self.ctx.db.read() as s:
-                held = tasks.get_held_task(s, me.worker, task_id, now_ms=now)
+                held = gold_serving.get_held_task(s, me.worker, task_id, now_ms=now)
                 template = s.get_one(TaskUi, held.flow.task_ui_id).content
         except LoopinError as exc:
             return self._frame_message(error_status(exc), exc.message)
@@ -288,7 +288,7 @@ class _Console:
             return self._error(ValidationError("The answer could not be read. Submit it again."), me)
 
         def run(s: Session) -> str:
-            loop = tasks.submit(s, me.worker, task_id, answer, now_ms=self.ctx.clock.now_ms())
+            loop = gold_serving.submit(s, me.worker, task_id, answer, now_ms=self.ctx.clock.now_ms())
             return s.get_one(FlowDefinition, loop.flow_id).name
 
         flow = await run_in_threadpool(self.ctx.write, run)
@@ -299,16 +299,16 @@ class _Console:
         return redirect(f"/worker/tasks/{next_id}" if next_id else "/worker/jobs?notice=done")
 
     async def release(self, task_id: int, request: Request) -> Response:
-        return await self._give_back(task_id, request, tasks.release, "released")
+        return await self._give_back(task_id, request, gold_serving.release, "released")
 
     async def decline(self, task_id: int, request: Request) -> Response:
-        return await self._give_back(task_id, request, tasks.decline, "declined")
+        return await self._give_back(task_id, request, gold_serving.decline, "declined")
 
     async def _claim(self, me: _SignedIn, flow: str) -> int | None:
         """The task the worker holds in this job, else the next one waiting; None if none."""
 
         def claim(s: Session) -> int | None:
-            held = tasks.claim_next(s, me.worker, flow_name=flow, now_ms=self.ctx.clock.now_ms())
+            held = gold_serving.claim_next(s, me.worker, flow_name=flow, now_ms=self.ctx.clock.now_ms())
             return held.slot.id if held else None
 
         return await run_in_threadpool(self.ctx.write, claim)
@@ -411,7 +411,7 @@ def _invitation_path(token: str) -> str:
 
 def _held_flow_ids(s: Session, worker: Worker, *, now_ms: int) -> set[int]:
     """The jobs in which the worker holds a task right now (Start working resumes it)."""
-    return set(
+    return gold_serving.held_flow_ids(s, worker, now_ms=now_ms) | set(
         s.scalars(
             select(TaskSlot.flow_id).where(
                 TaskSlot.worker_id == worker.id, TaskSlot.status == "held", TaskSlot.lease_expires_at > now_ms

@@ -16,6 +16,7 @@ from loopin.web.consoles.admin import (
     keys,
     loops,
     overview,
+    quality,
     teams,
     templates,
     threshold,
@@ -23,7 +24,7 @@ from loopin.web.consoles.admin import (
 from loopin.web.consoles.admin.base import AdminPages, to_sign_in
 from loopin.web.pages import StaticAssets
 
-SECTIONS = [auth, overview, loops, flows, threshold, exports, templates, teams, hosting, keys]
+SECTIONS = [auth, overview, loops, flows, threshold, exports, quality, templates, teams, hosting, keys]
 
 
 def admin_router(services: Services, assets: StaticAssets) -> APIRouter:

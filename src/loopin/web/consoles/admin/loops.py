@@ -147,6 +147,11 @@ def _loop_values(pages: AdminPages, s: Session, name: str) -> dict[str, Any]:
     ]
     if not figures:
         figures = [{"caption": "The model's boxes", "boxes": json.dumps(model)}]
+    consolidated = _consolidated(pages, loop, {w.worker_id: w.email for _, w in slots if w is not None})
+    drawn = sum(1 for a in answers if a["boxes"] is not None)
+    if consolidated is not None and consolidated["boxes"] is not None and drawn > 1:  # one answer: its own figure
+        caption = f"The model's boxes and the consolidated answer (agreement {consolidated['agreement_text']})"
+        figures.insert(0, {"caption": caption, "boxes": json.dumps(model + consolidated["boxes"])})
     output_url = signed(loop.output_uri) if loop.output_state == "written" and loop.output_uri else None
     fallback = json.loads(loop.fallback_info) if loop.fallback_info else None
     escalation = None
@@ -172,6 +177,7 @@ def _loop_values(pages: AdminPages, s: Session, name: str) -> dict[str, Any]:
         "state": "writing its output" if loop.output_state == "pending" else None,
         "input": json.dumps(task_input, indent=2, ensure_ascii=False),
         "answers": answers,
+        "consolidated": consolidated,
         "image_url": image_url,
         "figures": figures,
         "output_url": output_url,
@@ -180,6 +186,43 @@ def _loop_values(pages: AdminPages, s: Session, name: str) -> dict[str, Any]:
         "can_delete": loop.status not in loops.ACTIVE and loop.output_state != "pending",
         "path": _loop_path(loop.name),
         "origins": origins,
+    }
+
+
+def _consolidated(pages: AdminPages, loop: HumanLoop, emails: dict[str, str]) -> dict[str, Any] | None:
+    """The written output's ``consolidatedAnswer``: its agreement, its boxes (as a worker's,
+    to draw) and each object's agreement and workers (by e-mail); None when there is none
+    or the output cannot be read now."""
+    if loop.output_state != "written" or not loop.output_uri:
+        return None
+    try:
+        document = json.loads(pages.ctx.store.get(loop.output_uri))
+    except (LoopinError, ValueError):
+        return None
+    found = document.get("consolidatedAnswer") if isinstance(document, dict) else None
+    if not isinstance(found, dict):
+        return None
+    content = found.get("answerContent")
+    agreement = found.get("agreement")
+    objects = [
+        {
+            "field": name,
+            "label": obj.get("label", ""),
+            "agreement": obj.get("agreement"),
+            "workers": ", ".join(emails.get(str(w), str(w)) for w in obj.get("workers", [])),
+        }
+        for name, field in sorted((found.get("perField") or {}).items())
+        if isinstance(field, dict)
+        for obj in field.get("objects", [])
+        if isinstance(obj, dict)
+    ]
+    return {
+        "agreement": agreement,
+        "agreement_text": "–" if not isinstance(agreement, int | float) else f"{100 * agreement:.0f} %",
+        "boxes": _human_boxes(content) if isinstance(content, dict) else None,
+        "objects": objects,
+        "workers": ", ".join(emails.get(str(w), str(w)) for w in found.get("workers", [])),
+        "not_consolidated": found.get("notConsolidated") or {},
     }
 
 
