@@ -70,6 +70,7 @@ LAYERS: dict[str, set[str]] = {
         "outputs",
         "consolidation",
         "batch",
+        "batch_ray",
         "background",
         "demo",
         "services",

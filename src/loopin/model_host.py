@@ -93,7 +93,7 @@ class ModelHost:
             if model.spec is None or model.artifact_uri is None:
                 raise ValidationError(f"Model '{model.name}' needs an ONNX file and a spec.")
             return Detector.from_onnx(
-                self._read_artifact(model.artifact_uri),
+                self.read_artifact(model.artifact_uri),
                 model.spec,
                 name=model.name,
                 intra_op_num_threads=self._threads,
@@ -129,7 +129,7 @@ class ModelHost:
         with self._lock:
             self._served.pop(endpoint, None)
 
-    def _read_artifact(self, uri: str) -> bytes:
+    def read_artifact(self, uri: str) -> bytes:
         """The model file: a regular file or a stored object of at most ``max_model_bytes``,
         never a device, a pipe or anything else that could be read without end."""
         limit = self._max_bytes
