@@ -8,6 +8,7 @@ whichever server's runner takes it."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import subprocess
@@ -37,6 +38,7 @@ from tests.test_concurrency import _run_threads
 pytestmark = pytest.mark.slow
 
 NGINX_CONF = """
+{user}
 worker_processes 1;
 daemon off;
 pid {tmp}/nginx.pid;
@@ -51,6 +53,7 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     client_max_body_size 8m;
+    client_body_buffer_size 8m;
     upstream loopin {{
 {servers}
         keepalive 32;
@@ -77,15 +80,17 @@ def nginx_binary() -> str | None:
 
 
 @contextmanager
-def nginx(tmp: Path, upstreams: list[int]) -> Iterator[tuple[str, Path]]:
-    """nginx on a free unprivileged port, round robin over ``upstreams``; its URL and access log."""
+def nginx(tmp: Path, upstreams: list[int], port: int) -> Iterator[tuple[str, Path]]:
+    """nginx on ``port`` (unprivileged), round robin over ``upstreams``; its URL and access log."""
     binary = nginx_binary()
     if binary is None:
         pytest.skip("nginx is not installed (scripts/install-nginx.sh)")
     tmp.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
     servers = "\n".join(f"        server 127.0.0.1:{p};" for p in upstreams)
-    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port, servers=servers))
+    # Started as root (CI), nginx's workers would run as nobody, who cannot enter pytest's
+    # private temporary folders: they stay root here.
+    user = "user root;" if os.geteuid() == 0 else ""
+    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port, servers=servers, user=user))
     proc = subprocess.Popen(
         [binary, "-c", str(tmp / "nginx.conf"), "-p", str(tmp), "-e", str(tmp / "nginx-error.log")],
         stdout=subprocess.DEVNULL,
@@ -136,8 +141,9 @@ def three_servers(tmp: Path, database_url: str, moto: str) -> Iterator[tuple[str
     """nginx's URL, an access key and nginx's access log; the three servers share the
     database, the store and the secret key, nothing else."""
     ports = [_free_port() for _ in range(3)]
+    front = _free_port()
+    url = f"http://127.0.0.1:{front}"
     with ExitStack() as stack:
-        url, access_log = stack.enter_context(nginx(tmp / "nginx", ports))
         env = loopin_env(
             tmp / "server-0",
             database_url,
@@ -152,6 +158,7 @@ def three_servers(tmp: Path, database_url: str, moto: str) -> Iterator[tuple[str
         key = create_key(env)
         for i, port in enumerate(ports):
             stack.enter_context(loopin_server(env, tmp / f"server-{i}", port))
+        _, access_log = stack.enter_context(nginx(tmp / "nginx", ports, front))  # after the servers answer
         yield url, key, access_log
 
 
