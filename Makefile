@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[server,test]'
+	$(BIN)/pip install --quiet -e '.[server,test,ray]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -33,6 +33,7 @@ check: $(STAMP) lint
 test: $(STAMP) lint
 	scripts/test-services.sh
 	bash scripts/install-browser.sh
+	bash scripts/install-nginx.sh
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -13,10 +13,14 @@ data directory, then measures, one after another:
    ``batch_workers`` = cores) on a SQLite database and the local store, with a routing rule
    (so doubtful images start loops): every image is checkpointed, logged, written as
    ``.out`` and in ``predictions.jsonl``;
-3. **raw** again (the machine is shared: the baseline is the mean of the two raw runs).
+3. **ray** (unless ``--no-ray``): the same job on the Ray executor, on a local Ray cluster
+   started in this process (``ray.init(num_cpus=cores)``): the model as Ray tasks, the rest
+   in this process;
+4. **raw** again (the machine is shared: the baseline is the mean of the two raw runs).
 
-Prints JSON with images/s of each, the ratio batch ÷ raw, the peak RSS of the batch
-process and of the pool's largest child, and the machine's load average.
+Prints JSON with images/s of each, the ratios batch ÷ raw and ray ÷ raw, the peak RSS of
+the batch process, of the pool's largest child and of the largest Ray worker, and the
+machine's load average.
 """
 
 from __future__ import annotations
@@ -107,9 +111,24 @@ def run_raw(paths: list[Path], workers: int) -> float:
         return time.perf_counter() - start
 
 
-def run_batch(data_dir: Path, folder: Path, workers: int) -> tuple[float, dict[str, int]]:
+def ray_workers_peak_mib() -> float:
+    """The largest peak RSS (VmHWM) among this machine's Ray task processes."""
+    peak = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(b"ray::"):
+                for line in (proc / "status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return round(peak / 1024, 1)
+
+
+def run_batch(data_dir: Path, folder: Path, workers: int, *, executor: str = "local") -> tuple[float, dict[str, int]]:
     settings = Settings(
         data_dir=data_dir,
+        batch_local_roots=(str(folder),),
         secret_key="bench-" + uuid.uuid4().hex,
         batch_workers=workers,
         public_url="http://bench",
@@ -123,7 +142,10 @@ def run_batch(data_dir: Path, folder: Path, workers: int) -> tuple[float, dict[s
         admin.create_endpoint_config("det-config", variants=[VariantSpec(model=MODEL, instance_count=workers)])
         admin.create_endpoint("det", config="det-config", routing=RoutingRule(flow="review", threshold=0.5))
         run_once(ctx)
-    batch.create_job(ctx, endpoint_name="det", source=str(folder), output="s3://bench-out/batch", name="bench")
+    name = f"bench-{executor}"
+    batch.create_job(
+        ctx, endpoint_name="det", source=str(folder), output=f"s3://bench-out/{name}", name=name, executor=executor
+    )
     # warm up the model host (the raw pool loads its models before its clock starts, too)
     from loopin.endpoints import get_endpoint, served
 
@@ -133,9 +155,9 @@ def run_batch(data_dir: Path, folder: Path, workers: int) -> tuple[float, dict[s
     status = batch.run_next(ctx, owner="bench", workers=workers)
     elapsed = time.perf_counter() - start
     with ctx.db.read() as s:
-        done = batch.progress(s, batch.get_job(s, "bench"))
+        done = batch.progress(s, batch.get_job(s, name))
     ctx.db.dispose()
-    assert status == "bench", status
+    assert status == name and done.done + done.failed == done.total, (status, done)
     return elapsed, {"done": done.done, "failed": done.failed, "routed": done.routed}
 
 
@@ -143,6 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-ray", action="store_true", help="Leave out the Ray executor.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="loopin-bench-batch-") as tmp:
         data_dir = Path(tmp) / "data"
@@ -151,6 +174,20 @@ def main() -> None:
         load_before = os.getloadavg()
         raw1 = run_raw(paths, args.workers)
         took, counts = run_batch(data_dir, folder, args.workers)
+        ray_took, ray_peak = None, None
+        if not args.no_ray:
+            import logging
+
+            import ray
+
+            ray.init(num_cpus=args.workers, include_dashboard=False, logging_level=logging.WARNING)
+            # warm: the model shipped and loaded in each Ray worker (the raw pool loads its own first, too)
+            warm = Path(tmp) / "ray-warm"
+            make_images(warm / "images", 2 * args.workers)
+            run_batch(warm, warm / "images", args.workers, executor="ray")
+            ray_took, _ = run_batch(Path(tmp) / "data-ray", folder, args.workers, executor="ray")
+            ray_peak = ray_workers_peak_mib()
+            ray.shutdown()
         raw2 = run_raw(paths, args.workers)
         load_after = os.getloadavg()
     raw = (raw1 + raw2) / 2
@@ -163,6 +200,9 @@ def main() -> None:
         "batch_images_per_s": round(args.images / took, 2),
         "batch_over_raw": round(raw / took, 3),
         "batch_counts": counts,
+        "ray_images_per_s": round(args.images / ray_took, 2) if ray_took else None,
+        "ray_over_raw": round(raw / ray_took, 3) if ray_took else None,
+        "peak_rss_mib_largest_ray_worker": ray_peak,
         "peak_rss_mib_batch_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_rss_mib_raw_child": round(_peak_child_kib() / 1024, 1),
         "loadavg_before_after": [round(load_before[0], 2), round(load_after[0], 2)],

@@ -71,6 +71,7 @@ LAYERS: dict[str, set[str]] = {
         "outputs",
         "consolidation",
         "batch",
+        "batch_ray",
         "background",
         "demo",
         "services",

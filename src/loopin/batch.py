@@ -25,13 +25,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from loopin.endpoints import get_endpoint
+from loopin import batch_ray
+from loopin.endpoints import detect, get_endpoint
 from loopin.errors import ConflictError, LoopinError, NotFoundError, StoreUnavailableError, ValidationError
-from loopin.invocations import MAX_BODY_BYTES, invoke
+from loopin.invocations import MAX_BODY_BYTES, ModelRunner, invoke
 from loopin.models import BatchItem, BatchJob
 from loopin.services import Services
 from loopin.store import join_uri, normalize_output_location, parse_object_uri
@@ -47,6 +49,7 @@ MAX_BROKEN_LINES_SHOWN = 20
 PREDICTIONS = "predictions.jsonl"
 FAILURES = "failures.jsonl"
 PAGE_SIZE = 64
+EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def allowed_roots(ctx: Services) -> list[Path]:
 
 def _local_path(ctx: Services, location: str, what: str) -> Path:
     """A local path (``/abs`` or ``file:///abs``) resolved, refused unless inside an allowed root."""
-    raw = location[len("file://") :] if location.startswith("file://") else location
+    raw = unquote(location[len("file://") :]) if location.startswith("file://") else location
     if not os.path.isabs(raw):
         raise ValidationError(f"The {what} '{location}' is not an absolute path, file:/// URI or s3:// URI.")
     path = Path(os.path.realpath(raw))
@@ -231,16 +234,23 @@ def create_job(
     source: str | None = None,
     manifest: str | None = None,
     name: str | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> BatchJob:
     """Check everything that can be checked before work starts (the endpoint is InService,
-    the source lists images, the output is a valid location), then store the job and one
-    checkpoint row per image. The same name with the same arguments answers the existing job."""
+    the source lists images, the output is a valid location, a Ray cluster answers), then
+    store the job and one checkpoint row per image. The same name with the same arguments
+    answers the existing job."""
     name = check_name(name, what="Batch job name") if name is not None else f"batch-{uuid.uuid4().hex[:16]}"
     output_uri = normalize_output_location(output)
+    if executor not in EXECUTORS:
+        raise ValidationError(f"The executor '{executor}' is not one of {', '.join(EXECUTORS)}.")
+    if executor == "local" and address is not None:
+        raise ValidationError("An address is for the Ray executor only (executor 'ray').")
     with ctx.db.read() as session:
         existing = session.scalar(select(BatchJob).where(BatchJob.name == name))
         if existing is not None:
-            return _same_or_conflict(existing, endpoint_name, output_uri)
+            return _same_or_conflict(existing, endpoint_name, output_uri, executor)
         endpoint = get_endpoint(session, endpoint_name)
         if endpoint.status not in ("InService", "Updating"):
             raise ValidationError(
@@ -248,17 +258,21 @@ def create_job(
                 details={"reason": "EndpointNotInService", "status": endpoint.status},
             )
     found = resolve_source(ctx, source=source, manifest=manifest)
+    if executor == "ray":
+        address = batch_ray.check_address(address or "auto")
 
     def store(session: Session) -> BatchJob:
         existing = session.scalar(select(BatchJob).where(BatchJob.name == name))
         if existing is not None:
-            return _same_or_conflict(existing, endpoint_name, output_uri)
+            return _same_or_conflict(existing, endpoint_name, output_uri, executor)
         job = BatchJob(
             name=name,
             endpoint_name=endpoint_name,
             source_kind=found.kind,
             source_uri=found.uri,
             output_uri=output_uri,
+            executor=executor,
+            executor_address=address,
             status="Pending",
             total=len(found.items),
             created_at=ctx.clock.now_ms(),
@@ -277,8 +291,8 @@ def create_job(
     return ctx.write(store)
 
 
-def _same_or_conflict(job: BatchJob, endpoint_name: str, output_uri: str) -> BatchJob:
-    if job.endpoint_name != endpoint_name or job.output_uri != output_uri:
+def _same_or_conflict(job: BatchJob, endpoint_name: str, output_uri: str, executor: str) -> BatchJob:
+    if job.endpoint_name != endpoint_name or job.output_uri != output_uri or job.executor != executor:
         raise ConflictError(f"A batch job named '{job.name}' already exists with other settings.")
     return job
 
@@ -410,6 +424,15 @@ def run_job(
     with ctx.db.read() as session:
         job = get_job(session, name)
         job_id, endpoint_name, output_uri = job.id, job.endpoint_name, job.output_uri
+        executor, address = job.executor, job.executor_address
+    run_model: ModelRunner = detect
+    if executor == "ray":
+        try:
+            batch_ray.connect(address or "auto")
+            workers = workers or batch_ray.cluster_cpus()
+            run_model = batch_ray.RayModelRunner(ctx)
+        except batch_ray.ClusterUnavailable as exc:
+            return _finish(ctx, job_id, owner, output_uri, "Failed", reason=f"{exc} The finished images are kept.")
     threads = 2 * max(1, workers or worker_count(ctx))
     queue: deque[tuple[int, int, str, str]] = deque()
     in_flight: set[Future[tuple[int, dict[str, Any]] | None]] = set()
@@ -451,12 +474,19 @@ def run_job(
                     item_id, seq, uri, key = queue.popleft()
                     after_seq = seq
                     submitted += 1
-                    in_flight.add(pool.submit(_one, ctx, name, endpoint_name, output_uri, item_id, seq, uri, key))
+                    in_flight.add(
+                        pool.submit(_one, ctx, name, endpoint_name, output_uri, item_id, seq, uri, key, run_model)
+                    )
                 if not in_flight:
                     break
                 finished, in_flight = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    if (row := future.result()) is not None:
+                    try:
+                        row = future.result()
+                    except batch_ray.ClusterUnavailable as exc:
+                        verdict = verdict or ("Failed", f"{exc} The finished images are kept.")
+                        continue
+                    if row is not None:
                         done_rows.append(row)
                 if len(done_rows) >= 2 * threads or time.monotonic() - last_flush >= 1.0:
                     flush()
@@ -511,7 +541,15 @@ def _next_page(
 
 
 def _one(
-    ctx: Services, job_name: str, endpoint_name: str, output_uri: str, item_id: int, seq: int, uri: str, key: str
+    ctx: Services,
+    job_name: str,
+    endpoint_name: str,
+    output_uri: str,
+    item_id: int,
+    seq: int,
+    uri: str,
+    key: str,
+    run_model: ModelRunner,
 ) -> tuple[int, dict[str, Any]] | None:
     """Run one image; its checkpoint (item id, values), or None when it stays pending."""
     now = ctx.clock.now_ms
@@ -522,13 +560,13 @@ def _one(
     except LoopinError as exc:
         return item_id, {"status": "failed", "reason": f"{exc.code}: {exc.message}", "finished_at": now()}
     try:
-        answer = invoke(ctx, endpoint_name, image, idempotency_key=f"batch:{job_name}:{seq}").body
+        answer = invoke(ctx, endpoint_name, image, idempotency_key=f"batch:{job_name}:{seq}", run_model=run_model).body
     except StoreUnavailableError:
         raise
     except NotFoundError:
         return None  # the endpoint was deleted: the image stays pending, the job stops
     except LoopinError as exc:
-        if isinstance(exc, ValidationError) and "not InService" in exc.message:
+        if exc.details.get("reason") == "EndpointNotInService":
             return None  # the endpoint is being replaced or failed: likewise
         return item_id, {"status": "failed", "reason": f"{exc.code}: {exc.message}", "finished_at": now()}
     line = {"source": uri, "key": key, **answer}

@@ -714,10 +714,21 @@ class Client:
         source: str | None = None,
         manifest: str | None = None,
         name: str | None = None,
+        executor: Literal["local", "ray"] = "local",
+        address: str | None = None,
     ) -> schemas.BatchJobInfo:
         """Run ``endpoint``'s model over every image of ``source`` (an s3:// prefix or a local
-        folder on the server inside an allowed root) or ``manifest``; answers under ``output``."""
-        body = schemas.BatchJobCreate(endpoint=endpoint, output=output, source=source, manifest=manifest, name=name)
+        folder on the server inside an allowed root) or ``manifest``; answers under ``output``.
+        ``executor="ray"`` runs the model on the Ray cluster at ``address`` (default ``auto``)."""
+        body = schemas.BatchJobCreate(
+            endpoint=endpoint,
+            output=output,
+            source=source,
+            manifest=manifest,
+            name=name,
+            executor=executor,
+            address=address,
+        )
         return self._http.model(schemas.BatchJobInfo, "POST", "/batch-jobs", json_body=body.model_dump())
 
     def describe_batch_job(self, name: str) -> schemas.BatchJobInfo:

@@ -335,6 +335,15 @@ def served(ctx: Services, endpoint: Endpoint) -> Served:
     return ctx.models.serve(endpoint.name, endpoint.generation, build)
 
 
+def not_in_service(endpoint: Endpoint) -> ValidationError:
+    """The error of a call to an endpoint that is not serving (details.reason
+    ``EndpointNotInService``, a stable code callers such as batch jobs test)."""
+    return ValidationError(
+        f"Endpoint '{endpoint.name}' is {endpoint.status}, not InService.",
+        details={"reason": "EndpointNotInService", "status": endpoint.status},
+    )
+
+
 def detect(
     ctx: Services, endpoint: Endpoint, image: bytes, *, variant: str | None = None
 ) -> tuple[str, DetectionResult]:
@@ -344,7 +353,7 @@ def detect(
     if not image:
         raise ValidationError("The image is empty.")
     if endpoint.status not in ("InService", "Updating"):
-        raise ValidationError(f"Endpoint '{endpoint.name}' is {endpoint.status}, not InService.")
+        raise not_in_service(endpoint)
     chosen = served(ctx, endpoint).pick(variant)
     decoded = ctx.models.decode(image)
     with chosen.slots:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ from loopin.store import join_uri
 
 MAX_BODY_BYTES = 6_291_456  # SageMaker's InvokeEndpoint limit
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/x-image")
+# ``endpoints.detect``'s signature: (ctx, endpoint, image, *, variant) -> (variant, result).
+ModelRunner = Callable[..., tuple[str, DetectionResult]]
 _IMAGE_SUFFIX = {b"\xff\xd8\xff": ("jpg", "image/jpeg"), b"\x89PNG": ("png", "image/png")}
 
 
@@ -65,9 +68,11 @@ def invoke(
     routing: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     variant: str | None = None,
+    run_model: ModelRunner = detect,
 ) -> Invocation:
     """Detect objects on ``image``; ``routing`` changes the endpoint's rule for this call
-    (keys of ``RoutingRule``)."""
+    (keys of ``RoutingRule``). ``run_model`` runs the model (``endpoints.detect`` in this
+    process; a batch job's executor may run it elsewhere): everything else is the same."""
     if not image:
         raise ValidationError("The request body is empty: send the image bytes.")
     if len(image) > MAX_BODY_BYTES:
@@ -78,7 +83,7 @@ def invoke(
         endpoint = get_endpoint(session, endpoint_name)
         if idempotency_key is not None and (done := _logged(session, endpoint_name, idempotency_key)):
             return _replay(done)
-    variant_name, result = detect(ctx, endpoint, image, variant=variant)
+    variant_name, result = run_model(ctx, endpoint, image, variant=variant)
     rule = with_overrides(routing_rule(endpoint), routing or {})
     digest = hashlib.sha256(image).hexdigest()
     reason = decide(rule, result.detections, digest) if rule else None

@@ -99,7 +99,7 @@ class ModelHost:
         if model.kind == "onnx":
             if model.spec is None or model.artifact_uri is None:
                 raise ValidationError(f"Model '{model.name}' needs an ONNX file and a spec.")
-            data = self._read_artifact(model.artifact_uri)
+            data = self.read_artifact(model.artifact_uri)
             checked = (hashlib.sha256(data).hexdigest(), model.spec.model_dump_json())
             if checked not in self._checked:
                 check_model_loads(
@@ -143,7 +143,7 @@ class ModelHost:
         with self._lock:
             self._served.pop(endpoint, None)
 
-    def _read_artifact(self, uri: str) -> bytes:
+    def read_artifact(self, uri: str) -> bytes:
         """The model file: a regular file or a stored object of at most ``max_model_bytes``,
         never a device, a pipe or anything else that could be read without end."""
         limit = self._max_bytes

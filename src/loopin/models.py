@@ -560,6 +560,8 @@ class BatchJob(Base):
     source_kind: Mapped[str] = mapped_column(String(16))  # prefix | folder | manifest
     source_uri: Mapped[str] = mapped_column(String(1024))
     output_uri: Mapped[str] = mapped_column(String(1024))
+    executor: Mapped[str] = mapped_column(String(16), server_default="local")  # local | ray
+    executor_address: Mapped[str | None] = mapped_column(String(512))  # ray: auto, host:port or ray://host:port
     status: Mapped[str] = mapped_column(String(16))  # Pending | Running | Completed | Cancelled | Failed
     total: Mapped[int] = mapped_column(Integer)
     failure_reason: Mapped[str | None] = mapped_column(Text)

@@ -707,6 +707,17 @@ class BatchJobCreate(Request):
         'Ground Truth\'s {"source-ref": "s3://..."} lines.',
     )
     name: str | None = Field(default=None, description="The job's name (default: generated). Same name, same job.")
+    executor: Literal["local", "ray"] = Field(
+        default="local",
+        description="What runs the model: 'local' (threads in the server process) or 'ray' (tasks on a Ray "
+        "cluster; needs loopin[ray]). Routing, loops and checkpoints stay in the server either way.",
+    )
+    address: str | None = Field(
+        default=None,
+        max_length=512,
+        description="With executor 'ray': the cluster, 'auto' (the default: RAY_ADDRESS or the cluster "
+        "started on the server's host), 'host:port' or 'ray://host:port'.",
+    )
 
 
 class BatchJobInfo(Response):
@@ -721,6 +732,8 @@ class BatchJobInfo(Response):
     failed: int
     pending: int
     routed: int
+    executor: str = "local"
+    address: str | None = None
     failure_reason: str | None = None
     created_at: str
     started_at: str | None = None

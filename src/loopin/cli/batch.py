@@ -17,7 +17,7 @@ batch_app = typer.Typer(
     help="Batch jobs: an endpoint's model over a whole S3 prefix, folder or manifest.", no_args_is_help=True
 )
 GROUPS = [(batch_app, "batch")]
-COLUMNS = ["name", "endpoint", "status", "total", "done", "failed", "routed", "created_at"]
+COLUMNS = ["name", "endpoint", "executor", "status", "total", "done", "failed", "routed", "created_at"]
 
 
 @batch_app.command("create")
@@ -32,13 +32,29 @@ def batch_create(
         str | None, typer.Option(help='A manifest: one URI per line, or {"source-ref": ...} lines.')
     ] = None,
     name: Annotated[str | None, typer.Option(help="The job's name (default: generated).")] = None,
+    executor: Annotated[
+        str, typer.Option(help="What runs the model: 'local' (the server's threads) or 'ray' (a Ray cluster).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="With --executor ray: auto, host:port or ray://host:port (default auto).")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the job with a progress bar.")] = False,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Start a batch job; bad input (no images, a broken manifest, an endpoint not InService) is refused at once."""
     client = api_client(url)
-    job = client.create_batch_job(endpoint=endpoint, output=output, source=source, manifest=manifest, name=name)
+    if executor not in ("local", "ray"):
+        raise typer.BadParameter("must be 'local' or 'ray'", param_hint="--executor")
+    job = client.create_batch_job(
+        endpoint=endpoint,
+        output=output,
+        source=source,
+        manifest=manifest,
+        name=name,
+        executor="ray" if executor == "ray" else "local",
+        address=address,
+    )
     if wait:
         job = _wait(client, job.name, poll=1.0)
     emit(job, as_json)

@@ -30,6 +30,8 @@ def job_info(ctx: Services, session: Session, job: BatchJob) -> schemas.BatchJob
         failed=done.failed,
         pending=done.pending,
         routed=done.routed,
+        executor=job.executor,
+        address=job.executor_address,
         failure_reason=job.failure_reason,
         created_at=iso_ms(job.created_at),
         started_at=iso_ms(job.started_at) if job.started_at is not None else None,
@@ -48,6 +50,8 @@ def batch_routes(api: FastAPI) -> None:
             source=body.source,
             manifest=body.manifest,
             name=body.name,
+            executor=body.executor,
+            address=body.address,
         )
         with ctx.db.read() as s:
             return job_info(ctx, s, batch.get_job(s, job.name))

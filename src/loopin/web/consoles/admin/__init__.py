@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from loopin.services import Services
 from loopin.web.consoles.admin import (
     auth,
+    batch,
     exports,
     flows,
     hosting,
@@ -24,7 +25,7 @@ from loopin.web.consoles.admin import (
 from loopin.web.consoles.admin.base import AdminPages, to_sign_in
 from loopin.web.pages import StaticAssets
 
-SECTIONS = [auth, overview, loops, flows, threshold, exports, quality, templates, teams, hosting, keys]
+SECTIONS = [auth, overview, loops, flows, threshold, exports, quality, templates, teams, hosting, batch, keys]
 
 
 def admin_router(services: Services, assets: StaticAssets) -> APIRouter:

@@ -56,6 +56,7 @@ NAVIGATION = [
     ("templates", "Templates", "/admin/templates"),
     ("teams", "Teams", "/admin/teams"),
     ("endpoints", "Models & endpoints", "/admin/endpoints"),
+    ("batch", "Batch jobs", "/admin/batch"),
     ("keys", "Access keys", "/admin/keys"),
 ]
 
