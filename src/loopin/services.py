@@ -58,7 +58,6 @@ class Services:
             time.sleep(0.005 * (attempt + 1))
         raise AssertionError("unreachable")
 
-
     def write_grouped(self, fn: Callable[[Session], T]) -> T:
         """``write`` for the hot paths (loop starts, task claims and submits): ``fn`` runs
         in one transaction together with whatever else this process is writing this way at
