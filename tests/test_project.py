@@ -72,6 +72,7 @@ LAYERS: dict[str, set[str]] = {
         "batch",
         "background",
         "demo",
+        "group_commit",
         "services",
         "exports",
         "datasets",
