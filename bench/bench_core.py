@@ -1090,7 +1090,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a tiny version of everything (smoke check)")
     ap.add_argument("--only", default="", help="comma list of configurations: sqlite,pg1,pg2")
     ap.add_argument("--skip-big", action="store_true", help="skip the 1M-loop phase")
+    ap.add_argument("--skip-claims", action="store_true", help="skip the claim+submit phase")
+    ap.add_argument("--claim-loops", type=int, default=0, help="loops for the claim+submit phase (default 5,000)")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--profile-on", default="pg2", help="comma list of configurations to profile (default pg2)")
     ap.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON results")
     ap.add_argument("--keep", action="store_true", help="keep the temporary data directories")
     ap.add_argument(
@@ -1109,7 +1112,7 @@ def main() -> int:
     cfg.warmup = 1 if q else 3
     cfg.duration = 1 if q else 15
     cfg.workers = 4 if q else 64
-    cfg.claim_loops = 110 if q else 5000
+    cfg.claim_loops = cfg.claim_loops or (110 if q else 5000)
     cfg.big = 20_000 if q else 1_000_000
     cfg.read_count = 20 if q else 1000
     cfg.read_concurrency = [1, 16]
@@ -1159,12 +1162,12 @@ def main() -> int:
                 srv.keep_log_as = cfg.out / f"server-{backend.label}-{stamp}.log"
                 emails = setup_resources(srv, key, cfg.workers if with_claims else 0)
                 run["starts"] = phase_starts(srv, backend, key, cfg)
-                if backend.label == "pg2" and not cfg.no_profile:
+                if backend.label in cfg.profile_on.split(",") and not cfg.no_profile:
                     run["profile_starts"] = profile_starts(srv, key, cfg, cfg.out, f"{backend.label}-{stamp}")
-                if with_claims:
+                if with_claims and not cfg.skip_claims:
                     tokens = sign_in_all(srv, emails)
                     run["claims"] = phase_claims(srv, backend, key, tokens, cfg)
-                    if backend.label == "pg2" and not cfg.no_profile:
+                    if backend.label in cfg.profile_on.split(",") and not cfg.no_profile:
                         run["profile_claims"] = profile_claims(
                             srv, key, tokens, cfg, cfg.out, f"{backend.label}-{stamp}"
                         )

@@ -74,6 +74,7 @@ LAYERS: dict[str, set[str]] = {
         "batch_ray",
         "background",
         "demo",
+        "group_commit",
         "services",
         "exports",
         "datasets",

@@ -10,8 +10,9 @@ COMMITTED plus explicit row locks (``FOR UPDATE``, ``SKIP LOCKED``) where it mat
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+        # Re-entrant: a nested write in the same thread behaves as before (SQLite's timeout).
+        self._writer: AbstractContextManager[Any] = threading.RLock() if self.is_sqlite else nullcontext()
 
     @property
     def is_sqlite(self) -> bool:
@@ -42,8 +45,11 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A read-write transaction, committed when the block ends without error."""
-        with self._write_sessions() as session, session.begin():
+        """A read-write transaction, committed when the block ends without error. On SQLite
+        the process's writers queue on a lock first: one writer at a time per process, so
+        they wait to be woken rather than polling SQLite's busy handler (sleeps of up to
+        100 ms; other processes on the same file still meet it)."""
+        with self._writer, self._write_sessions() as session, session.begin():
             yield session
 
     @contextmanager

@@ -17,6 +17,7 @@ from loopin.clock import Clock, SystemClock
 from loopin.config import Settings
 from loopin.db import Database
 from loopin.errors import ConflictError
+from loopin.group_commit import GroupWriter, RunAlone
 from loopin.loops import take_outputs_due
 from loopin.model_host import ModelHost
 from loopin.outputs import write_outputs_now
@@ -33,6 +34,7 @@ class Services:
     clock: Clock
     models: ModelHost  # the detectors this process serves
     secrets: SecretCache  # access-key secrets, cached for a few seconds
+    group: GroupWriter  # the hot paths' group commit (see ``write_grouped``)
 
     @property
     def default_input_locations(self) -> list[str] | None:
@@ -67,6 +69,19 @@ class Services:
             time.sleep(0.005 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    def write_grouped(self, fn: Callable[[Session], T]) -> T:
+        """``write`` for the hot paths (loop starts, task claims and submits): ``fn`` runs
+        in one transaction together with whatever else this process is writing this way at
+        the moment, and returns once that transaction committed (``loopin.group_commit``).
+        ``fn`` must not call ``write`` or ``write_grouped`` itself."""
+        try:
+            committed = self.group.run(fn)
+        except RunAlone:
+            return self.write(fn)
+        if committed.outputs_due:
+            write_outputs_now(self, committed.outputs_due)
+        return committed.result
+
 
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     """Open the database (migrated) and the object store for these settings."""
@@ -90,6 +105,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             concurrent_decodes=settings.image_decode_concurrency,
         ),
         secrets=SecretCache(db, settings.secret_key, clock),
+        group=GroupWriter(db),
     )
 
 

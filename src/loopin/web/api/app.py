@@ -450,7 +450,7 @@ def _loop_routes(api: FastAPI) -> None:
                 created=created,
             )
 
-        return ctx.write(run)
+        return ctx.write_grouped(run)
 
     @api.get("/loops", response_model=schemas.LoopPage, tags=["human loops"])
     def list_loops(
@@ -562,7 +562,7 @@ def _worker_routes(api: FastAPI) -> None:
     )
     def next_task(ctx: Ctx, worker: SignedInWorker, body: schemas.NextTask | None = None) -> Any:
         flow = body.flow if body is not None else None
-        held = ctx.write(lambda s: _claimed(s, ctx, worker, flow))
+        held = ctx.write_grouped(lambda s: _claimed(s, ctx, worker, flow))
         if held is None:
             return Response(status_code=204)
         return held
@@ -582,7 +582,7 @@ def _worker_routes(api: FastAPI) -> None:
 
     @api.post("/worker/tasks/{task_id}/submit", status_code=204, tags=["worker"])
     def submit(task_id: int, body: schemas.TaskSubmit, ctx: Ctx, worker: SignedInWorker) -> None:
-        ctx.write(lambda s: gold_serving.submit(s, worker, task_id, body.answer, now_ms=ctx.clock.now_ms()))
+        ctx.write_grouped(lambda s: gold_serving.submit(s, worker, task_id, body.answer, now_ms=ctx.clock.now_ms()))
 
 
 def _claimed(s: Session, ctx: Services, worker: Worker, flow: str | None) -> schemas.Task | None:

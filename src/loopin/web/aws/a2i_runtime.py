@@ -104,7 +104,7 @@ class _A2iRuntime:
             return loop.name
 
         # Same name and input again (a retry): 200 with the same ARN, nothing new.
-        return {"HumanLoopArn": self._arn("human-loop", self.ctx.write(run))}
+        return {"HumanLoopArn": self._arn("human-loop", self.ctx.write_grouped(run))}
 
     def describe(self, request: Request, _: Fields) -> dict[str, Any]:
         with self.ctx.db.read() as session:
