@@ -5,6 +5,7 @@ worker whose gold accuracy falls below the flow's limit and un-pausing them."""
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -373,3 +374,40 @@ def test_worker_reliability_is_gold_accuracy_shrunk_toward_the_prior(admin, serv
         assert weights[ids[1]] == pytest.approx(k * prior / (1 + k))
         assert weights[ids[2]] == prior  # no gold yet
         assert worker_quality.worker_reliability(s, flow_id, [ids[2]]) == {}
+
+
+def test_gold_accuracy_weighs_the_workers_in_consolidation(admin, app_client, services):
+    """Two workers who fail their gold items agree; the one who passes them is trusted."""
+    emails = setup_flow(admin, workers=3, task_count=3)
+
+    def consolidated_label(loop: str) -> str:
+        for email, label in zip(emails, ["dog", "dog", "cat"], strict=True):
+            worker = worker_client(app_client, email)
+            task = worker.next_task("review")
+            worker.submit(task.task_id, {"category": {"label": label}})
+        output = json.loads(services.store.get(admin.describe_loop(loop).output_uri))
+        return output["consolidatedAnswer"]["answerContent"]["category"]["label"]
+
+    admin.start_loop("before-gold", flow="review", input=real_input(0))
+    assert consolidated_label("before-gold") == "dog"  # nothing known: the majority
+
+    def scored_gold(s):
+        flow = s.scalar(select(FlowDefinition))
+        for n, w in enumerate(s.scalars(select(Worker).order_by(Worker.email))):
+            for i in range(20):
+                s.add(
+                    GoldTask(
+                        id=5000 + 100 * n + i,
+                        flow_id=flow.id,
+                        worker_id=w.id,
+                        status="submitted",
+                        accepted_at=0,
+                        lease_expires_at=1,
+                        submitted_at=1,
+                        score=1.0 if w.email == emails[2] else 0.0,
+                    )
+                )
+
+    services.write(scored_gold)
+    admin.start_loop("after-gold", flow="review", input=real_input(1))
+    assert consolidated_label("after-gold") == "cat"

@@ -36,6 +36,7 @@ from loopin.flows import (
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Worker
 from loopin.store import join_uri
 from loopin.validation import LOOP_NAME, check_name, loads_stored, refuse_lone_surrogates
+from loopin.worker_quality import worker_reliability
 
 OUTPUTS_DUE = "loopin.outputs_due"  # key in Session.info: ids of the loops made pending in it
 
@@ -395,7 +396,10 @@ def _consolidate(
             history = _flow_history(session, loop, before_ms=before_ms)
         # The flow's own quorum when set; None lets history decide objects (see consolidation).
         explicit = session.get_one(FlowDefinition, loop.flow_id).consolidation_quorum
-        return consolidation.consolidate(answers, quorum=explicit, history=history).to_json()
+        # Gold accuracy, where the workers have any, weighs them instead of the learned estimate.
+        workers = [worker for worker, _ in answers]
+        known = worker_reliability(session, loop.flow_id, workers, submitted_up_to=before_ms) or None
+        return consolidation.consolidate(answers, quorum=explicit, history=history, reliability=known).to_json()
     except Exception as exc:  # a bug in a method must not keep the loop from completing
         log.exception("consolidating the answers of loop %s failed", loop.name)
         return {

@@ -134,23 +134,24 @@ def unpause(session: Session, flow_name: str, email: str, *, now_ms: int) -> Non
     pause.cleared_at = now_ms
 
 
-def worker_reliability(session: Session, flow_id: int, worker_ids: list[str]) -> dict[str, float]:
+def worker_reliability(
+    session: Session, flow_id: int, worker_ids: list[str], *, submitted_up_to: int | None = None
+) -> dict[str, float]:
     """Consolidation's weights: each worker's gold accuracy in the flow (public worker ids),
     shrunk toward ``RELIABILITY_PRIOR`` by ``RELIABILITY_PRIOR_WEIGHT`` pseudo gold tasks,
     so that a worker with two lucky golds is not trusted like one with fifty. Workers with
     no scored gold get the prior; an empty dict when none of them has any (the caller then
-    keeps its own estimate)."""
+    keeps its own estimate). ``submitted_up_to``: count only gold answers submitted by then
+    (a loop's output written again comes out the same)."""
     if not worker_ids:
         return {}
-    known = {
-        wid: (float(total or 0.0), int(n))
-        for wid, total, n in session.execute(
-            select(Worker.worker_id, func.sum(GoldTask.score), func.count())
-            .join(Worker, Worker.id == GoldTask.worker_id)
-            .where(GoldTask.flow_id == flow_id, GoldTask.status == "submitted", Worker.worker_id.in_(worker_ids))
-            .group_by(Worker.worker_id)
-        )
-    }
+    scored = select(Worker.worker_id, func.sum(GoldTask.score), func.count()).join(
+        Worker, Worker.id == GoldTask.worker_id
+    )
+    scored = scored.where(GoldTask.flow_id == flow_id, GoldTask.status == "submitted", Worker.worker_id.in_(worker_ids))
+    if submitted_up_to is not None:
+        scored = scored.where(GoldTask.submitted_at <= submitted_up_to)
+    known = {wid: (float(total or 0.0), int(n)) for wid, total, n in session.execute(scored.group_by(Worker.worker_id))}
     if not known:
         return {}
     k = RELIABILITY_PRIOR_WEIGHT

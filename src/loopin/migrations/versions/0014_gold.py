@@ -1,6 +1,6 @@
 """gold items, gold tasks, gold settings and worker pauses
 
-Revision ID: 0013_gold
+Revision ID: 0014_gold
 Revises: 0013_escalation
 Create Date: 2026-12-03 11:50:00
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-03 11:50:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_gold"
+revision = "0014_gold"
 down_revision = "0013_escalation"
 branch_labels = None
 depends_on = None
