@@ -78,29 +78,34 @@ def test_on_an_s3_store_tasks_may_point_only_at_the_listed_input_locations(
     tmp_path: Path, database_url: str, moto_endpoint: str, clock: ManualClock
 ) -> None:
     """On S3, loopin's credentials can read more than any one flow should show its workers:
-    without LOOPIN_INPUT_LOCATIONS only the routed images' bucket is open to tasks."""
-    bucket = f"in-{uuid.uuid4().hex[:10]}"
-    make_bucket(moto_endpoint, bucket)
-    for listed, allowed in (((), False), ((f"s3://{bucket}/photos",), True)):
+    without LOOPIN_INPUT_LOCATIONS only the flow's output bucket (outside the outputs) and
+    the routed images' bucket are open to its tasks."""
+    results, uploads = f"out-{uuid.uuid4().hex[:10]}", f"in-{uuid.uuid4().hex[:10]}"
+    for bucket in (results, uploads):
+        make_bucket(moto_endpoint, bucket)
+    for listed, allowed in (((), False), ((f"s3://{uploads}/photos",), True)):
         services, http, admin = _s3_app(
             tmp_path / str(allowed), database_url, moto_endpoint, clock, input_locations=listed
         )
         try:
             flow = f"review-{allowed}".lower()
-            setup_flow(admin, team=f"Team{allowed}", flow=flow, output=f"s3://{bucket}/out")
+            setup_flow(admin, team=f"Team{allowed}", flow=flow, output=f"s3://{results}/a2i")
             routed = f"{services.settings.routing_image_location}/ep/abc.jpg"
             admin.start_loop(f"routed-{flow}", flow=flow, input={"taskObject": routed})
-            photo = {"taskObject": f"s3://{bucket}/photos/a.jpg"}
+            admin.start_loop(f"beside-{flow}", flow=flow, input={"taskObject": f"s3://{results}/images/a.jpg"})
+            photo = {"taskObject": f"s3://{uploads}/photos/a.jpg"}
             if allowed:
                 admin.start_loop(f"photo-{flow}", flow=flow, input=photo)
             else:
                 with pytest.raises(ValidationError) as refused:
                     admin.start_loop(f"photo-{flow}", flow=flow, input=photo)
                 assert "LOOPIN_INPUT_LOCATIONS" in refused.value.message
-            with pytest.raises(ValidationError):
-                admin.start_loop(f"beside-{flow}", flow=flow, input={"taskObject": f"s3://{bucket}/other/a.jpg"})
+            for outside in (f"s3://{uploads}/other/a.jpg", f"s3://{results}/a2i/{flow}/output.json"):
+                with pytest.raises(ValidationError):
+                    admin.start_loop(f"outside-{flow}", flow=flow, input={"taskObject": outside})
             names = sorted(loop.name for loop in admin.list_loops(flow=flow).loops)
-            assert names == ([f"photo-{flow}", f"routed-{flow}"] if allowed else [f"routed-{flow}"])
+            expected = [f"beside-{flow}", f"routed-{flow}"] + ([f"photo-{flow}"] if allowed else [])
+            assert names == sorted(expected)
         finally:
             http.close()
             services.db.dispose()

@@ -164,8 +164,9 @@ class Settings(BaseModel):
     input_locations: tuple[str, ...] = Field(
         default=(),
         description="Where the tasks of a flow without input locations of its own may point (s3:// "
-        "prefixes, separated by spaces or commas). Empty: with the local store, any location outside the "
-        "flows' output locations; with an S3 store, only the routed-image location's bucket.",
+        "prefixes, separated by spaces or commas), besides the flow's own output bucket and the routed "
+        "images' bucket. Empty: with the local store, any location outside the flows' output locations; "
+        "with an S3 store, only those two buckets.",
     )
     batch_local_roots: tuple[str, ...] = Field(
         default=(),

@@ -167,14 +167,18 @@ def may_grant(
     """Whether a task of ``flow`` may name ``uri`` and get read access to it: never inside
     any flow's output location (other teams' answers), and only inside the flow's input
     locations, else inside ``default_locations`` (the server's; see
-    ``Services.default_input_locations``), else anywhere else."""
+    ``Services.default_input_locations``) or the flow's output bucket, else (None) anywhere
+    else."""
     if not isinstance(uri, str) or not uri.startswith("s3://") or "/../" in uri + "/" or "/./" in uri + "/":
         return False
     if any(_under(uri, out) for out in session.scalars(select(FlowDefinition.output_path).distinct())):
         return False
     allowed = input_locations(flow)
     if allowed is None and default_locations is not None:
-        allowed = [normalize_output_location(location) for location in default_locations]
+        # The server's locations and, as A2I's role usually reaches it, the flow's own
+        # output bucket (outside every output location, as checked above).
+        own_bucket = "s3://" + flow.output_path.removeprefix("s3://").partition("/")[0]
+        allowed = [normalize_output_location(location) for location in [*default_locations, own_bucket]]
     return allowed is None or any(_under(uri, prefix) for prefix in allowed)
 
 

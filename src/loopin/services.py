@@ -41,7 +41,8 @@ class Services:
         """Where the tasks of a flow without input locations of its own may point: with the
         local store and no setting, anywhere outside the output locations (None: each of its
         buckets was made through loopin); else the setting's locations and the routed
-        images' bucket, which loopin uploads to itself."""
+        images' bucket, which loopin uploads to itself (and the flow's own output bucket:
+        see ``flows.may_grant``)."""
         if not self.settings.input_locations and isinstance(self.store, LocalStore):
             return None
         bucket = self.settings.routing_image_location.removeprefix("s3://").partition("/")[0]
