@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import ray
@@ -24,6 +26,15 @@ from tests.test_batch import admin, deploy, jsonl, loop_count, prediction_count,
 __all__ = ["admin"]  # the fixture, shared with test_batch.py
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """SQLite only: the Ray executor changes where the model runs, not what is stored (the
+    batch jobs' storage is tested on both databases in test_batch.py), and these runs are
+    the slowest of the suite."""
+    shutil.copyfile(sqlite_template, tmp_path / "loopin.db")
+    return f"sqlite:///{tmp_path / 'loopin.db'}"
 
 
 @pytest.fixture(scope="module")
