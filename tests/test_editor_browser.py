@@ -150,6 +150,10 @@ def test_undo_and_redo_restore_exact_states_and_reset_goes_back_to_the_models_bo
 
 # -- item 3: drafts --------------------------------------------------------------------------------
 
+# The frame posts its draft to the console page, which keeps it: the entry appears a moment
+# after the edit, so wait for it rather than read at once.
+DRAFT_SAVED = "Object.keys(localStorage).length === 1"
+
 
 def test_a_reload_keeps_the_draft_and_a_submit_clears_it(live: Live, page: Page):
     loop, frame = open_task(live, page, WALKTHROUGH, WALKTHROUGH_INPUT)
@@ -157,6 +161,7 @@ def test_a_reload_keeps_the_draft_and_a_submit_clears_it(live: Live, page: Page)
     frame.click(".lc-label:has-text('rocket')")
     drag(page, at(page, frame, 400, 8), at(page, frame, 470, 250))
     edited = boxes(frame)
+    page.wait_for_function(DRAFT_SAVED)
     keys = page.evaluate("Object.keys(localStorage)")
     assert len(keys) == 1 and keys[0].endswith(f".{task_id}")
 
@@ -182,7 +187,7 @@ def test_release_and_sign_out_clear_the_draft(live: Live, page: Page):
         frame = start_working(page)
         frame.wait_for_selector(f"{BOX}[data-drawn]")
         drag(page, at(page, frame, 400, 8), at(page, frame, 470, 250))
-        assert len(page.evaluate("Object.keys(localStorage)")) == 1
+        page.wait_for_function(DRAFT_SAVED)
         with page.expect_navigation():
             page.click(leave)
         assert page.evaluate("Object.keys(localStorage)") == []
