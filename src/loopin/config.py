@@ -219,8 +219,7 @@ class Settings(BaseModel):
     @field_validator("task_frame_origins", mode="before")
     @classmethod
     def _origins(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part for part in value.replace(",", " ").split() if part]
+        value = _listed(value)
         try:
             return tuple(check_origins(value, what="task_frame_origins entry"))
         except LoopinError as exc:
@@ -229,8 +228,7 @@ class Settings(BaseModel):
     @field_validator("batch_local_roots", mode="before")
     @classmethod
     def _roots(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part for part in value.replace(",", " ").split() if part]
+        value = _listed(value)
         roots = tuple(str(v) for v in value)
         for root in roots:
             if not os.path.isabs(root):
@@ -240,8 +238,7 @@ class Settings(BaseModel):
     @field_validator("input_locations", mode="before")
     @classmethod
     def _input_locations(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part for part in value.replace(",", " ").split() if part]
+        value = _listed(value)
         locations = tuple(str(v) for v in value)
         for location in locations:
             if not location.startswith("s3://") or len(location) <= len("s3://"):
@@ -313,3 +310,11 @@ class Settings(BaseModel):
             with os.fdopen(fd, "w") as fh:
                 fh.write(key + "\n")
         return self.model_copy(update={"secret_key": key})
+
+
+def _listed(value: Any) -> Any:
+    """A list setting given as one string (an environment variable): items separated by
+    spaces or commas."""
+    if isinstance(value, str):
+        return [part for part in value.replace(",", " ").split() if part]
+    return value
