@@ -137,7 +137,9 @@ def invoke(
         body["prediction_id"] = prediction.id
         return Invocation(body, replayed=False)
 
-    return ctx.write(record)
+    # Grouped with the other hot-path writes of this process (a batch job's threads,
+    # concurrent invocations): one commit for many predictions.
+    return ctx.write_grouped(record)
 
 
 def _loop_input(rule: RoutingRule, result: DetectionResult, image_uri: str) -> dict[str, Any]:
