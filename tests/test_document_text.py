@@ -201,6 +201,7 @@ def test_a_doubtful_document_goes_to_review_in_textracts_shape(admin, services, 
     assert output["inputContent"] == task_input
 
 
+@pytest.mark.slow  # a page read and a loop: about 10 s on a loaded 2-core machine
 def test_a_flows_textract_activation_conditions_decide(admin, services, app_client, access_key, clock) -> None:
     from tests.test_moderation import create_flow
 
