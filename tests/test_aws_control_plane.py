@@ -151,24 +151,82 @@ def test_flow_definition_round_trip_and_list_pages(sm, url, access_key) -> None:
         sm.describe_flow_definition(FlowDefinitionName="more-0")
 
 
-def test_built_in_task_types_are_refused_with_a_reason(sm) -> None:
-    team, ui, _ = review_setup(sm)
-    with pytest.raises(sm.exceptions.ClientError) as caught:
-        sm.create_flow_definition(
-            FlowDefinitionName="textract",
-            HumanLoopRequestSource={"AwsManagedHumanLoopRequestSource": "AWS/Textract/AnalyzeDocument/Forms/V1"},
-            HumanLoopConfig={
-                "WorkteamArn": team,
-                "HumanTaskUiArn": ui,
-                "TaskTitle": "t",
-                "TaskDescription": "d",
-                "TaskCount": 1,
+TEXTRACT_CONDITIONS = json.dumps(
+    {
+        "Conditions": [
+            {
+                "Or": [
+                    {
+                        "ConditionType": "ImportantFormKeyConfidenceCheck",
+                        "ConditionParameters": {
+                            "ImportantFormKey": "Mail address",
+                            "ImportantFormKeyAliases": ["Mail Address:", "Mailing address"],
+                            "KeyValueBlockConfidenceLessThan": 99,
+                            "WordBlockConfidenceLessThan": 99,
+                        },
+                    },
+                    {
+                        "ConditionType": "MissingImportantFormKey",
+                        "ConditionParameters": {"ImportantFormKey": "Mail address"},
+                    },
+                ]
             },
+            {"ConditionType": "Sampling", "ConditionParameters": {"RandomSamplingPercentage": 5}},
+        ]
+    },
+    indent=1,
+)
+
+
+def test_built_in_task_types_round_trip_as_given_and_bad_ones_name_the_field(sm) -> None:
+    team, ui, _ = review_setup(sm)
+    config = {"WorkteamArn": team, "HumanTaskUiArn": ui, "TaskTitle": "t", "TaskDescription": "d", "TaskCount": 1}
+
+    def create(name: str, **extra: Any) -> Any:
+        return sm.create_flow_definition(
+            FlowDefinitionName=name,
+            HumanLoopConfig=config,
             OutputConfig={"S3OutputPath": "s3://review-bucket/out"},
             RoleArn=ROLE,
+            **extra,
         )
-    assert error_code(caught.value) == (400, "ValidationException")
-    assert "custom task types" in caught.value.response["Error"]["Message"]
+
+    source = {"AwsManagedHumanLoopRequestSource": "AWS/Textract/AnalyzeDocument/Forms/V1"}
+    activation = {"HumanLoopActivationConditionsConfig": {"HumanLoopActivationConditions": TEXTRACT_CONDITIONS}}
+    create("textract", HumanLoopRequestSource=source, HumanLoopActivationConfig=activation)
+    flow = sm.describe_flow_definition(FlowDefinitionName="textract")
+    assert flow["HumanLoopRequestSource"] == source
+    assert flow["HumanLoopActivationConfig"] == activation  # the JSON string exactly as given
+    v4 = {"AwsManagedHumanLoopRequestSource": "AWS/Rekognition/DetectModerationLabels/Image/V4"}
+    create("rekognition", HumanLoopRequestSource=v4)
+    flow = sm.describe_flow_definition(FlowDefinitionName="rekognition")
+    assert flow["HumanLoopRequestSource"] == v4 and "HumanLoopActivationConfig" not in flow
+    assert "HumanLoopRequestSource" not in sm.describe_flow_definition(FlowDefinitionName="fd-gluon")
+
+    for extra, field in [
+        (
+            {"HumanLoopRequestSource": {"AwsManagedHumanLoopRequestSource": "AWS/Comprehend/V1"}},
+            "AwsManagedHumanLoopRequestSource",
+        ),
+        ({"HumanLoopActivationConfig": activation}, "needs HumanLoopRequestSource"),  # a custom task type
+        (
+            {
+                "HumanLoopRequestSource": source,
+                "HumanLoopActivationConfig": {
+                    "HumanLoopActivationConditionsConfig": {
+                        "HumanLoopActivationConditions": '{"Conditions": [{"And": 1}]}'
+                    }
+                },
+            },
+            "Conditions[0].And must be a non-empty list",
+        ),
+    ]:
+        with pytest.raises(sm.exceptions.ClientError) as caught:
+            create("refused", **extra)
+        assert error_code(caught.value) == (400, "ValidationException")
+        assert field in caught.value.response["Error"]["Message"]
+    with pytest.raises(sm.exceptions.ResourceNotFound):
+        sm.describe_flow_definition(FlowDefinitionName="refused")
 
 
 def deploy(sm: Any, *, model: str = "gluoncv-model", **container: Any) -> None:

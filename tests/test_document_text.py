@@ -178,7 +178,7 @@ def test_a_doubtful_document_goes_to_review_in_textracts_shape(admin, services, 
     selected = task_input["selectedAiServiceResponse"]["blocks"]
     assert sum(b["blockType"] == "KEY_VALUE_SET" for b in selected) == 2 * len(PAIRS)
     assert all(by_id[b["id"]] == b for b in selected)
-    assert task_input["humanTaskActivationConditionResults"]["conditions"][0]["evaluationResult"] is True
+    assert task_input["humanTaskActivationConditionResults"]["Conditions"][0]["EvaluationResult"] is True
 
     # A worker answers as crowd-textract-analyze-document does; output.json has it.
     worker = worker_client(app_client, "worker0@myteam.example")
@@ -199,6 +199,44 @@ def test_a_doubtful_document_goes_to_review_in_textracts_shape(admin, services, 
         output["humanAnswers"][0]["answerContent"]["AWS/Textract/AnalyzeDocument/Forms/V1"]["blocks"] == answer_blocks
     )
     assert output["inputContent"] == task_input
+
+
+@pytest.mark.slow  # a page read and a loop: about 10 s on a loaded 2-core machine
+def test_a_flows_textract_activation_conditions_decide(admin, services, app_client, access_key, clock) -> None:
+    from tests.test_moderation import create_flow
+
+    setup_flow(admin, workers=1)
+    due_date = {
+        "ConditionType": "ImportantFormKeyConfidenceCheck",
+        "ConditionParameters": {"ImportantFormKey": "Due date", "KeyValueBlockConfidenceLessThanEquals": 100},
+    }
+    missing = {"ConditionType": "MissingImportantFormKey", "ConditionParameters": {"ImportantFormKey": "Account"}}
+    conditions = {"Conditions": [{"And": [due_date, missing]}]}
+    created = create_flow(
+        app_client,
+        access_key,
+        clock,
+        "forms",
+        HumanLoopRequestSource={"AwsManagedHumanLoopRequestSource": "AWS/Textract/AnalyzeDocument/Forms/V1"},
+        HumanLoopActivationConfig={
+            "HumanLoopActivationConditionsConfig": {"HumanLoopActivationConditions": json.dumps(conditions)}
+        },
+    )
+    assert created.status_code == 200, created.text
+    # The rule alone would route nothing (threshold 0); the conditions route the document.
+    deploy(admin, services, routing=RoutingRule(flow="forms", threshold=0.0))
+    answer = admin.invoke_endpoint("ocr", DOCUMENT, content_type="image/png")
+    assert answer.routing is not None and answer.routing.reason == "conditions"
+    assert answer.human_loop is not None
+    task_input = admin.describe_loop(answer.human_loop.name).input
+    selected = task_input["selectedAiServiceResponse"]["blocks"]
+    assert [b["id"] for b in selected if b["blockType"] == "KEY_VALUE_SET"] == ["key-1", "value-1"]  # Due date
+    assert task_input["humanLoopContext"]["importantFormKeys"] == [
+        {"importantFormKey": "Due date", "importantFormKeyAliases": []},
+        {"importantFormKey": "Account", "importantFormKeyAliases": []},
+    ]
+    (result,) = task_input["humanTaskActivationConditionResults"]["Conditions"]
+    assert result["EvaluationResult"] is True and [c["EvaluationResult"] for c in result["And"]] == [True, True]
 
 
 def test_confident_documents_are_not_routed(admin, services) -> None:

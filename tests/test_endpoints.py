@@ -188,7 +188,7 @@ def test_model_registration_errors(admin) -> None:
     with pytest.raises(NotFoundError):
         admin.create_endpoint_config("c", variants=[VariantSpec(model="unknown")])
     assert admin.list_models() == [] and admin.list_endpoint_configs() == []
-    assert [m.name for m in admin.model_catalog()] == [BUILTIN, "ppocrv4-document-text"]
+    assert [m.name for m in admin.model_catalog()] == [BUILTIN, "ppocrv4-document-text", "nsfwjs-image-moderation"]
 
 
 def test_update_keeps_serving_the_old_config_until_the_new_one_is_loaded(admin, services) -> None:
@@ -420,6 +420,7 @@ def test_the_builtin_model_is_named_for_what_it_is_and_its_old_name_still_works(
     assert [(m.name, m.aliases) for m in catalog] == [
         ("nanodet-g-416-coco", ["nanodet-m-416-coco"]),
         ("ppocrv4-document-text", []),
+        ("nsfwjs-image-moderation", []),
     ]
     assert "NanoDet-g" in catalog[0].description
     # An endpoint config (and a registered model) written with the old name deploy and run the same model.

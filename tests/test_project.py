@@ -64,6 +64,8 @@ LAYERS: dict[str, set[str]] = {
         "invocations",
         "routing",
         "document_review",
+        "moderation_review",
+        "activation",
         "threshold",
         "events",
         "webhooks",

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from loopin import activation
+from loopin.activation import TEXTRACT_SOURCE, Evaluation, Pair
 from loopin.inference import Document, KeyValue, TextLine
 from loopin.schemas import RoutingRule
 from loopin.store import parse_object_uri
-
-TEXTRACT_SOURCE = "AWS/Textract/AnalyzeDocument/Forms/V1"
 
 
 def _geometry(line: TextLine, width: int, height: int) -> dict[str, Any]:
@@ -90,12 +90,40 @@ def _pair_blocks(out: _Blocks, n: int, pair: KeyValue) -> None:
         value["relationships"] = [{"type": "CHILD", "ids": out.words_of(pair.value)}]
 
 
-def review_input(rule: RoutingRule, document: Document, *, image_uri: str, width: int, height: int) -> dict[str, Any]:
+def evaluate(conditions: dict[str, Any], document: Document, image_sha256: str) -> Evaluation:
+    """A flow's Textract activation conditions on the reader's key-value pairs (a pair's
+    words have its key's and its value's line confidence)."""
+    pairs = [
+        Pair(
+            kv.key.text,
+            kv.confidence * 100,
+            tuple(line.confidence * 100 for line in (kv.key, kv.value) if line is not None),
+        )
+        for kv in document.key_values
+    ]
+    return activation.evaluate(conditions, seed=image_sha256, pairs=pairs)
+
+
+def review_input(
+    rule: RoutingRule,
+    document: Document,
+    *,
+    image_uri: str,
+    width: int,
+    height: int,
+    conditions: dict[str, Any] | None = None,
+    evaluation: Evaluation | None = None,
+) -> dict[str, Any]:
     """The loop's InputContent in A2I's Textract shape. ``selectedAiServiceResponse`` holds
-    the pairs below the threshold (with their words); when no pair is (a line was doubtful,
-    or the image was drawn for an audit) it holds every pair, so the worker checks them all."""
+    the pairs that made a condition true (with the flow's activation ``conditions`` and their
+    ``evaluation``) or the pairs below the threshold (without), with their words; when there
+    are none (a line was doubtful, a missing key, a sample or an audit) it holds every pair,
+    so the worker checks them all."""
     response = analyze_document_response(document, width, height)
-    doubtful = [n for n, kv in enumerate(document.key_values) if kv.confidence < rule.threshold]
+    if evaluation is not None:
+        doubtful = list(evaluation.selected)
+    else:
+        doubtful = [n for n, kv in enumerate(document.key_values) if kv.confidence < rule.threshold]
     chosen = doubtful or range(len(document.key_values))
     by_id = {block["id"]: block for block in response["blocks"]}
     selected = []
@@ -106,22 +134,25 @@ def review_input(rule: RoutingRule, document: Document, *, image_uri: str, width
                 if rel["type"] == "CHILD":
                     selected += [by_id[word] for word in rel["ids"]]
     bucket, key = parse_object_uri(image_uri)
+    if evaluation is not None and conditions is not None:
+        results, keys = evaluation.results, activation.important_form_keys(conditions)
+    else:
+        check = {"ImportantFormKey": "*", "KeyValueBlockConfidenceLessThan": round(rule.threshold * 100, 4)}
+        results = {
+            "Conditions": [
+                {
+                    "ConditionType": "ImportantFormKeyConfidenceCheck",
+                    "ConditionParameters": check,
+                    "EvaluationResult": bool(doubtful),
+                }
+            ]
+        }
+        keys = []
     return {
         "aiServiceRequest": {"document": {"s3Object": {"bucket": bucket, "name": key}}, "featureTypes": ["FORMS"]},
         "aiServiceResponse": response,
         "selectedAiServiceResponse": {"blocks": selected},
-        "humanLoopContext": {"importantFormKeys": []},
+        "humanLoopContext": {"importantFormKeys": keys},
         "awsManagedHumanLoopRequestSource": TEXTRACT_SOURCE,
-        "humanTaskActivationConditionResults": {
-            "conditions": [
-                {
-                    "conditionType": "ImportantFormKeyConfidenceCheck",
-                    "conditionParameters": {
-                        "importantFormKey": "*",
-                        "keyValueBlockConfidenceLessThan": rule.threshold * 100,
-                    },
-                    "evaluationResult": bool(doubtful),
-                }
-            ]
-        },
+        "humanTaskActivationConditionResults": results,
     }

@@ -19,10 +19,12 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from types import EllipsisType
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from loopin import activation
 from loopin.consolidation import default_quorum
 from loopin.errors import LoopinError, NotFoundError, ResourceInUseError, ValidationError
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Workteam
@@ -66,6 +68,8 @@ def create_flow(
     fallback: str = "fail",
     escalation_team: str | None = None,
     escalation_s: int | None = None,
+    request_source: str | None = None,
+    activation_conditions: str | None = None,
     now_ms: int,
 ) -> FlowDefinition:
     """A new flow definition. A ValidationError names the first bad field in its message
@@ -73,7 +77,13 @@ def create_flow(
 
     ``consolidation`` None: on when the task count is above 1; ``consolidation_quorum``
     None: a majority of the task count (see ``consolidation_settings``). ``deadline_s``
-    None or 0: no deadline. ``escalation_team`` None or "": no escalation."""
+    None or 0: no deadline. ``escalation_team`` None or "": no escalation. ``request_source``
+    and ``activation_conditions`` (a JSON string, kept as given): A2I's built-in task types
+    (see ``loopin.activation``); None: a custom task type."""
+    if request_source is not None:
+        activation.check_source(request_source)
+    if activation_conditions is not None:
+        activation.check_conditions(activation_conditions, request_source)
     problems = _problems(
         name=name,
         title=title,
@@ -136,6 +146,8 @@ def create_flow(
         frame_origins=json.dumps(origins),
         created_at=now_ms,
         input_locations=json.dumps(locations) if locations is not None else None,
+        request_source=request_source,
+        activation_conditions=activation_conditions,
         default_priority=default_priority,
         deadline_s=deadline_s or None,
         fallback=fallback,
@@ -331,6 +343,17 @@ def get_flow(session: Session, name: str) -> FlowDefinition:
     if flow is None:
         raise NotFoundError(f"No flow definition named '{name}'.")
     return flow
+
+
+def activation_conditions(session: Session, name: str) -> tuple[str, dict[str, Any]] | None:
+    """A flow's request source and parsed activation conditions; None when it has none (or
+    there is no such flow: starting the loop will say so)."""
+    row = session.execute(
+        select(FlowDefinition.request_source, FlowDefinition.activation_conditions).where(FlowDefinition.name == name)
+    ).first()
+    if row is None or row.request_source is None or row.activation_conditions is None:
+        return None
+    return row.request_source, json.loads(row.activation_conditions)
 
 
 def list_flows(session: Session) -> list[FlowDefinition]:

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loopin.document_review import review_input
+from loopin import document_review, flows, moderation_review
+from loopin.activation import REKOGNITION_V3, TEXTRACT_SOURCE, Evaluation, is_rekognition
 from loopin.endpoints import detect, get_endpoint, routing_rule
 from loopin.errors import ValidationError
 from loopin.inference import DetectionResult
@@ -86,7 +87,8 @@ def invoke(
     variant_name, result = run_model(ctx, endpoint, image, variant=variant)
     rule = with_overrides(routing_rule(endpoint), routing or {})
     digest = hashlib.sha256(image).hexdigest()
-    reason = decide(rule, result.detections, digest) if rule else None
+    review = _route(ctx, rule, result, digest) if rule else _Review(None)
+    reason = review.reason
     image_uri = None
     if rule is not None and reason is not None:
         suffix, content_type = _image_type(image)
@@ -103,7 +105,7 @@ def invoke(
                 session,
                 name=loop_name,
                 flow_name=rule.flow,
-                input_content=json.dumps(_loop_input(rule, result, image_uri), sort_keys=True),
+                input_content=json.dumps(_loop_input(rule, result, image_uri, review), sort_keys=True),
                 default_input_locations=ctx.default_input_locations,
                 now_ms=ctx.clock.now_ms(),
             )
@@ -142,11 +144,57 @@ def invoke(
     return ctx.write_grouped(record)
 
 
-def _loop_input(rule: RoutingRule, result: DetectionResult, image_uri: str) -> dict[str, Any]:
-    """A text reader's result goes to review in A2I's Textract shape; a detector's as boxes."""
+@dataclass(frozen=True)
+class _Review:
+    """Why the image goes to a person (None: it does not) and, for A2I's built-in task types,
+    the flow's request source, activation conditions and their evaluation."""
+
+    reason: str | None
+    source: str | None = None
+    conditions: dict[str, Any] | None = None
+    evaluation: Evaluation | None = None
+
+
+def _route(ctx: Services, rule: RoutingRule, result: DetectionResult, digest: str) -> _Review:
+    """A detector's result is routed by the rule. A text reader's or a moderation
+    classifier's is routed by the flow's activation conditions when the flow has them for
+    that task type (as A2I evaluates them for Textract and Rekognition), else by the rule."""
+    if result.document is None and result.moderation is None:
+        return _Review(decide(rule, result.detections, digest))
+    with ctx.db.read() as session:
+        source, conditions = flows.activation_conditions(session, rule.flow) or (None, None)
+    if result.moderation is not None:
+        applies = is_rekognition(source)
+        used = conditions if applies else None
+        reason, evaluation = moderation_review.decide(rule, result.moderation, digest, used)
+        return _Review(reason, source if applies else None, used, evaluation)
+    if source == TEXTRACT_SOURCE and conditions is not None and result.document is not None:
+        evaluation = document_review.evaluate(conditions, result.document, digest)
+        return _Review("conditions" if evaluation.fired else None, source, conditions, evaluation)
+    return _Review(decide(rule, result.detections, digest))
+
+
+def _loop_input(rule: RoutingRule, result: DetectionResult, image_uri: str, review: _Review) -> dict[str, Any]:
+    """A text reader's result goes to review in A2I's Textract shape, a moderation
+    classifier's in its Rekognition shape; a detector's as boxes."""
     if result.document is not None:
-        return review_input(
-            rule, result.document, image_uri=image_uri, width=result.image_width, height=result.image_height
+        return document_review.review_input(
+            rule,
+            result.document,
+            image_uri=image_uri,
+            width=result.image_width,
+            height=result.image_height,
+            conditions=review.conditions,
+            evaluation=review.evaluation,
+        )
+    if (labels := result.moderation_labels()) is not None and result.moderation is not None:
+        return moderation_review.review_input(
+            rule,
+            result.moderation,
+            image_uri=image_uri,
+            model_version=labels["ModerationModelVersion"],
+            source=review.source or REKOGNITION_V3,
+            evaluation=review.evaluation,
         )
     return loop_input(rule, result.detections, image_uri=image_uri, model_classes=result.class_names)
 
@@ -184,11 +232,15 @@ def _image_type(image: bytes) -> tuple[str, str]:
 def _native(
     result: DetectionResult, variant: str, loop: dict[str, Any] | None, reason: str | None, rule: RoutingRule | None
 ) -> dict[str, Any]:
-    return {
-        "detections": [d.to_dict() for d in result.detections],
-        "model": {"name": result.model_name, "version": result.model_version, "variant": variant},
-        "image": {"width": result.image_width, "height": result.image_height},
-        "inference_ms": round(result.inference_ms, 3),
-        "routing": {"reason": reason, "flow": rule.flow, "threshold": rule.threshold} if rule else None,
-        "human_loop": loop,
-    } | ({"document": result.document.to_dict()} if result.document is not None else {})
+    return (
+        {
+            "detections": [d.to_dict() for d in result.detections],
+            "model": {"name": result.model_name, "version": result.model_version, "variant": variant},
+            "image": {"width": result.image_width, "height": result.image_height},
+            "inference_ms": round(result.inference_ms, 3),
+            "routing": {"reason": reason, "flow": rule.flow, "threshold": rule.threshold} if rule else None,
+            "human_loop": loop,
+        }
+        | ({"document": result.document.to_dict()} if result.document is not None else {})
+        | ({"moderation": result.moderation_labels()} if result.moderation is not None else {})
+    )

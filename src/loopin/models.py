@@ -118,6 +118,10 @@ class FlowDefinition(Base):
         ForeignKey("workteams.id", name="fk_flows_escalation_team"), index=True
     )
     escalation_s: Mapped[int | None] = mapped_column(Integer)
+    # A2I's built-in task types (see activation): the AwsManagedHumanLoopRequestSource and the
+    # HumanLoopActivationConditions JSON string exactly as given (None: a custom task type).
+    request_source: Mapped[str | None] = mapped_column(String(64))
+    activation_conditions: Mapped[str | None] = mapped_column(Text)
 
 
 class HumanLoop(Base):

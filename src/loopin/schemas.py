@@ -501,7 +501,10 @@ class ImageSize(Record):
 
 
 class RoutingDecision(Record):
-    reason: str | None = Field(description="'low-confidence', 'audit', or None (not routed).")
+    reason: str | None = Field(
+        description="'low-confidence', 'audit', 'conditions' (the flow's activation conditions fired), "
+        "or None (not routed)."
+    )
     flow: str
     threshold: float
 
@@ -535,6 +538,21 @@ class DocumentOut(Record):
     key_values: list[KeyValueOut]
 
 
+class ModerationLabelOut(Record):
+    """Rekognition's ModerationLabel."""
+
+    Name: str
+    ParentName: str = Field(description="'' for a top-level label.")
+    Confidence: float = Field(description="0-100.")
+
+
+class ModerationOut(Record):
+    """A moderation classifier's answer in the shape of Rekognition's DetectModerationLabels."""
+
+    ModerationLabels: list[ModerationLabelOut]
+    ModerationModelVersion: str
+
+
 class InvocationResult(Response):
     detections: list[DetectionOut]
     model: ModelUsed
@@ -544,6 +562,7 @@ class InvocationResult(Response):
     human_loop: HumanLoopRef | None = None
     prediction_id: int
     document: DocumentOut | None = Field(default=None, description="A text reader's lines and key-value pairs.")
+    moderation: ModerationOut | None = Field(default=None, description="A moderation classifier's labels.")
 
 
 # -- events and webhooks -------------------------------------------------------------

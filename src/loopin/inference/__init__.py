@@ -23,9 +23,10 @@ from loopin.inference.detector import (
     builtin_model,
 )
 from loopin.inference.images import DEFAULT_MAX_PIXELS, decode_image
+from loopin.inference.moderation import ModerationLabel
 from loopin.inference.ocr import Document, KeyValue, TextLine
 from loopin.inference.results import Detection, DetectionResult, ModelOutputError
-from loopin.inference.spec import ModelSpec
+from loopin.inference.spec import ModelSpec, ModerationLabelMap
 
 __all__ = [
     "BUILTIN_ALIASES",
@@ -38,6 +39,8 @@ __all__ = [
     "Detector",
     "ModelOutputError",
     "ModelSpec",
+    "ModerationLabel",
+    "ModerationLabelMap",
     "Document",
     "KeyValue",
     "TextLine",

@@ -25,9 +25,10 @@ from PIL import Image
 from loopin.errors import InternalError, LoopinError, NotFoundError, ValidationError
 from loopin.inference.heads import NanoDetHead, YoloV8Head, detection, postprocess, preprocess
 from loopin.inference.images import DEFAULT_MAX_PIXELS, decode_image
+from loopin.inference.moderation import ModerationClassifier, ModerationLabel
 from loopin.inference.ocr import Document, TextReader
 from loopin.inference.results import Detection, DetectionResult, ModelOutputError
-from loopin.inference.spec import ModelSpec
+from loopin.inference.spec import ModelSpec, ModerationLabelMap
 
 # --------------------------------------------------------------------------- sessions
 
@@ -211,7 +212,8 @@ class BuiltinModel:
     filename: str  # in loopin/weights/
     sha256: str
     spec: ModelSpec | None  # None: not a detector with a spec (the text reader)
-    task: str = "object-detection"  # or "document-text": lines, boxes and key-value pairs
+    # or "document-text" (lines, boxes and key-value pairs), "image-moderation" (labels)
+    task: str = "object-detection"
     more_files: tuple[tuple[str, str], ...] = ()  # further (filename, sha256) the model needs
 
 
@@ -284,6 +286,45 @@ BUILTIN_MODELS["ppocrv4-document-text"] = BuiltinModel(
 )
 
 
+NSFWJS_CLASSES = ("Drawing", "Hentai", "Neutral", "Porn", "Sexy")
+BUILTIN_MODELS["nsfwjs-image-moderation"] = BuiltinModel(
+    name="nsfwjs-image-moderation",
+    description=(
+        "Image moderation classifier: nsfwjs's MobileNetV2 (mid-size, 224x224; about 93 % "
+        "accuracy as published by its authors) over five classes (Drawing, Hentai, Neutral, "
+        "Porn, Sexy), mapped to Rekognition's moderation labels Explicit Nudity, Illustrated "
+        "Explicit Nudity (under Explicit Nudity) and Suggestive (docs/endpoints.md). A few "
+        "tens of milliseconds per image on one CPU core."
+    ),
+    licence="MIT",
+    source=(
+        "Weights: the npm package nsfwjs 4.4.0 (MIT, Infinite Red), dist/models/mobilenet_v2_mid "
+        "(a TF.js graph model), converted to ONNX opset 17 with tf2onnx 1.17.0 "
+        "(scripts/reproduce_nsfw_onnx.sh)."
+    ),
+    version="1",
+    input_size=(224, 224),
+    classes=("Explicit Nudity", "Illustrated Explicit Nudity", "Suggestive"),
+    filename="nsfwjs-mobilenet-v2-mid.onnx",
+    sha256="bd90be487d7c5583c2667829ccb381614170496ce054aa3575830d2a8ba0fe17",
+    spec=ModelSpec(
+        head="classifier",
+        class_names=NSFWJS_CLASSES,
+        input_size=(224, 224),
+        layout="NHWC",
+        channel_order="RGB",
+        scale=1.0 / 255.0,  # nsfwjs divides by 255; the graph scales to [-1, 1] itself
+        resize="stretch",
+        moderation_labels=(
+            ModerationLabelMap(name="Explicit Nudity", classes=("Porn", "Hentai")),
+            ModerationLabelMap(name="Illustrated Explicit Nudity", parent_name="Explicit Nudity", classes=("Hentai",)),
+            ModerationLabelMap(name="Suggestive", classes=("Sexy",)),
+        ),
+    ),
+    task="image-moderation",
+)
+
+
 # Former names of built-in models: they keep working wherever a built-in name does (endpoint
 # configs, registered models, the catalogue lookup), so existing endpoints and scripts run on.
 BUILTIN_ALIASES: dict[str, str] = {"nanodet-m-416-coco": "nanodet-g-416-coco"}
@@ -318,9 +359,11 @@ class Detector:
         spec: ModelSpec | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         reader: TextReader | None = None,
+        moderator: ModerationClassifier | None = None,
     ) -> None:
         self._predict = predict
         self._reader = reader  # a text reader: its lines are the detections (label LINE)
+        self._moderator = moderator  # a classifier: its moderation labels are the detections
         self.name = name
         self.version = version
         self.class_names = class_names
@@ -351,6 +394,8 @@ class Detector:
         if not 1 <= intra_op_num_threads <= 64:
             raise ValidationError("intra_op_num_threads must be 1 to 64.")
         session = _load_session(model, intra_op_num_threads)
+        if spec.head == "classifier":
+            return cls._classifier(session, spec, name=name, version=version, max_pixels=max_pixels, check=True)
         predictor = _OnnxPredictor(session, spec)
         try:
             predictor(Image.new("RGB", spec.input_size))
@@ -397,7 +442,9 @@ class Detector:
                 max_pixels=max_pixels,
                 reader=reader,
             )
-        assert info.spec is not None  # every object detector has one
+        assert info.spec is not None  # every object detector and classifier has one
+        if info.task == "image-moderation":
+            return cls._classifier(sessions[0], info.spec, name=info.name, version=info.version, max_pixels=max_pixels)
         predictor = _OnnxPredictor(sessions[0], info.spec)
         predictor(Image.new("RGB", info.input_size))  # warm-up: the first run is slower
         return cls(
@@ -407,6 +454,36 @@ class Detector:
             class_names=info.classes,
             spec=info.spec,
             max_pixels=max_pixels,
+        )
+
+    @classmethod
+    def _classifier(
+        cls,
+        session: ort.InferenceSession,
+        spec: ModelSpec,
+        *,
+        name: str,
+        version: str,
+        max_pixels: int,
+        check: bool = False,
+    ) -> Detector:
+        """A moderation classifier, run once on a blank image (a spec that does not fit a
+        user's model fails here with ``ValidationError``; for a built-in, a warm-up)."""
+        classifier = ModerationClassifier(session, spec)
+        try:
+            classifier(Image.new("RGB", spec.input_size))
+        except ModelOutputError as exc:
+            if not check:
+                raise
+            raise ValidationError(f"The model does not match its spec: {exc.message}") from exc
+        return cls(
+            _no_predictor,
+            name=name,
+            version=version,
+            class_names=classifier.label_names,
+            spec=spec,
+            max_pixels=max_pixels,
+            moderator=classifier,
         )
 
     @classmethod
@@ -460,7 +537,10 @@ class Detector:
             image = image.convert("RGB")
         start = time.perf_counter()
         document: Document | None = None
-        if self._reader is not None:
+        moderation: tuple[ModerationLabel, ...] | None = None
+        if self._moderator is not None:
+            detections, moderation = self._moderator(image)
+        elif self._reader is not None:
             document = self._reader.read(image)
             detections = sorted(
                 (Detection(0, "LINE", t.confidence, t.left, t.top, t.right, t.bottom) for t in document.lines),
@@ -471,6 +551,7 @@ class Detector:
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         return DetectionResult(
             document=document,
+            moderation=moderation,
             detections=tuple(detections),
             image_width=image.width,
             image_height=image.height,
@@ -482,7 +563,7 @@ class Detector:
 
 
 def _no_predictor(image: Image.Image) -> list[Detection]:
-    raise InternalError("A text reader has no object predictor.")  # never called: detect_image reads
+    raise InternalError("This model has no object predictor.")  # never called: detect_image reads or classifies
 
 
 def _checked_package_file(filename: str, sha256: str) -> bytes:

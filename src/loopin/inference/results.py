@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from loopin.errors import ModelError
 
-if TYPE_CHECKING:  # ocr.py raises this module's ModelOutputError
+if TYPE_CHECKING:  # ocr.py and moderation.py raise this module's ModelOutputError
+    from loopin.inference.moderation import ModerationLabel
     from loopin.inference.ocr import Document
 
 
@@ -55,6 +56,16 @@ class DetectionResult:
     model_version: str
     class_names: tuple[str, ...] | None = None  # every class the model knows, when it has a list
     document: Document | None = None  # a text reader's lines and key-value pairs
+    moderation: tuple[ModerationLabel, ...] | None = None  # a classifier's labels, highest first
+
+    def moderation_labels(self) -> dict[str, Any] | None:
+        """Rekognition's DetectModerationLabels answer for a classifier's result, else None."""
+        if self.moderation is None:
+            return None
+        return {
+            "ModerationLabels": [label.to_dict() for label in self.moderation],
+            "ModerationModelVersion": f"{self.model_name}/{self.model_version}",
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,4 +75,7 @@ class DetectionResult:
             "inference_ms": self.inference_ms,
             "model_name": self.model_name,
             "model_version": self.model_version,
-        } | ({"document": self.document.to_dict()} if self.document is not None else {})
+        } | (
+            ({"document": self.document.to_dict()} if self.document is not None else {})
+            | ({"moderation": self.moderation_labels()} if self.moderation is not None else {})
+        )

@@ -14,6 +14,17 @@ from loopin.errors import ValidationError
 # --------------------------------------------------------------------------- model spec
 
 
+class ModerationLabelMap(BaseModel):
+    """A moderation label made of a classifier's classes: its confidence is the sum of
+    their probabilities (capped at 1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=256)
+    parent_name: str = Field(default="", max_length=256, description="'' for a top-level label.")
+    classes: tuple[str, ...] = Field(min_length=1, max_length=10_000)
+
+
 class ModelSpec(BaseModel):
     """How to feed a user's ONNX detector and read its outputs.
 
@@ -32,13 +43,19 @@ class ModelSpec(BaseModel):
       are matched by shape, never by name. ``grid_offset`` is 0.5 for NanoDet v0.x models
       (cell centres, as in the built-in model) and 0.0 for NanoDet-Plus (cell corners).
 
-    Then per-class NMS at ``iou_threshold``, drop scores below ``score_floor``, keep at most
-    ``max_detections``.
+    - ``classifier``: an image classifier (e.g. for moderation), one output ``[1, C]`` (or
+      ``[C]``) of class probabilities (``softmax: true`` applies a softmax first, for logits).
+      Its classes become moderation labels by ``moderation_labels`` (each a label name, a
+      parent name and the classes whose probabilities it sums); None: each class is a
+      top-level label of its own. Its detections are those labels over the whole image.
+
+    Then (detectors) per-class NMS at ``iou_threshold``, drop scores below ``score_floor``,
+    keep at most ``max_detections``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    head: Literal["nanodet", "yolov8"]
+    head: Literal["nanodet", "yolov8", "classifier"]
     class_names: tuple[str, ...] = Field(min_length=1, max_length=10_000)
     input_size: tuple[int, int] = Field(description="(width, height) of the model input")
     layout: Literal["NCHW", "NHWC"] = "NCHW"
@@ -56,6 +73,9 @@ class ModelSpec(BaseModel):
     strides: tuple[int, ...] = Field(default=(8, 16, 32), min_length=1, max_length=8)
     reg_max: int = Field(default=10, ge=1, le=64)
     grid_offset: float = Field(default=0.5, ge=0.0, le=1.0)
+    # classifier only
+    softmax: bool = False
+    moderation_labels: tuple[ModerationLabelMap, ...] | None = Field(default=None, min_length=1, max_length=10_000)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
@@ -115,6 +135,15 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_head(self) -> ModelSpec:
+        if self.moderation_labels is not None:
+            if self.head != "classifier":
+                raise ValueError("moderation_labels belong to the classifier head")
+            known = set(self.class_names)
+            for label in self.moderation_labels:
+                if unknown := [c for c in label.classes if c not in known]:
+                    raise ValueError(f"moderation label {label.name!r} names unknown classes {unknown}")
+            if len({label.name for label in self.moderation_labels}) != len(self.moderation_labels):
+                raise ValueError("moderation label names must be unique")
         if self.head == "nanodet" and len(self.class_names) == 4 * (self.reg_max + 1):
             raise ValueError(
                 "with the nanodet head the number of classes must differ from "

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from loopin import flows, task_templates, workforce
+from loopin import activation, flows, task_templates, workforce
 from loopin.arns import name_from_arn
 from loopin.errors import ValidationError
 from loopin.loops import parse_input
@@ -207,12 +207,15 @@ class _Review:
 
     def CreateFlowDefinition(self, body: Fields) -> dict[str, Any]:
         name = body.text("FlowDefinitionName", max_len=63)
-        for unsupported in ("HumanLoopRequestSource", "HumanLoopActivationConfig"):
-            if body.data.get(unsupported) is not None:
-                raise ValidationError(
-                    f"{unsupported} belongs to the built-in Textract and Rekognition task types; loopin "
-                    "serves custom task types only (every StartHumanLoop creates a review)."
-                )
+        source = body.opt_obj("HumanLoopRequestSource")
+        activation_config = body.opt_obj("HumanLoopActivationConfig")
+        conditions = (
+            activation_config.obj("HumanLoopActivationConditionsConfig").text(
+                "HumanLoopActivationConditions", max_len=activation.MAX_CONDITIONS_CHARS
+            )
+            if activation_config is not None
+            else None
+        )
         config = body.obj("HumanLoopConfig")
         team = name_from_arn(config.text("WorkteamArn", max_len=256), "workteam")
         task_ui = name_from_arn(config.text("HumanTaskUiArn"), "human-task-ui")
@@ -225,6 +228,8 @@ class _Review:
             "role_arn": body.text("RoleArn", max_len=2048),
             "availability_lifetime_s": config.opt_int("TaskAvailabilityLifetimeInSeconds", low=1, high=2**31),
             "time_limit_s": config.opt_int("TaskTimeLimitInSeconds", low=1, high=2**31),
+            "request_source": source.text("AwsManagedHumanLoopRequestSource", max_len=64) if source else None,
+            "activation_conditions": conditions,
         }
         options = {k: v for k, v in options.items() if v is not None}  # unset lifetimes: loopin's defaults
 
@@ -256,6 +261,11 @@ class _Review:
         }
         if flow.role_arn:
             answer["RoleArn"] = flow.role_arn
+        if flow.request_source is not None:
+            answer["HumanLoopRequestSource"] = {"AwsManagedHumanLoopRequestSource": flow.request_source}
+        if flow.activation_conditions is not None:
+            conditions = {"HumanLoopActivationConditions": flow.activation_conditions}
+            answer["HumanLoopActivationConfig"] = {"HumanLoopActivationConditionsConfig": conditions}
         return answer
 
     def ListFlowDefinitions(self, body: Fields) -> dict[str, Any]:

@@ -57,7 +57,8 @@ def runtime_router(ctx: Services) -> APIRouter:
             headers["X-Loopin-Human-Loop-Name"] = loop["name"]
             headers["X-Loopin-Human-Loop-Arn"] = loop["arn"]
         accept = request.headers.get("accept", "")
-        if NATIVE_ACCEPT in accept or "document" in result.body:  # a text reader answers natively
+        # A text reader and a moderation classifier answer natively (boxes would say nothing).
+        if NATIVE_ACCEPT in accept or "document" in result.body or "moderation" in result.body:
             return Response(json.dumps(result.body), media_type=NATIVE_ACCEPT, headers=headers)
         # Default, and for "json" / "application/json": the GluonCV Marketplace format.
         return Response(json.dumps(result.gluon()), media_type="application/json", headers=headers)
