@@ -11,6 +11,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -118,6 +119,12 @@ class FlowDefinition(Base):
         ForeignKey("workteams.id", name="fk_flows_escalation_team"), index=True
     )
     escalation_s: Mapped[int | None] = mapped_column(Integer)
+    # Adaptive reviewers (docs/consolidation.md#adaptive-reviewers): a loop starts with one
+    # task and gets another (up to task_count) only while its answers disagree with the
+    # model or with each other beyond these limits (None: the defaults, see adaptive.py).
+    adaptive: Mapped[bool] = mapped_column(default=False, server_default=false())
+    adaptive_model_agreement: Mapped[float | None] = mapped_column()
+    adaptive_worker_agreement: Mapped[float | None] = mapped_column()
 
 
 class HumanLoop(Base):
@@ -188,6 +195,10 @@ class HumanLoop(Base):
     escalation_info: Mapped[str | None] = mapped_column(Text)
     escalation_team_id: Mapped[int | None] = mapped_column(BigInteger)
     escalation_ends_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Set when the loop started with adaptive reviewers (JSON: its task count and limits
+    # then, and each decision to add a task or stop); written to output.json as
+    # ``loopinAdaptive``.
+    adaptive_info: Mapped[str | None] = mapped_column(Text)
 
 
 class TaskSlot(Base):
