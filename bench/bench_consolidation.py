@@ -40,6 +40,21 @@ classes up systematically, the spammer answers at random. ``majority`` is the vo
 three; ``dawid-skene`` is ``consolidate`` with the previous 200 images as history (EM from
 20 images on), as a loop's output is written by the server.
 
+Adaptive reviewers (``--adaptive``, issue 15 item 3). A simulated model predicts each
+image once (the same prediction for every crew): the truth drawn by a worker profile of its
+own (``MODEL``: edges 4 %, misses 8 %, small boxes 35 %, wrong labels 4 %, 0.3 stray boxes),
+on a ``HARD_SHARE`` of the images a much worse one (``MODEL_HARD``). Workers still draw from
+scratch, independently of the prediction (in the product they correct the pre-filled boxes,
+which would make them agree with the model more often: this set-up asks for more tasks than
+the product would). The crew's answers come in the same shuffled order as for the fixed
+TaskCount 3; adaptive reviewers take them one at a time and ask for the next while
+``loopin.adaptive.decide`` (the server's own function) says so. The final answer is the
+only answer when one was asked, else ``consolidate`` as the server calls it, with a
+presence model fitted on the adaptive history (the previous 200 images' answers as asked).
+Two populations: the crews above (two honest workers + the spammer), and crews of three
+honest workers (the spammer paused by its gold accuracy, as the product does).
+``--limits M,W`` sets the model and worker agreement limits (default: the server's).
+
 Results: bench/results/consolidation-<UTC time>.json and a Markdown summary on stdout.
 """
 
@@ -53,6 +68,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +77,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from loopin.adaptive import DEFAULT_MODEL_AGREEMENT, DEFAULT_WORKER_AGREEMENT, decide  # noqa: E402
 from loopin.consolidation import (  # noqa: E402
     consolidate,
     iou,
@@ -95,6 +112,10 @@ WORKERS = [
     Profile("label-confuser", 0.08, 0.06, 0.25, 0.20, 0.15, 0.60),
 ]
 SPAMMER = "spammer"
+MODEL = Profile("model", 0.04, 0.08, 0.35, 0.04, 0.3, 1.0)
+MODEL_HARD = Profile("model-hard", 0.08, 0.30, 0.70, 0.10, 1.0, 1.0)
+HARD_SHARE = 0.3
+MODEL_VOTER = "model"  # the worker id the model's prediction votes under (--model-vote)
 
 
 def photo_truth(min_score: float) -> list[tuple[int, int, list[dict[str, Any]]]]:
@@ -180,6 +201,11 @@ def _poisson(rng: random.Random, mean: float) -> int:
         k += 1
 
 
+def model_prediction(rng: random.Random, truth: list[dict[str, Any]], labels: list[str]) -> list[dict[str, Any]]:
+    """The simulated model's boxes for an image (what a loop's input pre-fills)."""
+    return honest_answer(rng, MODEL_HARD if rng.random() < HARD_SHARE else MODEL, truth, labels)
+
+
 def class_answer(rng: random.Random, p: Profile | None, truth: str, classes: list[str]) -> str:
     if p is None:
         return rng.choice(classes)
@@ -215,7 +241,23 @@ class Score:
                 "tp": self.tp, "found": self.found, "truth": self.truth}  # fmt: skip
 
 
-def run_crew(crew: list[str], images: list[list[dict[str, Any]]], labels: list[str], seed: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Adaptive:
+    predictions: list[list[dict[str, Any]]]  # the model's boxes per image
+    model_limit: float
+    worker_limit: float
+
+
+def run_crew(
+    crew: list[str],
+    images: list[list[dict[str, Any]]],
+    labels: list[str],
+    seed: int,
+    *,
+    classes: bool = True,
+    adaptive: Adaptive | None = None,
+    model_vote: bool = False,
+) -> dict[str, Any]:
     rng = random.Random(seed)
     profiles = {p.name: p for p in WORKERS}
     per_worker = {name: Score() for name in crew}
@@ -225,7 +267,11 @@ def run_crew(crew: list[str], images: list[list[dict[str, Any]]], labels: list[s
     questions: list[list[list[tuple[str, str]]]] = []  # per image: its present/absent questions
     class_items: list[list[tuple[str, dict[str, Any]]]] = []
     timings: dict[str, list[float]] = {"majority": [], "consolidated": [], "dawid-skene": []}
-    for truth in images:
+    adaptive_score, adaptive_tasks, reasons = Score(), Counter[int](), Counter[str]()
+    adaptive_questions: list[list[list[tuple[str, str]]]] = []
+    voted = Score()  # --model-vote: the model's prediction as one more vote
+    voted_questions: list[list[list[tuple[str, str]]]] = []
+    for index, truth in enumerate(images):
         order = crew[:]
         rng.shuffle(order)
         answers = []
@@ -246,6 +292,26 @@ def run_crew(crew: list[str], images: list[list[dict[str, Any]]], labels: list[s
         result = consolidate(answers, presence=model)
         timings["consolidated"].append(time.perf_counter() - t)
         weighted.add(result.answer_content["annotatedResult"]["boundingBoxes"], truth)
+        if model_vote and adaptive is not None:
+            with_model = [*answers, (MODEL_VOTER, wrap(adaptive.predictions[index]))]
+            voted_questions.append(presence_votes(with_model))
+            fitted = presence_model([q for item in voted_questions[-HISTORY - 1 :] for q in item])
+            voted.add(
+                consolidate(with_model, presence=fitted).answer_content["annotatedResult"]["boundingBoxes"], truth
+            )
+        if adaptive is not None:
+            asked, why = ask_adaptively(answers, adaptive.predictions[index], adaptive)
+            adaptive_tasks[len(asked)] += 1
+            reasons[why] += 1
+            adaptive_questions.append(presence_votes(asked))
+            if len(asked) == 1:  # one answer: output.json holds it alone
+                final = asked[0][1]
+            else:
+                fitted = presence_model([q for item in adaptive_questions[-HISTORY - 1 :] for q in item])
+                final = consolidate(asked, presence=fitted).answer_content
+            adaptive_score.add(final["annotatedResult"]["boundingBoxes"], truth)
+        if not classes:
+            continue
 
         largest = max(truth, key=lambda b: b["width"] * b["height"])["label"]
         votes = [(n, {"category": {"label": class_answer(rng, profiles.get(n), largest, labels)}}) for n in order]
@@ -259,7 +325,21 @@ def run_crew(crew: list[str], images: list[list[dict[str, Any]]], labels: list[s
         class_items.append(votes)
     honest = [n for n in crew if n != SPAMMER]
     best = max(honest, key=lambda n: per_worker[n].f1())
-    return {
+    extra: dict[str, Any] = {}
+    if adaptive is not None:
+        extra["adaptive"] = {
+            **adaptive_score.as_dict(),
+            "tasks_per_image": round(sum(k * v for k, v in adaptive_tasks.items()) / len(images), 3),
+            "images_by_tasks": dict(sorted(adaptive_tasks.items())),
+            "last_decision": dict(reasons.most_common()),
+            "share_of_fixed3_f1": round(adaptive_score.f1() / weighted.f1(), 4) if weighted.f1() else None,
+        }
+    if model_vote:
+        extra["with_model_vote"] = {
+            **voted.as_dict(),
+            "gain_over_best_single_points": round(100 * (voted.f1() - per_worker[best].f1()), 2),
+        }
+    return extra | {
         "crew": crew,
         "workers": {n: per_worker[n].as_dict() for n in crew},
         "best_single_worker": best,
@@ -269,10 +349,28 @@ def run_crew(crew: list[str], images: list[list[dict[str, Any]]], labels: list[s
         "gain_over_best_single_points": round(100 * (weighted.f1() - per_worker[best].f1()), 2),
         "gain_over_majority_points": round(100 * (weighted.f1() - majority.f1()), 2),
         "reliability_at_end": {w: round(v, 3) for w, v in reliability.items()},
-        "class_accuracy": {k: round(v / len(images), 4) for k, v in class_right.items()},
+        "class_accuracy": {k: round(v / len(images), 4) for k, v in class_right.items()} if classes else None,
         "class_methods": methods,
-        "ms_per_image": {k: round(1000 * statistics.fmean(v), 3) for k, v in timings.items()},
+        "ms_per_image": {k: round(1000 * statistics.fmean(v), 3) for k, v in timings.items() if v},
     }
+
+
+def ask_adaptively(
+    answers: list[tuple[str, dict[str, Any]]], prediction: list[dict[str, Any]], adaptive: Adaptive
+) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+    """The answers adaptive reviewers ask for (a prefix of the crew's order), and why they stopped."""
+    asked = answers[:1]
+    while True:
+        decision = decide(
+            asked,
+            prediction,
+            task_count=len(answers),
+            model_limit=adaptive.model_limit,
+            worker_limit=adaptive.worker_limit,
+        )
+        if not decision.add:
+            return asked, decision.reason
+        asked = answers[: len(asked) + 1]
 
 
 def main() -> None:
@@ -280,6 +378,14 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=20261203)
     parser.add_argument("--truth-score", type=float, default=0.25)
+    parser.add_argument("--adaptive", action="store_true", help="also measure adaptive reviewers (two populations)")
+    parser.add_argument(
+        "--limits", default=f"{DEFAULT_MODEL_AGREEMENT},{DEFAULT_WORKER_AGREEMENT}", help="adaptive limits M,W"
+    )
+    parser.add_argument(
+        "--model-vote", action="store_true", help="with --adaptive: also the model's prediction as a fourth vote"
+    )
+    parser.add_argument("--no-classes", action="store_true", help="skip image classification (Dawid-Skene)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     photos = photo_truth(args.truth_score)
@@ -291,11 +397,31 @@ def main() -> None:
             images.append(truth)
     counts = [len(t) for t in images]
     small = sum(1 for t in images for b in t if min(b["width"], b["height"]) < SMALL_PX)
+    adaptive = None
+    if args.adaptive:
+        model_rng = random.Random(args.seed + 1000)
+        model_limit, worker_limit = (float(x) for x in args.limits.split(","))
+        adaptive = Adaptive([model_prediction(model_rng, t, labels) for t in images], model_limit, worker_limit)
     started = time.perf_counter()
+    names = [p.name for p in WORKERS]
     crews = [
-        run_crew([a, b, SPAMMER], images, labels, args.seed + i)
-        for i, (a, b) in enumerate(itertools.combinations([p.name for p in WORKERS], 2))
+        run_crew(
+            [a, b, SPAMMER],
+            images,
+            labels,
+            args.seed + i,
+            classes=not args.no_classes,
+            adaptive=adaptive,
+            model_vote=args.model_vote,
+        )
+        for i, (a, b) in enumerate(itertools.combinations(names, 2))
     ]
+    honest_crews = []
+    if adaptive is not None:
+        honest_crews = [
+            run_crew(list(trio), images, labels, args.seed + 100 + i, classes=False, adaptive=adaptive)
+            for i, trio in enumerate(itertools.combinations(names, 3))
+        ]
     elapsed = time.perf_counter() - started
     gains = [c["gain_over_best_single_points"] for c in crews]
     report = {
@@ -313,6 +439,9 @@ def main() -> None:
         },  # fmt: skip
         "profiles": {p.name: asdict_profile(p) for p in WORKERS},
         "crews": crews,
+        "honest_crews": honest_crews,
+        "adaptive_limits": {"model": adaptive.model_limit, "worker": adaptive.worker_limit} if adaptive else None,
+        "model_f1": model_f1(adaptive.predictions, images) if adaptive else None,
         "gain_over_best_single_points": {
             "mean": round(statistics.fmean(gains), 2),
             "min": min(gains),
@@ -326,6 +455,13 @@ def main() -> None:
     out.write_text(json.dumps(report, indent=2))
     print(markdown(report))
     print(f"\nresults: {out.relative_to(ROOT)}")
+
+
+def model_f1(predictions: list[list[dict[str, Any]]], images: list[list[dict[str, Any]]]) -> float:
+    score = Score()
+    for found, truth in zip(predictions, images, strict=True):
+        score.add(found, truth)
+    return round(score.f1(), 4)
 
 
 def asdict_profile(p: Profile | None) -> dict[str, Any]:
@@ -346,11 +482,12 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     for c in r["crews"]:
         names = " + ".join(n for n in c["crew"] if n != SPAMMER)
+        classes = c["class_accuracy"] or {"majority": math.nan, "dawid-skene": math.nan}
         lines.append(
             f"| {names} | {c['best_single_f1']:.3f} ({c['best_single_worker']}) | {c['majority']['f1']:.3f} "
             f"| **{c['consolidated']['f1']:.3f}** | {c['gain_over_best_single_points']:+.1f} "
-            f"| {c['gain_over_majority_points']:+.1f} | {c['class_accuracy']['majority']:.3f} "
-            f"| {c['class_accuracy']['dawid-skene']:.3f} |"
+            f"| {c['gain_over_majority_points']:+.1f} | {classes['majority']:.3f} "
+            f"| {classes['dawid-skene']:.3f} |"
         )
     g = r["gain_over_best_single_points"]
     lines += [
@@ -359,7 +496,49 @@ def markdown(r: dict[str, Any]) -> str:
         f"{g['crews_at_least_5']} of {len(r['crews'])} crews at +5 or more. Elapsed {r['elapsed_s']} s.",
         f"ms per image (first crew): {r['crews'][0]['ms_per_image']}",
     ]
+    if r["crews"] and "with_model_vote" in r["crews"][0]:
+        lines += ["", "| crew (+ spammer) | consolidated F1 | + the model's vote: F1 (P / R) | gain vs best single |",
+                  "|---|---:|---:|---:|"]  # fmt: skip
+        for c in r["crews"]:
+            v = c["with_model_vote"]
+            lines.append(
+                f"| {' + '.join(n for n in c['crew'] if n != SPAMMER)} | {c['consolidated']['f1']:.3f} "
+                f"| {v['f1']:.3f} ({v['precision']:.3f} / {v['recall']:.3f}) | {v['gain_over_best_single_points']:+.1f} |"
+            )
+    if r["adaptive_limits"]:
+        lines += adaptive_markdown(r)
     return "\n".join(lines)
+
+
+def adaptive_markdown(r: dict[str, Any]) -> list[str]:
+    limits = r["adaptive_limits"]
+    lines = [
+        "",
+        f"Adaptive reviewers, limits model {limits['model']} / workers {limits['worker']}; "
+        f"the simulated model's own F1 {r['model_f1']:.3f}",
+        "",
+        "| crew | fixed 3: F1 | adaptive: F1 | share of fixed-3 F1 | tasks per image | images with 1 / 2 / 3 tasks |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for population in ("crews", "honest_crews"):
+        rows = r[population]
+        for c in rows:
+            a = c["adaptive"]
+            by = a["images_by_tasks"]
+            lines.append(
+                f"| {' + '.join(c['crew'])} | {c['consolidated']['f1']:.3f} | {a['f1']:.3f} "
+                f"| {100 * a['share_of_fixed3_f1']:.1f} % | {a['tasks_per_image']:.2f} "
+                f"| {by.get(1, 0)} / {by.get(2, 0)} / {by.get(3, 0)} |"
+            )
+        if rows:
+            tasks = statistics.fmean(c["adaptive"]["tasks_per_image"] for c in rows)
+            share = statistics.fmean(c["adaptive"]["share_of_fixed3_f1"] for c in rows)
+            worst = min(c["adaptive"]["share_of_fixed3_f1"] for c in rows)
+            lines.append(
+                f"| **mean of {population.replace('_', ' ')}** | | | **{100 * share:.1f} %** (min {100 * worst:.1f} %) "
+                f"| **{tasks:.2f}** | |"
+            )
+    return lines
 
 
 if __name__ == "__main__":

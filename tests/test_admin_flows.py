@@ -36,6 +36,9 @@ GOOD = {
     "fallback": "fail",
     "escalation_team": "",
     "escalation_s": "",
+    "adaptive": "off",
+    "adaptive_model_agreement": "",
+    "adaptive_worker_agreement": "",
 }
 
 
@@ -195,6 +198,18 @@ def test_consolidation_settings_through_the_form(admin_console: AdminConsole, re
     flow = _flow(ready)
     assert (flow.task_count, flow.consolidation, flow.consolidation_quorum) == (2, None, None)
     assert flows.consolidation_settings(flow) == (True, 2)
+
+
+def test_adaptive_settings_through_the_form(admin_console: AdminConsole, ready: Services) -> None:
+    response = _create(admin_console, 400, adaptive="on", adaptive_model_agreement="2")
+    assert "Adaptive reviewers need a task count of 2 to 3" in response.text
+    assert "adaptive_model_agreement must be a number from 0 to 1" in response.text and _flow_names(ready) == []
+    _create(admin_console, task_count="3", adaptive="on", adaptive_model_agreement="0.9")
+    flow = _flow(ready)
+    assert (flow.adaptive, flow.adaptive_model_agreement, flow.adaptive_worker_agreement) == (True, 0.9, None)
+    page = admin_console.get("/admin/flows/review")
+    assert '<option value="on" selected>On: one worker first' in page
+    assert 'name="adaptive_model_agreement" value="0.9"' in page
 
 
 def test_delete_is_refused_while_the_flow_has_loops(admin_console: AdminConsole, ready: Services) -> None:

@@ -57,6 +57,7 @@ LAYERS: dict[str, set[str]] = {
         "rendering",
         "flows",
         "loops",
+        "adaptive",
         "deadlines",
         "tasks",
         "loop_stats",

@@ -268,10 +268,15 @@ class Client:
         fallback: Literal["model", "fail"] = "fail",
         escalation_team: str | None = None,
         escalation_seconds: int | None = None,
+        adaptive: bool = False,
+        adaptive_model_agreement: float | None = None,
+        adaptive_worker_agreement: float | None = None,
     ) -> schemas.Flow:
         """Create a flow. ``deadline_seconds``: the time a loop has to be answered in, after
         which ``fallback`` finishes it, or first ``escalation_team`` may answer too for
-        ``escalation_seconds`` (docs/deadlines.md); ``default_priority``: 0-100."""
+        ``escalation_seconds`` (docs/deadlines.md); ``default_priority``: 0-100.
+        ``adaptive``: one worker first, more (up to ``task_count``) only while the answers
+        disagree with the model or each other beyond the limits (docs/consolidation.md)."""
         body = schemas.FlowCreate(
             name=name,
             team=team,
@@ -292,6 +297,9 @@ class Client:
             fallback=fallback,
             escalation_team=escalation_team,
             escalation_seconds=escalation_seconds,
+            adaptive=adaptive,
+            adaptive_model_agreement=adaptive_model_agreement,
+            adaptive_worker_agreement=adaptive_worker_agreement,
         )
         return self._http.model(schemas.Flow, "POST", "/flows", json_body=body.model_dump())
 
@@ -313,10 +321,14 @@ class Client:
         fallback: Literal["model", "fail"] | None = None,
         escalation_team: str | None = None,
         escalation_seconds: int | None = None,
+        adaptive: bool | None = None,
+        adaptive_model_agreement: float | None = None,
+        adaptive_worker_agreement: float | None = None,
     ) -> schemas.Flow:
         """Change a flow's title, description, keywords, task count, time limits,
         consolidation settings, frame origins, default priority, deadline (0 removes it),
-        fallback or escalation team ("" removes the escalation) and time (those given).
+        fallback, escalation team ("" removes the escalation) and time, or adaptive
+        reviewers and their limits (those given).
         Team, template and output path cannot change."""
         body = schemas.FlowUpdate(
             title=title,
@@ -333,6 +345,9 @@ class Client:
             fallback=fallback,
             escalation_team=escalation_team,
             escalation_seconds=escalation_seconds,
+            adaptive=adaptive,
+            adaptive_model_agreement=adaptive_model_agreement,
+            adaptive_worker_agreement=adaptive_worker_agreement,
         )
         return self._http.model(
             schemas.Flow, "PATCH", f"/flows/{_q(name)}", json_body=body.model_dump(exclude_none=True)

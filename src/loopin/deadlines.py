@@ -249,6 +249,24 @@ def model_answer(session: Session, loop: HumanLoop) -> dict[str, Any] | None:
     return answer
 
 
+def model_prediction(session: Session, loop: HumanLoop) -> str | list[Any] | None:
+    """What the model said, for adaptive reviewers: a label (or labels) pre-filled in the
+    input's ``initialValue``, else its boxes (``model_answer``); None: nothing to compare."""
+    try:
+        task_input = json.loads(loop.input_content)
+    except ValueError:
+        task_input = {}
+    if not isinstance(task_input, dict):
+        return None
+    initial = task_input.get("initialValue")
+    if isinstance(initial, str):
+        return initial
+    if isinstance(initial, list) and initial and all(isinstance(x, str) for x in initial):
+        return list(initial)
+    found = model_answer(session, loop)
+    return None if found is None else list(found["boundingBoxes"])
+
+
 def declined_by(session: Session, loop: HumanLoop) -> list[tuple[str, int]]:
     """Who declined the loop and when: (e-mail, epoch ms), earliest first."""
     return [

@@ -5,7 +5,8 @@ A flow is created whole. Afterwards ``update_flow`` may change what does not alt
 already running: the task's title, description and keywords (shown to workers from the
 flow as it is now), the task count and availability lifetime (read when a loop starts),
 the time limit (read when a worker takes a task; a task held now keeps its deadline) and
-the consolidation settings (read when a loop's output is written) and the frame origins (the
+the consolidation settings (read when a loop's output is written), the adaptive
+reviewers settings (read when a loop starts) and the frame origins (the
 extra https origins its task frames may load scripts, styles, images, media and frames from,
 on top of the global ``task_frame_origins``; read each time a task is shown). The team, the
 template and the output path stay as created: changing them would hand waiting tasks to other
@@ -70,6 +71,9 @@ def create_flow(
     escalation_s: int | None = None,
     request_source: str | None = None,
     activation_conditions: str | None = None,
+    adaptive: bool = False,
+    adaptive_model_agreement: float | None = None,
+    adaptive_worker_agreement: float | None = None,
     now_ms: int,
 ) -> FlowDefinition:
     """A new flow definition. A ValidationError names the first bad field in its message
@@ -79,27 +83,33 @@ def create_flow(
     None: a majority of the task count (see ``consolidation_settings``). ``deadline_s``
     None or 0: no deadline. ``escalation_team`` None or "": no escalation. ``request_source``
     and ``activation_conditions`` (a JSON string, kept as given): A2I's built-in task types
-    (see ``loopin.activation``); None: a custom task type."""
+    (see ``loopin.activation``); None: a custom task type. ``adaptive``: one worker first,
+    more up to the task count while answers disagree beyond the limits (None: the defaults;
+    see ``loopin.adaptive``)."""
     if request_source is not None:
         activation.check_source(request_source)
     if activation_conditions is not None:
         activation.check_conditions(activation_conditions, request_source)
-    problems = _problems(
-        name=name,
-        title=title,
-        description=description,
-        task_count=task_count,
-        availability_lifetime_s=availability_lifetime_s,
-        time_limit_s=time_limit_s,
-        keywords=keywords,
-        consolidation=consolidation,
-        consolidation_quorum=consolidation_quorum,
-    ) | _deadline_problems(
-        default_priority=default_priority,
-        deadline_s=deadline_s,
-        fallback=fallback,
-        availability_lifetime_s=availability_lifetime_s,
-        time_limit_s=time_limit_s,
+    problems = (
+        _problems(
+            name=name,
+            title=title,
+            description=description,
+            task_count=task_count,
+            availability_lifetime_s=availability_lifetime_s,
+            time_limit_s=time_limit_s,
+            keywords=keywords,
+            consolidation=consolidation,
+            consolidation_quorum=consolidation_quorum,
+        )
+        | _deadline_problems(
+            default_priority=default_priority,
+            deadline_s=deadline_s,
+            fallback=fallback,
+            availability_lifetime_s=availability_lifetime_s,
+            time_limit_s=time_limit_s,
+        )
+        | _adaptive_problems(adaptive, task_count, adaptive_model_agreement, adaptive_worker_agreement)
     )
     if role_arn is not None and (len(role_arn) > 2048 or not ROLE_ARN.fullmatch(role_arn)):
         problems["role_arn"] = f"'{role_arn}' is not an IAM role ARN."
@@ -153,6 +163,9 @@ def create_flow(
         fallback=fallback,
         escalation_team_id=escalation_team_id,
         escalation_s=escalation_s if escalation_team_id is not None else None,
+        adaptive=adaptive,
+        adaptive_model_agreement=adaptive_model_agreement,
+        adaptive_worker_agreement=adaptive_worker_agreement,
     )
     session.add(flow)
     session.flush()
@@ -232,6 +245,9 @@ def update_flow(
     fallback: str | None = None,
     escalation_team: str | None = None,
     escalation_s: int | None = None,
+    adaptive: bool | None = None,
+    adaptive_model_agreement: float | None | EllipsisType = ...,
+    adaptive_worker_agreement: float | None | EllipsisType = ...,
 ) -> FlowDefinition:
     """Change the fields that leave running loops as they are (see the module's notes);
     errors as in ``create_flow``. The consolidation settings left at ``...`` stay; None
@@ -239,8 +255,15 @@ def update_flow(
     fallback: None keeps the current value; ``deadline_s=0`` removes the deadline. A new
     default priority or deadline applies to loops started afterwards; a new fallback to
     every loop not yet finished. ``escalation_team`` None keeps the escalation, "" removes
-    it (and its time); a new escalation applies to loops that have not escalated yet."""
+    it (and its time); a new escalation applies to loops that have not escalated yet.
+    ``adaptive`` None keeps it; the limits left at ``...`` stay (cleared when adaptive
+    goes off), None goes back to the default; they apply to loops started afterwards."""
     flow = get_flow(session, name)
+    adaptive = flow.adaptive if adaptive is None else adaptive
+    if isinstance(adaptive_model_agreement, EllipsisType):
+        adaptive_model_agreement = flow.adaptive_model_agreement if adaptive is True else None
+    if isinstance(adaptive_worker_agreement, EllipsisType):
+        adaptive_worker_agreement = flow.adaptive_worker_agreement if adaptive is True else None
     if isinstance(consolidation, EllipsisType):
         consolidation = flow.consolidation
     if isinstance(consolidation_quorum, EllipsisType):
@@ -252,22 +275,26 @@ def update_flow(
         escalation_team = escalation_team_name(session, flow)
     if escalation_team and escalation_s is None:
         escalation_s = flow.escalation_s
-    problems = _problems(
-        name=None,
-        title=title,
-        description=description,
-        task_count=task_count,
-        availability_lifetime_s=availability_lifetime_s,
-        time_limit_s=time_limit_s,
-        keywords=keywords,
-        consolidation=consolidation,
-        consolidation_quorum=consolidation_quorum,
-    ) | _deadline_problems(
-        default_priority=default_priority,
-        deadline_s=deadline_s,
-        fallback=fallback,
-        availability_lifetime_s=availability_lifetime_s,
-        time_limit_s=time_limit_s,
+    problems = (
+        _problems(
+            name=None,
+            title=title,
+            description=description,
+            task_count=task_count,
+            availability_lifetime_s=availability_lifetime_s,
+            time_limit_s=time_limit_s,
+            keywords=keywords,
+            consolidation=consolidation,
+            consolidation_quorum=consolidation_quorum,
+        )
+        | _deadline_problems(
+            default_priority=default_priority,
+            deadline_s=deadline_s,
+            fallback=fallback,
+            availability_lifetime_s=availability_lifetime_s,
+            time_limit_s=time_limit_s,
+        )
+        | _adaptive_problems(adaptive, task_count, adaptive_model_agreement, adaptive_worker_agreement)
     )
     origins = _origins(frame_origins, problems) if frame_origins is not None else None
     escalation_team_id = _escalation_problems(
@@ -296,6 +323,9 @@ def update_flow(
     flow.fallback = fallback
     flow.escalation_team_id = escalation_team_id
     flow.escalation_s = escalation_s if escalation_team_id is not None else None
+    flow.adaptive = adaptive
+    flow.adaptive_model_agreement = adaptive_model_agreement
+    flow.adaptive_worker_agreement = adaptive_worker_agreement
     session.flush()
     return flow
 
@@ -494,6 +524,28 @@ def _escalation_problems(
             "the escalation must end before the loop expires."
         )
     return team_id
+
+
+def _adaptive_problems(
+    adaptive: object, task_count: object, model_limit: object, worker_limit: object
+) -> dict[str, str]:
+    """Adaptive reviewers need room for a second worker, and limits that are fractions."""
+    problems: dict[str, str] = {}
+    if not isinstance(adaptive, bool):
+        problems["adaptive"] = "adaptive must be true or false."
+    elif adaptive and isinstance(task_count, int) and not isinstance(task_count, bool) and task_count < 2:
+        problems["adaptive"] = (
+            f"Adaptive reviewers need a task count of 2 to {MAX_TASK_COUNT}: a loop asks one worker first and "
+            "more, up to the task count, only when the answers disagree. Raise the task count or turn adaptive off."
+        )
+    for field, value in (("adaptive_model_agreement", model_limit), ("adaptive_worker_agreement", worker_limit)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            problems[field] = f"{field} must be a number from 0 to 1 (an agreement below it asks one more worker)."
+        elif adaptive is not True:
+            problems[field] = f"{field} applies only to adaptive reviewers: set adaptive to true, or leave it out."
+    return problems
 
 
 def _raise_problems(problems: dict[str, str]) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session, object_session
 
 import loopin.loop_stats  # noqa: F401  (its session hooks keep the loop counters)
-from loopin import consolidation
+from loopin import adaptive, consolidation
 from loopin.clock import iso_ms, utc_path
 from loopin.errors import ConflictError, NotFoundError, ValidationError
 from loopin.events import record_status
@@ -162,6 +162,7 @@ def start_loop(
         output_attempts=0,
         priority=flow.default_priority if priority is None else priority,
         deadline_at=now_ms + flow.deadline_s * 1000 if flow.deadline_s else None,
+        adaptive_info=adaptive.start_record(flow),
     )
     session.add(loop)
     session.flush()
@@ -173,7 +174,7 @@ def start_loop(
         insert(TaskSlot),
         [
             {"loop_id": loop.id, "flow_id": flow.id, "slot_index": i, "status": "available", "queue_rank": rank}
-            for i in range(flow.task_count)
+            for i in range(adaptive.first_slots(flow))  # adaptive: one, more when answers disagree
         ],
     )
     return loop, True
@@ -283,7 +284,7 @@ def answers_received(session: Session, loop: HumanLoop) -> int:
 
 def answers_wanted(session: Session, loop: HumanLoop) -> int:
     """The loop's own task count: one slot per answer, made when it started (the flow's
-    task count may have changed since)."""
+    task count may have changed since), or added since by adaptive reviewers."""
     return session.scalar(select(func.count()).where(TaskSlot.loop_id == loop.id)) or 0
 
 
@@ -361,6 +362,8 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
         document["loopinFallback"] = json.loads(loop.fallback_info)
     if loop.escalation_info:  # loopin's extension: a second team was asked too
         document["loopinEscalation"] = json.loads(loop.escalation_info)
+    if loop.adaptive_info:  # loopin's extension: how many workers adaptive reviewers asked, and why
+        document["loopinAdaptive"] = json.loads(loop.adaptive_info)
     event_data = None
     flow = session.get_one(FlowDefinition, loop.flow_id)
     enabled, quorum = consolidation_settings(flow, answers=answers_wanted(session, loop))

@@ -11,6 +11,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -122,6 +123,12 @@ class FlowDefinition(Base):
     # HumanLoopActivationConditions JSON string exactly as given (None: a custom task type).
     request_source: Mapped[str | None] = mapped_column(String(64))
     activation_conditions: Mapped[str | None] = mapped_column(Text)
+    # Adaptive reviewers (docs/consolidation.md#adaptive-reviewers): a loop starts with one
+    # task and gets another (up to task_count) only while its answers disagree with the
+    # model or with each other beyond these limits (None: the defaults, see adaptive.py).
+    adaptive: Mapped[bool] = mapped_column(default=False, server_default=false())
+    adaptive_model_agreement: Mapped[float | None] = mapped_column()
+    adaptive_worker_agreement: Mapped[float | None] = mapped_column()
 
 
 class HumanLoop(Base):
@@ -192,6 +199,10 @@ class HumanLoop(Base):
     escalation_info: Mapped[str | None] = mapped_column(Text)
     escalation_team_id: Mapped[int | None] = mapped_column(BigInteger)
     escalation_ends_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Set when the loop started with adaptive reviewers (JSON: its task count and limits
+    # then, and each decision to add a task or stop); written to output.json as
+    # ``loopinAdaptive``.
+    adaptive_info: Mapped[str | None] = mapped_column(Text)
 
 
 class TaskSlot(Base):

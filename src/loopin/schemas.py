@@ -150,6 +150,21 @@ class FlowCreate(Request):
         description="How long the escalation team may answer: from the task time limit to the availability "
         "lifetime minus the deadline.",
     )
+    adaptive: bool = Field(
+        default=False,
+        description="Adaptive reviewers: a loop asks one worker first and one more (up to task_count, which "
+        "must be 2 or 3) only while the answers disagree with the model's prediction or with each other.",
+    )
+    adaptive_model_agreement: float | None = Field(
+        default=None,
+        description="With adaptive: the first answer's agreement with the model (box F1 at IoU 0.5, label "
+        "match; 0-1) at or above which the loop completes with it. None: 0.6.",
+    )
+    adaptive_worker_agreement: float | None = Field(
+        default=None,
+        description="With adaptive: the answers' agreement with each other (the consolidation's; 0-1) at or "
+        "above which the loop completes. None: 0.4.",
+    )
 
 
 class FlowUpdate(Request):
@@ -171,6 +186,10 @@ class FlowUpdate(Request):
     fallback: Literal["model", "fail"] | None = None
     escalation_team: str | None = Field(default=None, description='"" removes the escalation.')
     escalation_seconds: int | None = None
+    adaptive: bool | None = None
+    # For these two an explicit null goes back to the default; left out, they stay.
+    adaptive_model_agreement: float | None = None
+    adaptive_worker_agreement: float | None = None
 
 
 class Flow(Response):
@@ -198,6 +217,10 @@ class Flow(Response):
     fallback: str = "fail"
     escalation_team: str | None = None
     escalation_seconds: int | None = None
+    # As they apply (the defaults resolved; None when adaptive is off): see docs/consolidation.md.
+    adaptive: bool = False
+    adaptive_model_agreement: float | None = None
+    adaptive_worker_agreement: float | None = None
 
 
 # -- human loops ---------------------------------------------------------------------

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from loopin import workforce
-from loopin.deadlines import fall_back_if_all_declined
+from loopin import adaptive, workforce
+from loopin.deadlines import fall_back_if_all_declined, model_prediction
 from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError, ValidationError
 from loopin.loops import fail_loop, settle_loop
 from loopin.models import Decline, FlowDefinition, HumanLoop, TaskSlot, TeamMember, Worker, WorkerPause
@@ -218,7 +218,8 @@ def decline(session: Session, worker: Worker, slot_id: int, *, now_ms: int) -> H
 
 
 def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any], *, now_ms: int) -> HumanLoop:
-    """Record the worker's answer; the loop completes when all its answers are in."""
+    """Record the worker's answer; the loop completes when all its answers are in (with
+    adaptive reviewers, when ``adaptive.after_answer`` asks for no more)."""
     encoded = checked_answer(answer)
     _seen(session, worker, now_ms=now_ms)  # before the loop's lock, in the order disabling takes them
     slot, loop = _lock_own_slot(session, worker, slot_id)
@@ -230,6 +231,8 @@ def submit(session: Session, worker: Worker, slot_id: int, answer: dict[str, Any
     slot.status = "submitted"
     slot.submitted_at = now_ms
     slot.answer = encoded
+    if loop.adaptive_info is not None:  # may ask one more worker before the loop completes
+        adaptive.after_answer(session, loop, prediction=model_prediction(session, loop))
     settle_loop(session, loop, now_ms=now_ms)
     fall_back_if_all_declined(session, loop, now_ms=now_ms)  # answers still wanted, nobody left
     return loop

@@ -261,6 +261,15 @@ def flows_create(
         str | None, typer.Option(help="A second team that may answer too once the deadline passed.")
     ] = None,
     escalation_time: Annotated[int | None, typer.Option(help="Seconds the escalation team has.")] = None,
+    adaptive: Annotated[
+        bool, typer.Option(help="One worker first, more (up to task count) only when answers disagree.")
+    ] = False,
+    model_agreement: Annotated[
+        float | None, typer.Option(help="Adaptive: agreement with the model (0-1) that needs no second worker.")
+    ] = None,
+    worker_agreement: Annotated[
+        float | None, typer.Option(help="Adaptive: agreement among workers (0-1) that needs no more.")
+    ] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -285,6 +294,9 @@ def flows_create(
         fallback=fallback.wire,
         escalation_team=escalation_team,
         escalation_seconds=escalation_time,
+        adaptive=adaptive,
+        adaptive_model_agreement=model_agreement,
+        adaptive_worker_agreement=worker_agreement,
     )
     emit(flow, as_json)
 
@@ -315,6 +327,9 @@ def flows_update(
         str | None, typer.Option(help="A second team that may answer too once the deadline passed; '' removes it.")
     ] = None,
     escalation_time: Annotated[int | None, typer.Option(help="Seconds the escalation team has.")] = None,
+    adaptive: Annotated[bool | None, typer.Option(help="Adaptive reviewers, for new loops.")] = None,
+    model_agreement: Annotated[float | None, typer.Option(help="Adaptive: agreement with the model (0-1).")] = None,
+    worker_agreement: Annotated[float | None, typer.Option(help="Adaptive: agreement among workers (0-1).")] = None,
     url: UrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -335,6 +350,9 @@ def flows_update(
         fallback=fallback.wire if fallback is not None else None,
         escalation_team=escalation_team,
         escalation_seconds=escalation_time,
+        adaptive=adaptive,
+        adaptive_model_agreement=model_agreement,
+        adaptive_worker_agreement=worker_agreement,
     )
     emit(flow, as_json)
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loopin import deadlines, flows, gold_serving, loops, schemas, task_templates, tasks, workforce
+from loopin import adaptive, deadlines, flows, gold_serving, loops, schemas, task_templates, tasks, workforce
 from loopin.arns import arn
 from loopin.clock import iso_ms, parse_iso
 from loopin.errors import LoopinError, ThrottlingError, ValidationError
@@ -180,6 +180,9 @@ def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow
         fallback=flow.fallback,
         escalation_team=flows.escalation_team_name(session, flow),
         escalation_seconds=flow.escalation_s,
+        adaptive=flow.adaptive,
+        adaptive_model_agreement=adaptive.limits(flow)[0] if flow.adaptive else None,
+        adaptive_worker_agreement=adaptive.limits(flow)[1] if flow.adaptive else None,
     )
 
 
@@ -373,6 +376,9 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 fallback=body.fallback,
                 escalation_team=body.escalation_team,
                 escalation_s=body.escalation_seconds,
+                adaptive=body.adaptive,
+                adaptive_model_agreement=body.adaptive_model_agreement,
+                adaptive_worker_agreement=body.adaptive_worker_agreement,
                 now_ms=ctx.clock.now_ms(),
             )
             return _flow(s, ctx, flow)
@@ -412,6 +418,13 @@ def _template_and_flow_routes(api: FastAPI) -> None:
                 fallback=body.fallback,
                 escalation_team=body.escalation_team,
                 escalation_s=body.escalation_seconds,
+                adaptive=body.adaptive,
+                adaptive_model_agreement=(
+                    body.adaptive_model_agreement if "adaptive_model_agreement" in body.model_fields_set else ...
+                ),
+                adaptive_worker_agreement=(
+                    body.adaptive_worker_agreement if "adaptive_worker_agreement" in body.model_fields_set else ...
+                ),
             )
             return _flow(s, ctx, updated)
 

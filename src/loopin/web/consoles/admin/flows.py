@@ -39,9 +39,13 @@ EDITABLE = (
     "fallback",
     "escalation_team",
     "escalation_s",
+    "adaptive",
+    "adaptive_model_agreement",
+    "adaptive_worker_agreement",
 )
 _CONSOLIDATION = {"on": True, "off": False}  # anything else: automatic (None)
 _WHOLE_NUMBER = re.compile(r"^-?\d{1,12}$")
+_FRACTION = re.compile(r"^\d{0,3}(\.\d{1,6})?$")
 
 
 def add_routes(pages: AdminPages) -> None:
@@ -269,7 +273,17 @@ def _settings(values: dict[str, str]) -> dict[str, Any]:
         "fallback": values["fallback"] or "fail",
         "escalation_team": values["escalation_team"],
         "escalation_s": _number(values["escalation_s"], empty=None),
+        "adaptive": values["adaptive"] == "on",
+        # Empty: the default; not a number: -1, refused with the field's own message.
+        "adaptive_model_agreement": _fraction(values["adaptive_model_agreement"]),
+        "adaptive_worker_agreement": _fraction(values["adaptive_worker_agreement"]),
     }
+
+
+def _fraction(value: str) -> float | None:
+    if not value:
+        return None
+    return float(value) if value != "." and _FRACTION.fullmatch(value) else -1.0
 
 
 def _number(value: str, *, empty: int | None) -> int | None:
@@ -292,7 +306,14 @@ def _current(flow: FlowDefinition, escalation_team: str | None) -> dict[str, str
         "fallback": flow.fallback,
         "escalation_team": escalation_team or "",
         "escalation_s": "" if flow.escalation_s is None else str(flow.escalation_s),
+        "adaptive": "on" if flow.adaptive else "off",
+        "adaptive_model_agreement": _shown(flow.adaptive_model_agreement),
+        "adaptive_worker_agreement": _shown(flow.adaptive_worker_agreement),
     }
+
+
+def _shown(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
 
 
 def _field_errors(exc: LoopinError) -> dict[str, str]:
