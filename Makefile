@@ -28,13 +28,15 @@ lint: $(STAMP)
 # The fast inner loop: lint and the tests that need neither PostgreSQL, Chromium nor
 # server processes.
 check: $(STAMP) lint
-	$(BIN)/pytest -m "not postgres and not browser and not slow"
+	$(BIN)/pytest -n 2 -m "not postgres and not browser and not slow"
 
+# Two pytest workers: most of the suite waits on servers, browsers and databases, so the
+# two cores stay busy (every test has its own database, folder and ports).
 test: $(STAMP) lint
 	scripts/test-services.sh
 	bash scripts/install-browser.sh
 	bash scripts/install-nginx.sh
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 bench: $(STAMP)
 	scripts/test-services.sh

@@ -81,14 +81,14 @@ def test_two_processes_sixteen_threads_each_on_postgresql(tmp_path: Path, pg_dat
     env = loopin_env(tmp_path / "data", pg_database)
     key = create_key(env)
     with serve(env) as first, serve(env) as second:
-        _claim_everything([first, second], key, loops=2000, threads_per_server=16)
+        _claim_everything([first, second], key, loops=600, threads_per_server=16)
 
 
 def test_one_process_sixteen_threads_on_sqlite(tmp_path: Path) -> None:
     env = loopin_env(tmp_path / "data", f"sqlite:///{tmp_path / 'loopin.db'}")
     key = create_key(env)
     with serve(env) as url:
-        _claim_everything([url], key, loops=500, threads_per_server=16)
+        _claim_everything([url], key, loops=300, threads_per_server=16)
 
 
 @pytest.fixture(autouse=True)
