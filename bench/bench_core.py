@@ -1099,7 +1099,8 @@ def main() -> int:
     ap.add_argument(
         "--rev",
         default="",
-        help="benchmark this git revision (exported with git archive) instead of the working tree, e.g. --rev HEAD",
+        help="benchmark this git revision (exported with git archive) instead of the working tree, e.g. --rev HEAD;"
+        " a comma list (--rev A,B) runs each configuration on each revision in turn, an A/B in one run",
     )
     cfg = ap.parse_args()
     # A plain SIGTERM would skip the clean-up (servers, databases, temp folders).
@@ -1136,7 +1137,16 @@ def main() -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     workdir = Path(tempfile.mkdtemp(prefix="loopin-bench-"))
     global SNAPSHOT_SRC
-    if cfg.rev:
+    revs = [r for r in cfg.rev.split(",") if r]
+    snapshots: dict[str, Path | None] = {"": None}
+    if len(revs) > 1:  # A/B: every configuration runs on each revision, back to back
+        snapshots = {}
+        for rev in dict.fromkeys(revs):
+            snapshots[rev], commit = export_rev(rev, workdir)
+            results.setdefault("sources", {})[rev] = commit
+        sys.path.insert(0, str(snapshots[revs[0]]))  # the SDK used for the set-ups
+        results["source"] = {"rev": cfg.rev, "commits": results.pop("sources"), "tree": "exported with git archive"}
+    elif cfg.rev:
         SNAPSHOT_SRC, commit = export_rev(cfg.rev, workdir)
         sys.path.insert(0, str(SNAPSHOT_SRC))  # the SDK used for the set-up, too
         results["source"] = {"rev": cfg.rev, "commit": commit, "tree": "exported with git archive"}
@@ -1152,22 +1162,31 @@ def main() -> int:
     log(f"source: {results['source']}")
     t_start = time.perf_counter()
     try:
-        for backend, with_claims, with_big in configs:
-            if only and backend.label not in only:
+        order = revs if len(revs) > 1 else [""]  # e.g. A,B,A: a repeated revision runs again
+        for config, with_claims, with_big, rev in [(*c, r) for c in configs for r in order]:
+            if only and config.label not in only:
                 continue
+            if rev:
+                SNAPSHOT_SRC = snapshots[rev]
+            label = f"{config.label}@{rev}" if rev else config.label
+            earlier = sum(1 for k in results["runs"] if k.split("#")[0] == label)
+            label += f"#{earlier + 1}" if earlier else ""
+            backend = Backend(label, config.kind, config.processes)
             run: dict[str, Any] = {"database": backend.kind, "server_processes": backend.processes}
+            if rev:
+                run["rev"] = rev
             run["background_busy_pct_before"] = background_busy(0.5 if q else 3)
             log(f"{backend.label}: machine busy {run['background_busy_pct_before']}% before starting (other work)")
             with running(backend, workdir) as (srv, key):
                 srv.keep_log_as = cfg.out / f"server-{backend.label}-{stamp}.log"
                 emails = setup_resources(srv, key, cfg.workers if with_claims else 0)
                 run["starts"] = phase_starts(srv, backend, key, cfg)
-                if backend.label in cfg.profile_on.split(",") and not cfg.no_profile:
+                if config.label in cfg.profile_on.split(",") and not cfg.no_profile:
                     run["profile_starts"] = profile_starts(srv, key, cfg, cfg.out, f"{backend.label}-{stamp}")
                 if with_claims and not cfg.skip_claims:
                     tokens = sign_in_all(srv, emails)
                     run["claims"] = phase_claims(srv, backend, key, tokens, cfg)
-                    if backend.label in cfg.profile_on.split(",") and not cfg.no_profile:
+                    if config.label in cfg.profile_on.split(",") and not cfg.no_profile:
                         run["profile_claims"] = profile_claims(
                             srv, key, tokens, cfg, cfg.out, f"{backend.label}-{stamp}"
                         )
@@ -1192,13 +1211,13 @@ def main() -> int:
 def print_summary(results: dict[str, Any]) -> None:
     print()
     print(
-        f"{'config':8} {'starts/s':>9} {'p50':>7} {'p99':>7} {'healthz/s':>10} {'ratio':>6} {'tasks/s':>8} {'verified':>9}"
+        f"{'config':22} {'starts/s':>9} {'p50':>7} {'p99':>7} {'healthz/s':>10} {'ratio':>6} {'tasks/s':>8} {'verified':>9}"
     )
     for label, r in results["runs"].items():
         s = r["starts"]
         c = r.get("claims", {})
         print(
-            f"{label:8} {s['start']['rps']:9.0f} {s['start']['p50_ms']:7.1f} {s['start']['p99_ms']:7.1f} "
+            f"{label:22} {s['start']['rps']:9.0f} {s['start']['p50_ms']:7.1f} {s['start']['p99_ms']:7.1f} "
             f"{s['baseline_rps']:10.0f} {s['start_cost_vs_noop']:6.1f} "
             f"{c.get('tasks_per_s', float('nan')):8.0f} {str(c.get('verified', '-')):>9}"
         )

@@ -56,6 +56,7 @@ LAYERS: dict[str, set[str]] = {
         "task_templates",
         "rendering",
         "flows",
+        "flow_cache",
         "loops",
         "adaptive",
         "deadlines",

@@ -20,21 +20,30 @@ STREAMED_STATUSES = ("InProgress", "Completed", "Failed", "Stopped")
 NEW_EVENTS = "loopin.new_events"  # key in Session.info
 
 
-def record_status(session: Session, loop: HumanLoop, *, now_ms: int, data: dict[str, Any] | None = None) -> None:
+def record_status(
+    session: Session,
+    loop: HumanLoop,
+    *,
+    now_ms: int,
+    data: dict[str, Any] | None = None,
+    flow_name: str | None = None,
+) -> None:
     """Write the outbox row for the loop's current status (the caller's transaction).
     ``data``: loopin's additions to the event's ``detail`` (new keys only), e.g. the
-    consolidation summary of a Completed loop."""
+    consolidation summary of a Completed loop. ``flow_name``: the loop's flow's, when the
+    caller has it (else it is read)."""
     if loop.status not in STREAMED_STATUSES:
         return
     session.info[NEW_EVENTS] = True  # lets this process's job runner deliver it right away
     if loop.escalation_info:  # every event after an escalation says so (docs/deadlines.md)
         data = {**(data or {}), "loopinEscalation": json.loads(loop.escalation_info)}
-    flow = session.get_one(FlowDefinition, loop.flow_id)
+    if flow_name is None:
+        flow_name = session.get_one(FlowDefinition, loop.flow_id).name
     session.add(
         Event(
             event_id=str(uuid.uuid4()),
             loop_name=loop.name,
-            flow_name=flow.name,
+            flow_name=flow_name,
             status=loop.status,
             loop_created_at=loop.created_at,
             failure_code=loop.failure_code,

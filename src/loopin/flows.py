@@ -187,16 +187,22 @@ def _under(uri: str, prefix: str) -> bool:
 
 
 def may_grant(
-    session: Session, flow: FlowDefinition, uri: str, *, default_locations: Sequence[str] | None = None
+    session: Session,
+    flow: FlowDefinition,
+    uri: str,
+    *,
+    default_locations: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> bool:
     """Whether a task of ``flow`` may name ``uri`` and get read access to it: never inside
     any flow's output location (other teams' answers), and only inside the flow's input
     locations, else inside ``default_locations`` (the server's; see
     ``Services.default_input_locations``) or the flow's output bucket, else (None) anywhere
-    else."""
+    else. ``outputs``: every flow's output location, when the caller has them already
+    (``output_paths``)."""
     if not isinstance(uri, str) or not uri.startswith("s3://") or "/../" in uri + "/" or "/./" in uri + "/":
         return False
-    if any(_under(uri, out) for out in session.scalars(select(FlowDefinition.output_path).distinct())):
+    if any(_under(uri, out) for out in (output_paths(session) if outputs is None else outputs)):
         return False
     allowed = input_locations(flow)
     if allowed is None and default_locations is not None:
@@ -207,15 +213,27 @@ def may_grant(
     return allowed is None or any(_under(uri, prefix) for prefix in allowed)
 
 
+def output_paths(session: Session) -> list[str]:
+    """Every flow's output location (no task may name anything inside one)."""
+    return list(session.scalars(select(FlowDefinition.output_path).distinct()))
+
+
 def check_input_uris(
-    session: Session, flow: FlowDefinition, value: object, *, default_locations: Sequence[str] | None = None
+    session: Session,
+    flow: FlowDefinition,
+    value: object,
+    *,
+    default_locations: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> None:
     """Every s3:// location in a loop's input must be one the flow may grant (``may_grant``)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if item.startswith("s3://") and not may_grant(session, flow, item, default_locations=default_locations):
+            if item.startswith("s3://") and not may_grant(
+                session, flow, item, default_locations=default_locations, outputs=outputs
+            ):
                 raise ValidationError(
                     f"The input names {item}, which flow definition '{flow.name}' may not grant access to: "
                     "it is inside an output location, or outside the flow's input locations (the flow's "

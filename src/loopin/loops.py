@@ -20,7 +20,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session, object_session
 
 import loopin.loop_stats  # noqa: F401  (its session hooks keep the loop counters)
-from loopin import adaptive, consolidation
+from loopin import adaptive, consolidation, flow_cache
 from loopin.clock import iso_ms, utc_path
 from loopin.errors import ConflictError, NotFoundError, ValidationError
 from loopin.events import record_status
@@ -139,8 +139,10 @@ def start_loop(
             raise ValidationError(
                 "ContentClassifiers may hold only FreeOfPersonallyIdentifiableInformation and FreeOfAdultContent."
             )
-    flow = get_flow(session, flow_name)
-    check_input_uris(session, flow, task_input, default_locations=default_input_locations)
+    flow = flow_cache.get_flow(session, flow_name)  # a copy: read it only
+    check_input_uris(
+        session, flow, task_input, default_locations=default_input_locations, outputs=flow_cache.output_paths(session)
+    )
     digest = hashlib.sha256(input_content.encode()).hexdigest()
     existing = session.scalar(select(HumanLoop).where(HumanLoop.name == name))
     if existing is not None:
@@ -166,7 +168,7 @@ def start_loop(
     )
     session.add(loop)
     session.flush()
-    record_status(session, loop, now_ms=now_ms)
+    record_status(session, loop, now_ms=now_ms, flow_name=flow.name)
     rank = queue_rank(
         created_at=now_ms, priority=loop.priority, deadline_at=loop.deadline_at, time_limit_ms=flow.time_limit_s * 1000
     )

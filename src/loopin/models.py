@@ -675,3 +675,15 @@ class WorkerPause(Base):
     accuracy: Mapped[float] = mapped_column()
     scored: Mapped[int] = mapped_column(Integer)
     cleared_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Generation(Base):
+    """A number drawn anew, at random, by every committed change of a kind of row (``name``:
+    "flows"), so that processes can keep copies of those rows and know when they are stale
+    (``flow_cache``). Random rather than counted, so that two databases (a test's, a
+    restored copy) never show the same number for different rows."""
+
+    __tablename__ = "generations"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

@@ -80,7 +80,7 @@ class Services:
         except RunAlone:
             return self.write(fn)
         if committed.outputs_due:
-            write_outputs_now(self, committed.outputs_due)
+            write_outputs_now(self, committed.outputs_due, grouped=True)
         return committed.result
 
 
