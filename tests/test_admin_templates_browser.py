@@ -156,6 +156,15 @@ GALLERY_CASES: dict[str, tuple[str | None, dict[str, object]]] = {
     "entities": (None, {"entities": {"entities": 1}}),
     "document-review": (None, {"invoiceNumber": "INV-0042", "total": "128.50", "problems": {"unreadable": False}}),
     "moderation": ("None of these", {"moderation": {"labels": []}}),
+    "textract-forms": (None, {"AWS/Textract/AnalyzeDocument/Forms/V1": {"blocks": 2}}),
+    "rekognition-moderation": (
+        "Suggestive",
+        {
+            "AWS/Rekognition/DetectModerationLabels/Image/V3": {
+                "moderationLabels": [{"name": "Suggestive", "parentName": ""}]
+            }
+        },
+    ),
     "audio-classification": ("Music", {"audio": {"label": "Music"}}),
     "video-classification": ("Walking", {"video": {"label": "Walking"}}),
 }

@@ -111,6 +111,48 @@ GALLERY = [
         {"taskObject": PHOTO, "categories": ["Violence", "Nudity", "Drugs", "Hate symbols", "Weapons"]},
     ),
     Starter(
+        "textract-forms",
+        "Form fields (A2I Textract input)",
+        "Check the key-value pairs the built-in text reader (or Textract) found in a document.",
+        {
+            "aiServiceRequest": {"document": {"s3Object": {"bucket": "loopin-sample", "name": "document.png"}}},
+            "selectedAiServiceResponse": {
+                "blocks": [
+                    {
+                        "blockType": "KEY_VALUE_SET",
+                        "id": "key-0",
+                        "entityTypes": ["KEY"],
+                        "text": "Invoice number:",
+                        "confidence": 71.5,
+                        "relationships": [{"type": "VALUE", "ids": ["value-0"]}],
+                    },
+                    {
+                        "blockType": "KEY_VALUE_SET",
+                        "id": "value-0",
+                        "entityTypes": ["VALUE"],
+                        "text": "INV-0042",
+                        "confidence": 71.5,
+                    },
+                ]
+            },
+            "humanLoopContext": {"importantFormKeys": []},
+        },
+    ),
+    Starter(
+        "rekognition-moderation",
+        "Moderation labels (A2I Rekognition input)",
+        "Confirm the moderation labels the built-in classifier (or Rekognition) was not sure of.",
+        {
+            "aiServiceRequest": {"image": {"s3Object": {"bucket": "loopin-sample", "name": "astronaut.jpg"}}},
+            "selectedAiServiceResponse": {
+                "moderationLabels": [
+                    {"confidence": 61.3, "name": "Suggestive", "parentName": ""},
+                    {"confidence": 12.4, "name": "Explicit Nudity", "parentName": ""},
+                ]
+            },
+        },
+    ),
+    Starter(
         "audio-classification",
         "Audio classification",
         "Listen to a recording and choose a category.",
