@@ -114,7 +114,7 @@ def test_an_answer_that_agrees_with_the_model_completes_with_one_worker(admin, a
     assert not submit(app_client, emails[1], answer(CAR))  # no task waits for anybody else
 
 
-def test_disagreement_adds_a_task_for_another_worker_up_to_the_task_count(admin, app_client, services):
+def test_disagreement_adds_a_task_for_another_worker_up_to_the_task_count(admin, app_client, services, admin_console):
     emails = adaptive_flow(admin)
     admin.start_loop(
         "split", flow="review", input={"taskObject": "s3://images/b.jpg", "initialValue": [CAR]}, priority=90
@@ -134,6 +134,11 @@ def test_disagreement_adds_a_task_for_another_worker_up_to_the_task_count(admin,
         (3, "completed", "taskCountReached"),
     ]
     assert doc["loopinAdaptive"]["tasks"] == 3
+    page = admin_console.get("/admin/loops/split")  # the admin sees why three workers were asked
+    assert (
+        "3 of 3 tasks asked · after 1 answer: one more task (disagreesWithModel)"
+        " · after 2 answers: one more task (workersDisagree) · after 3 answers: done (taskCountReached)"
+    ) in page
     with services.db.read() as session:
         loop_id = session.scalar(select(HumanLoop.id).where(HumanLoop.name == "split"))
         slots = session.scalars(select(TaskSlot).where(TaskSlot.loop_id == loop_id)).all()

@@ -165,6 +165,7 @@ def _loop_values(pages: AdminPages, s: Session, name: str) -> dict[str, Any]:
         }
     return {
         "escalation": escalation,
+        "adaptive": json.loads(loop.adaptive_info) if loop.adaptive_info else None,
         "declines": [{"worker": email, "at": format_time(at)} for email, at in deadlines.declined_by(s, loop)],
         "fallback": fallback,
         "deadline": format_time(loop.deadline_at),
