@@ -90,26 +90,22 @@ def create_flow(
         activation.check_source(request_source)
     if activation_conditions is not None:
         activation.check_conditions(activation_conditions, request_source)
-    problems = (
-        _problems(
-            name=name,
-            title=title,
-            description=description,
-            task_count=task_count,
-            availability_lifetime_s=availability_lifetime_s,
-            time_limit_s=time_limit_s,
-            keywords=keywords,
-            consolidation=consolidation,
-            consolidation_quorum=consolidation_quorum,
-        )
-        | _deadline_problems(
-            default_priority=default_priority,
-            deadline_s=deadline_s,
-            fallback=fallback,
-            availability_lifetime_s=availability_lifetime_s,
-            time_limit_s=time_limit_s,
-        )
-        | _adaptive_problems(adaptive, task_count, adaptive_model_agreement, adaptive_worker_agreement)
+    problems = _settings_problems(
+        name=name,
+        title=title,
+        description=description,
+        task_count=task_count,
+        availability_lifetime_s=availability_lifetime_s,
+        time_limit_s=time_limit_s,
+        keywords=keywords,
+        consolidation=consolidation,
+        consolidation_quorum=consolidation_quorum,
+        default_priority=default_priority,
+        deadline_s=deadline_s,
+        fallback=fallback,
+        adaptive=adaptive,
+        adaptive_model_agreement=adaptive_model_agreement,
+        adaptive_worker_agreement=adaptive_worker_agreement,
     )
     if role_arn is not None and (len(role_arn) > 2048 or not ROLE_ARN.fullmatch(role_arn)):
         problems["role_arn"] = f"'{role_arn}' is not an IAM role ARN."
@@ -293,26 +289,22 @@ def update_flow(
         escalation_team = escalation_team_name(session, flow)
     if escalation_team and escalation_s is None:
         escalation_s = flow.escalation_s
-    problems = (
-        _problems(
-            name=None,
-            title=title,
-            description=description,
-            task_count=task_count,
-            availability_lifetime_s=availability_lifetime_s,
-            time_limit_s=time_limit_s,
-            keywords=keywords,
-            consolidation=consolidation,
-            consolidation_quorum=consolidation_quorum,
-        )
-        | _deadline_problems(
-            default_priority=default_priority,
-            deadline_s=deadline_s,
-            fallback=fallback,
-            availability_lifetime_s=availability_lifetime_s,
-            time_limit_s=time_limit_s,
-        )
-        | _adaptive_problems(adaptive, task_count, adaptive_model_agreement, adaptive_worker_agreement)
+    problems = _settings_problems(
+        name=None,
+        title=title,
+        description=description,
+        task_count=task_count,
+        availability_lifetime_s=availability_lifetime_s,
+        time_limit_s=time_limit_s,
+        keywords=keywords,
+        consolidation=consolidation,
+        consolidation_quorum=consolidation_quorum,
+        default_priority=default_priority,
+        deadline_s=deadline_s,
+        fallback=fallback,
+        adaptive=adaptive,
+        adaptive_model_agreement=adaptive_model_agreement,
+        adaptive_worker_agreement=adaptive_worker_agreement,
     )
     origins = _origins(frame_origins, problems) if frame_origins is not None else None
     escalation_team_id = _escalation_problems(
@@ -542,6 +534,48 @@ def _escalation_problems(
             "the escalation must end before the loop expires."
         )
     return team_id
+
+
+def _settings_problems(
+    *,
+    name: str | None,
+    title: str,
+    description: str,
+    task_count: int,
+    availability_lifetime_s: int,
+    time_limit_s: int,
+    keywords: Sequence[str],
+    consolidation: bool | None,
+    consolidation_quorum: int | None,
+    default_priority: int,
+    deadline_s: int | None,
+    fallback: str,
+    adaptive: object,
+    adaptive_model_agreement: object,
+    adaptive_worker_agreement: object,
+) -> dict[str, str]:
+    """Every bad field among a flow's plain settings (create and update check the same)."""
+    return (
+        _problems(
+            name=name,
+            title=title,
+            description=description,
+            task_count=task_count,
+            availability_lifetime_s=availability_lifetime_s,
+            time_limit_s=time_limit_s,
+            keywords=keywords,
+            consolidation=consolidation,
+            consolidation_quorum=consolidation_quorum,
+        )
+        | _deadline_problems(
+            default_priority=default_priority,
+            deadline_s=deadline_s,
+            fallback=fallback,
+            availability_lifetime_s=availability_lifetime_s,
+            time_limit_s=time_limit_s,
+        )
+        | _adaptive_problems(adaptive, task_count, adaptive_model_agreement, adaptive_worker_agreement)
+    )
 
 
 def _adaptive_problems(
