@@ -151,8 +151,9 @@ def test_undo_and_redo_restore_exact_states_and_reset_goes_back_to_the_models_bo
 # -- item 3: drafts --------------------------------------------------------------------------------
 
 # The frame posts its draft to the console page, which keeps it: the entry appears a moment
-# after the edit, so wait for it rather than read at once.
-DRAFT_SAVED = "Object.keys(localStorage).length === 1"
+# after the edit, so wait for it rather than read at once. A function, not an expression: Playwright
+# polls an expression with the page's eval, which the console's CSP refuses.
+DRAFT_SAVED = "() => Object.keys(localStorage).length === 1"
 
 
 def test_a_reload_keeps_the_draft_and_a_submit_clears_it(live: Live, page: Page):
