@@ -33,6 +33,12 @@ Box methods, scored by F1 at IoU 0.5 (one-to-one, same label; summed over all im
   without ground truth on this image's and the previous 200 images' answers decides each
   object, the workers' reliabilities from it weight the coordinates; the first images
   (fewer than 20 questions) fall back to the 2-of-3 quorum.
+- ``with gold``: the same, as the server calls it once the workers have scored gold tasks
+  in the flow: every worker (the spammer too) first answers the same ``--gold`` gold images
+  (other images than the measured ones), scored by ``loopin.gold.score`` (box F1 at IoU
+  0.5), and their reliabilities are ``worker_quality.shrunk_accuracy`` of those scores (the
+  server's ``worker_reliability``): they weight the label votes and the coordinates, while
+  the presence model still decides which objects are kept.
 
 Classification. Each image also gets an image-level class (the label of its largest true
 box); honest workers answer it right with their ``accuracy``, the label confuser mixes two
@@ -55,12 +61,16 @@ Two populations: the crews above (two honest workers + the spammer), and crews o
 honest workers (the spammer paused by its gold accuracy, as the product does).
 ``--limits M,W`` sets the model and worker agreement limits (default: the server's).
 
+``--jobs N`` runs the crews in N processes (same results: each crew has its own seed).
+
 Results: bench/results/consolidation-<UTC time>.json and a Markdown summary on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -69,6 +79,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,11 +92,14 @@ from loopin.adaptive import DEFAULT_MODEL_AGREEMENT, DEFAULT_WORKER_AGREEMENT, d
 from loopin.consolidation import (  # noqa: E402
     consolidate,
     iou,
+    label_agreement,
     match_count,
     presence_model,
     presence_votes,
 )
+from loopin.gold import score as gold_score  # noqa: E402
 from loopin.inference import Detector  # noqa: E402
+from loopin.worker_quality import LABEL_PRIOR_WEIGHT, shrunk_accuracy  # noqa: E402
 
 CANVAS = (800, 600)
 TILE = (400, 300)
@@ -206,6 +220,32 @@ def model_prediction(rng: random.Random, truth: list[dict[str, Any]], labels: li
     return honest_answer(rng, MODEL_HARD if rng.random() < HARD_SHARE else MODEL, truth, labels)
 
 
+@dataclass(frozen=True)
+class Gold:
+    """What the server knows of each worker once they answered the gold images: the
+    reliability (``worker_reliability``) and the accuracy at labelling boxes
+    (``worker_label_reliability``)."""
+
+    reliability: dict[str, float]
+    labelling: dict[str, float]
+
+
+def gold_knowledge(seed: int, gold_images: list[list[dict[str, Any]]], labels: list[str]) -> Gold:
+    reliability, labelling = {}, {}
+    for index, name in enumerate([*(p.name for p in WORKERS), SPAMMER]):
+        rng = random.Random(seed + index)
+        profile = next((p for p in WORKERS if p.name == name), None)
+        scores, same, matched = [], 0, 0
+        for truth in gold_images:
+            drawn = spam_answer(rng, labels) if profile is None else honest_answer(rng, profile, truth, labels)
+            scores.append(gold_score(wrap(drawn), {"annotatedResult": {"boundingBoxes": truth}}))
+            s, m = label_agreement(drawn, truth)
+            same, matched = same + s, matched + m
+        reliability[name] = round(shrunk_accuracy(sum(scores), len(scores)), 4)
+        labelling[name] = round(shrunk_accuracy(same, matched, LABEL_PRIOR_WEIGHT), 4)
+    return Gold(reliability, labelling)
+
+
 def class_answer(rng: random.Random, p: Profile | None, truth: str, classes: list[str]) -> str:
     if p is None:
         return rng.choice(classes)
@@ -257,11 +297,12 @@ def run_crew(
     classes: bool = True,
     adaptive: Adaptive | None = None,
     model_vote: bool = False,
+    gold: Gold | None = None,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     profiles = {p.name: p for p in WORKERS}
     per_worker = {name: Score() for name in crew}
-    majority, weighted = Score(), Score()
+    majority, weighted, with_gold = Score(), Score(), Score()
     class_right = {"majority": 0, "dawid-skene": 0}
     methods: dict[str, int] = {}
     questions: list[list[list[tuple[str, str]]]] = []  # per image: its present/absent questions
@@ -292,6 +333,14 @@ def run_crew(
         result = consolidate(answers, presence=model)
         timings["consolidated"].append(time.perf_counter() - t)
         weighted.add(result.answer_content["annotatedResult"]["boundingBoxes"], truth)
+        if gold is not None:
+            graded = consolidate(
+                answers,
+                presence=model,
+                reliability={name: gold.reliability[name] for name in crew},
+                label_reliability={name: gold.labelling[name] for name in crew},
+            )
+            with_gold.add(graded.answer_content["annotatedResult"]["boundingBoxes"], truth)
         if model_vote and adaptive is not None:
             with_model = [*answers, (MODEL_VOTER, wrap(adaptive.predictions[index]))]
             voted_questions.append(presence_votes(with_model))
@@ -333,6 +382,13 @@ def run_crew(
             "images_by_tasks": dict(sorted(adaptive_tasks.items())),
             "last_decision": dict(reasons.most_common()),
             "share_of_fixed3_f1": round(adaptive_score.f1() / weighted.f1(), 4) if weighted.f1() else None,
+        }
+    if gold is not None:
+        extra["with_gold"] = {
+            **with_gold.as_dict(),
+            "reliability": {name: gold.reliability[name] for name in crew},
+            "labelling": {name: gold.labelling[name] for name in crew},
+            "gain_over_best_single_points": round(100 * (with_gold.f1() - per_worker[best].f1()), 2),
         }
     if model_vote:
         extra["with_model_vote"] = {
@@ -386,6 +442,8 @@ def main() -> None:
         "--model-vote", action="store_true", help="with --adaptive: also the model's prediction as a fourth vote"
     )
     parser.add_argument("--no-classes", action="store_true", help="skip image classification (Dawid-Skene)")
+    parser.add_argument("--gold", type=int, default=20, help="gold images each worker answers first (0: no gold)")
+    parser.add_argument("--jobs", type=int, default=1, help="processes to run the crews in")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     photos = photo_truth(args.truth_score)
@@ -402,26 +460,26 @@ def main() -> None:
         model_rng = random.Random(args.seed + 1000)
         model_limit, worker_limit = (float(x) for x in args.limits.split(","))
         adaptive = Adaptive([model_prediction(model_rng, t, labels) for t in images], model_limit, worker_limit)
+    gold = None
+    if args.gold:
+        gold_rng = random.Random(args.seed + 2000)
+        gold_images = [t for t in (make_image(gold_rng, photos) for _ in range(args.gold * 2)) if t][: args.gold]
+        gold = gold_knowledge(args.seed + 3000, gold_images, labels)
     started = time.perf_counter()
     names = [p.name for p in WORKERS]
-    crews = [
-        run_crew(
-            [a, b, SPAMMER],
-            images,
-            labels,
-            args.seed + i,
-            classes=not args.no_classes,
-            adaptive=adaptive,
-            model_vote=args.model_vote,
-        )
+    runs = [
+        ([a, b, SPAMMER], args.seed + i, {"classes": not args.no_classes, "model_vote": args.model_vote, "gold": gold})
         for i, (a, b) in enumerate(itertools.combinations(names, 2))
     ]
-    honest_crews = []
     if adaptive is not None:
-        honest_crews = [
-            run_crew(list(trio), images, labels, args.seed + 100 + i, classes=False, adaptive=adaptive)
+        runs += [
+            (list(trio), args.seed + 100 + i, {"classes": False})
             for i, trio in enumerate(itertools.combinations(names, 3))
         ]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        done = list(pool.map(functools.partial(_run_crew, images, labels, adaptive), runs))
+    crews = [c for c in done if SPAMMER in c["crew"]]
+    honest_crews = [c for c in done if SPAMMER not in c["crew"]]
     elapsed = time.perf_counter() - started
     gains = [c["gain_over_best_single_points"] for c in crews]
     report = {
@@ -438,6 +496,8 @@ def main() -> None:
             "small_share": round(small / sum(counts), 3),
         },  # fmt: skip
         "profiles": {p.name: asdict_profile(p) for p in WORKERS},
+        "gold_images_per_worker": args.gold,
+        "gold": dataclasses.asdict(gold) if gold else None,
         "crews": crews,
         "honest_crews": honest_crews,
         "adaptive_limits": {"model": adaptive.model_limit, "worker": adaptive.worker_limit} if adaptive else None,
@@ -449,12 +509,31 @@ def main() -> None:
             "crews_at_least_5": sum(g >= 5 for g in gains),
         },  # fmt: skip
         "elapsed_s": round(elapsed, 1),
+        "jobs": args.jobs,
     }
+    if gold is not None:
+        gold_gains = [c["with_gold"]["gain_over_best_single_points"] for c in crews]
+        report["gain_with_gold_over_best_single_points"] = {
+            "mean": round(statistics.fmean(gold_gains), 2),
+            "min": min(gold_gains),
+            "max": max(gold_gains),
+            "crews_at_least_5": sum(g >= 5 for g in gold_gains),
+        }  # fmt: skip
     out = ROOT / "bench" / "results" / f"consolidation-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(markdown(report))
     print(f"\nresults: {out.relative_to(ROOT)}")
+
+
+def _run_crew(
+    images: list[list[dict[str, Any]]],
+    labels: list[str],
+    adaptive: Adaptive | None,
+    run: tuple[list[str], int, dict[str, Any]],
+) -> dict[str, Any]:
+    crew, seed, options = run
+    return run_crew(crew, images, labels, seed, adaptive=adaptive, **options)
 
 
 def model_f1(predictions: list[list[dict[str, Any]]], images: list[list[dict[str, Any]]]) -> float:
@@ -496,6 +575,23 @@ def markdown(r: dict[str, Any]) -> str:
         f"{g['crews_at_least_5']} of {len(r['crews'])} crews at +5 or more. Elapsed {r['elapsed_s']} s.",
         f"ms per image (first crew): {r['crews'][0]['ms_per_image']}",
     ]
+    if r.get("gold"):
+        known = r["gold"]
+        lines += ["", f"With gold ({r['gold_images_per_worker']} gold images per worker; reliability / labelling: "
+                  + ", ".join(f"{k} {v:.3f} / {known['labelling'][k]:.3f}" for k, v in known["reliability"].items())
+                  + ")", "",
+                  "| crew (+ spammer) | best single worker F1 | consolidated F1 | with gold: F1 (P / R) "
+                  "| gain vs best single |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+        for c in r["crews"]:
+            v = c["with_gold"]
+            lines.append(
+                f"| {' + '.join(n for n in c['crew'] if n != SPAMMER)} | {c['best_single_f1']:.3f} "
+                f"| {c['consolidated']['f1']:.3f} | **{v['f1']:.3f}** ({v['precision']:.3f} / {v['recall']:.3f}) "
+                f"| {v['gain_over_best_single_points']:+.1f} |"
+            )
+        g = r["gain_with_gold_over_best_single_points"]
+        lines.append(f"\nWith gold: mean {g['mean']:+.1f} points (min {g['min']:+.1f}, max {g['max']:+.1f}); "
+                     f"{g['crews_at_least_5']} of {len(r['crews'])} crews at +5 or more.")  # fmt: skip
     if r["crews"] and "with_model_vote" in r["crews"][0]:
         lines += ["", "| crew (+ spammer) | consolidated F1 | + the model's vote: F1 (P / R) | gain vs best single |",
                   "|---|---:|---:|---:|"]  # fmt: skip

@@ -16,6 +16,7 @@ from loopin.consolidation import (
     default_quorum,
     estimate_reliability,
     iou,
+    label_agreement,
     normalise_text,
     presence_model,
     presence_votes,
@@ -118,6 +119,26 @@ def test_box_label_disagreement_is_one_object_with_the_majority_label():
     assert consolidate(tie, reliability={"a": 0.6, "c": 0.9}).answer_content["annotatedResult"]["boundingBoxes"] == [
         {**CAR, "label": "truck"}
     ]
+
+
+def test_labelling_accuracy_settles_a_box_label_tie_instead_of_reliability():
+    tie = [("a", boxes(CAR)), ("c", boxes({**CAR, "label": "truck"}))]
+    reliability = {"a": 0.6, "c": 0.9}  # c draws better...
+    labelling = {"a": 0.95, "c": 0.7}  # ...but a labels better
+    for quorum in (None, 2):
+        result = consolidate(tie, reliability=reliability, label_reliability=labelling, quorum=quorum)
+        [kept] = result.answer_content["annotatedResult"]["boundingBoxes"]
+        assert kept["label"] == "car"
+    assert consolidate(tie, reliability=reliability).answer_content["annotatedResult"]["boundingBoxes"] == [
+        {**CAR, "label": "truck"}
+    ]
+
+
+def test_label_agreement_matches_boxes_whatever_their_label():
+    truth = [CAR, BIKE, SMALL]
+    found = [{**CAR, "label": "truck"}, BIKE, box("car", 0, 300, 50, 50)]  # one mislabelled, one stray
+    assert label_agreement(found, truth) == (1, 2)
+    assert label_agreement([], truth) == (0, 0) and label_agreement(found, []) == (0, 0)
 
 
 def test_initial_value_modified_is_the_majority_flag():

@@ -411,3 +411,55 @@ def test_gold_accuracy_weighs_the_workers_in_consolidation(admin, app_client, se
     services.write(scored_gold)
     admin.start_loop("after-gold", flow="review", input=real_input(1))
     assert consolidated_label("after-gold") == "cat"
+
+
+def test_gold_labelling_accuracy_settles_box_label_ties(admin, app_client, services):
+    """One worker scores better on gold (finds every box) but mixes labels up; the other
+    finds fewer boxes but labels them right. When they draw the same box with two labels,
+    the one who labels right wins, not the one with the better gold score."""
+    emails = setup_flow(admin, workers=2, task_count=2)
+    truth = [box("car", 10 + 150 * i, 10, 100, 80) for i in range(4)]
+    wrong_once = [truth[0] | {"label": "bicycle"}, *truth[1:]]  # box F1 0.75, labelling 3/4
+    answers = {emails[0]: boxes(*wrong_once), emails[1]: boxes(truth[0])}  # box F1 0.4, labelling 1/1
+    items = [admin.add_gold_item("review", input=gold_input(i), answer=boxes(*truth)).id for i in range(10)]
+
+    def answered_gold(s):
+        flow = s.scalar(select(FlowDefinition))
+        workers = {w.email: w for w in s.scalars(select(Worker))}
+        for n, email in enumerate(emails):
+            for i, item in enumerate(items):
+                s.add(
+                    GoldTask(
+                        id=7000 + 100 * n + i,
+                        gold_item_id=item,
+                        flow_id=flow.id,
+                        worker_id=workers[email].id,
+                        status="submitted",
+                        accepted_at=0,
+                        lease_expires_at=1,
+                        submitted_at=1,
+                        answer=json.dumps(answers[email]),
+                        score=gold.score(answers[email], boxes(*truth)),
+                    )
+                )
+        s.flush()
+        return flow.id, [workers[email].worker_id for email in emails]
+
+    flow_id, ids = services.write(answered_gold)
+    with services.db.read() as s:
+        assert (
+            worker_quality.worker_reliability(s, flow_id, ids)[ids[0]]
+            > worker_quality.worker_reliability(s, flow_id, ids)[ids[1]]
+        )
+        labelling = worker_quality.worker_label_reliability(s, flow_id, ids)
+        assert labelling[ids[0]] == pytest.approx(worker_quality.shrunk_accuracy(30, 40, 5.0))
+        assert labelling[ids[1]] == pytest.approx(worker_quality.shrunk_accuracy(10, 10, 5.0))
+
+    admin.start_loop("tie", flow="review", input=real_input(0))
+    for email, label in zip(emails, ["bicycle", "car"], strict=True):
+        worker = worker_client(app_client, email)
+        task = worker.next_task("review")
+        worker.submit(task.task_id, boxes(CAR | {"label": label}))
+    output = json.loads(services.store.get(admin.describe_loop("tie").output_uri))
+    consolidated = output["consolidatedAnswer"]["answerContent"]["annotatedResult"]["boundingBoxes"]
+    assert [b["label"] for b in consolidated] == ["car"]

@@ -36,7 +36,7 @@ from loopin.flows import (
 from loopin.models import FlowDefinition, HumanLoop, TaskSlot, Worker
 from loopin.store import join_uri
 from loopin.validation import LOOP_NAME, check_name, loads_stored, refuse_lone_surrogates
-from loopin.worker_quality import worker_reliability
+from loopin.worker_quality import worker_label_reliability, worker_reliability
 
 OUTPUTS_DUE = "loopin.outputs_due"  # key in Session.info: ids of the loops made pending in it
 
@@ -404,7 +404,12 @@ def _consolidate(
         # Gold accuracy, where the workers have any, weighs them instead of the learned estimate.
         workers = [worker for worker, _ in answers]
         known = worker_reliability(session, loop.flow_id, workers, submitted_up_to=before_ms) or None
-        return consolidation.consolidate(answers, quorum=explicit, history=history, reliability=known).to_json()
+        labelling = None
+        if known:  # no gold answers at all, so no labelling accuracy either
+            labelling = worker_label_reliability(session, loop.flow_id, workers, submitted_up_to=before_ms) or None
+        return consolidation.consolidate(
+            answers, quorum=explicit, history=history, reliability=known, label_reliability=labelling
+        ).to_json()
     except Exception as exc:  # a bug in a method must not keep the loop from completing
         log.exception("consolidating the answers of loop %s failed", loop.name)
         return {

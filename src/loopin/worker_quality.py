@@ -17,13 +17,26 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loopin import workforce
+from loopin import consolidation, workforce
+from loopin.consolidation.fields import is_box
 from loopin.errors import ValidationError
 from loopin.flows import get_flow
-from loopin.models import Event, FlowDefinition, GoldTask, HumanLoop, TaskSlot, TeamMember, Worker, WorkerPause
+from loopin.models import (
+    Event,
+    FlowDefinition,
+    GoldItem,
+    GoldTask,
+    HumanLoop,
+    TaskSlot,
+    TeamMember,
+    Worker,
+    WorkerPause,
+)
 
 RELIABILITY_PRIOR = 0.7  # what an unknown worker's accuracy is taken to be
 RELIABILITY_PRIOR_WEIGHT = 3.0  # how many gold tasks the prior is worth
+LABEL_PRIOR_WEIGHT = 5.0  # how many gold boxes the prior is worth for the accuracy at labelling
+LABEL_GOLD_TASKS = 100  # the latest gold tasks per worker labelling accuracy is measured on
 AGREEMENT_LOOPS = 1_000  # the flow's latest consolidated loops agreement is measured on
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -154,11 +167,58 @@ def worker_reliability(
     known = {wid: (float(total or 0.0), int(n)) for wid, total, n in session.execute(scored.group_by(Worker.worker_id))}
     if not known:
         return {}
-    k = RELIABILITY_PRIOR_WEIGHT
-    return {
-        wid: (known[wid][0] + k * RELIABILITY_PRIOR) / (known[wid][1] + k) if wid in known else RELIABILITY_PRIOR
-        for wid in worker_ids
-    }
+    return {wid: shrunk_accuracy(*known.get(wid, (0.0, 0))) for wid in worker_ids}
+
+
+def worker_label_reliability(
+    session: Session, flow_id: int, worker_ids: list[str], *, submitted_up_to: int | None = None
+) -> dict[str, float]:
+    """Each worker's accuracy at labelling boxes in the flow: of the boxes in their latest
+    ``LABEL_GOLD_TASKS`` gold answers that match a known box (IoU 0.5, any label), the
+    share with the known label, shrunk toward ``RELIABILITY_PRIOR`` by ``LABEL_PRIOR_WEIGHT``
+    pseudo boxes. Consolidation settles a box's label by it: gold box F1 mixes drawing and
+    labelling, and a worker who draws well but mixes labels up would win label ties.
+    An empty dict when none of the workers has a matched gold box."""
+    counts = {worker_id: [0, 0] for worker_id in worker_ids}  # boxes with the known label, matched
+    for worker_id in worker_ids:
+        rows = select(GoldTask.answer, GoldItem.answer).join(GoldItem, GoldItem.id == GoldTask.gold_item_id)
+        rows = rows.join(Worker, Worker.id == GoldTask.worker_id).where(
+            GoldTask.flow_id == flow_id, GoldTask.status == "submitted", Worker.worker_id == worker_id
+        )
+        if submitted_up_to is not None:
+            rows = rows.where(GoldTask.submitted_at <= submitted_up_to)
+        for given, known in session.execute(rows.order_by(GoldTask.submitted_at.desc()).limit(LABEL_GOLD_TASKS)):
+            same, matched = _labelled(json.loads(given or "{}"), json.loads(known))
+            counts[worker_id][0] += same
+            counts[worker_id][1] += matched
+    if not any(matched for _, matched in counts.values()):
+        return {}
+    return {wid: shrunk_accuracy(same, matched, LABEL_PRIOR_WEIGHT) for wid, (same, matched) in counts.items()}
+
+
+def _labelled(given: object, known: object) -> tuple[int, int]:
+    """(boxes with the known label, boxes matched) over the box fields of one gold answer."""
+    same = matched = 0
+    if not isinstance(given, dict) or not isinstance(known, dict):
+        return 0, 0
+    for name, truth in known.items():
+        value = given.get(name)
+        if not (isinstance(truth, dict) and isinstance(truth.get("boundingBoxes"), list) and isinstance(value, dict)):
+            continue
+        found = value.get("boundingBoxes")
+        if isinstance(found, list):
+            s, m = consolidation.label_agreement([b for b in found if is_box(b)], truth["boundingBoxes"])
+            same, matched = same + s, matched + m
+    return same, matched
+
+
+def shrunk_accuracy(score_total: float, scored: int, prior_weight: float = RELIABILITY_PRIOR_WEIGHT) -> float:
+    """An accuracy shrunk toward ``RELIABILITY_PRIOR``: ``scored`` gold tasks (or boxes)
+    that scored ``score_total`` in all, plus ``prior_weight`` pseudo ones at the prior
+    (nothing scored gives the prior)."""
+    if not scored:
+        return RELIABILITY_PRIOR
+    return (score_total + prior_weight * RELIABILITY_PRIOR) / (scored + prior_weight)
 
 
 def _pace(session: Session, flow: FlowDefinition) -> dict[int, tuple[int, int, int]]:

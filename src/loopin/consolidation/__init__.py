@@ -36,7 +36,16 @@ Modules: ``answer`` (the entry point), ``fields`` (shared shapes, the kind of a 
 """
 
 from loopin.consolidation.answer import Consolidation, consolidate, default_quorum, needs_history
-from loopin.consolidation.boxes import DEFAULT_IOU, MATCH_IOU, assignment, box_f1, cluster_boxes, iou, match_count
+from loopin.consolidation.boxes import (
+    DEFAULT_IOU,
+    MATCH_IOU,
+    assignment,
+    box_f1,
+    cluster_boxes,
+    iou,
+    label_agreement,
+    match_count,
+)
 from loopin.consolidation.fields import Answer, FieldResult
 from loopin.consolidation.labels import MIN_EM_ITEMS, dawid_skene
 from loopin.consolidation.reliability import (
@@ -65,6 +74,7 @@ __all__ = [
     "default_quorum",
     "estimate_reliability",
     "iou",
+    "label_agreement",
     "match_count",
     "needs_history",
     "normalise_text",

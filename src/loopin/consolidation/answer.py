@@ -73,6 +73,7 @@ def consolidate(
     history: Sequence[Sequence[Answer]] = (),
     iou_threshold: float = MATCH_IOU,
     presence: PresenceModel | None = None,
+    label_reliability: Mapping[str, float] | None = None,
 ) -> Consolidation:
     """Consolidate one loop's answers (one per worker).
 
@@ -87,6 +88,10 @@ def consolidate(
     hold at least (quorum - 1/2) / n of the total, the same rule when weights are equal;
     coordinates are averaged with the reliabilities themselves as weights. ``history``: other items
     (loops) of the same flow, each a list of answers, used by Dawid-Skene EM.
+
+    ``label_reliability``: each worker's accuracy at labelling boxes (from gold items); when
+    given, it weights the vote on a box's label instead of ``reliability``, which mixes
+    drawing and labelling (a worker who draws well may still mix labels up).
     """
     n = len(answers)
     automatic = quorum is None
@@ -119,10 +124,18 @@ def consolidate(
             for item in history
         ]
         method: Callable[..., FieldResult | str] = _METHODS[kind]
-        if kind == "boxes" and automatic and presence is not None:
-            method = functools.partial(boxes_field, presence=presence)
-        elif kind == "boxes" and learned:  # an explicit quorum counts workers, not learned weights
-            method = functools.partial(boxes_field, quorum_weights={w: 1.0 for w, _ in answers})
+        if kind == "boxes":
+            label_weights = None
+            if label_reliability:
+                label_weights = {worker: clamped_weight(label_reliability, worker) for worker, _ in answers}
+            if automatic and presence is not None:
+                method = functools.partial(boxes_field, presence=presence, label_weights=label_weights)
+            elif learned:  # an explicit quorum counts workers, not learned weights
+                method = functools.partial(
+                    boxes_field, quorum_weights={w: 1.0 for w, _ in answers}, label_weights=label_weights
+                )
+            else:
+                method = functools.partial(boxes_field, label_weights=label_weights)
         result = method(given, weights, quorum, n, past, iou_threshold)
         if isinstance(result, str):
             skipped[name] = result

@@ -131,6 +131,7 @@ def boxes_field(
     *,
     presence: PresenceModel | None = None,
     quorum_weights: Weights | None = None,
+    label_weights: Weights | None = None,
 ) -> FieldResult:
     clusters = cluster_boxes([(w, v["boundingBoxes"]) for w, v in given], weights, iou_threshold=iou_threshold)
     counting = quorum_weights if quorum_weights is not None else weights
@@ -145,9 +146,10 @@ def boxes_field(
         isinstance(b[k], int) for _, v in given for b in v["boundingBoxes"] for k in ("left", "top", "width", "height")
     )
     for cluster in clusters:
-        # A label disagreement is settled by a vote weighted by reliability. (Dawid-Skene on
-        # box labels was tried: with two honest workers per object it did worse, see the docs.)
-        label, _ = weighted_vote([(w, _box_label(b)) for w, b in cluster.members], weights)
+        # A label disagreement is settled by a vote weighted by reliability at labelling when
+        # known (gold), else by the workers' reliability. (Dawid-Skene on box labels was tried:
+        # with two honest workers per object it did worse, see the docs.)
+        label, _ = weighted_vote([(w, _box_label(b)) for w, b in cluster.members], label_weights or weights)
         share = sum(1 for _, b in cluster.members if _box_label(b) == label) / n_given
         ious = [
             iou(a, b) for i, (_, a) in enumerate(cluster.members) for _, b in cluster.members[i + 1 :]
@@ -212,6 +214,20 @@ def box_f1(
     if not found and not truth:
         return 1.0
     return 2 * tp / (len(found) + len(truth))
+
+
+def label_agreement(
+    found: Sequence[Mapping[str, Any]], truth: Sequence[Mapping[str, Any]], *, iou_threshold: float = DEFAULT_IOU
+) -> tuple[int, int]:
+    """How well ``found`` boxes are labelled: boxes matched one-to-one to ``truth`` whatever
+    their labels (optimal assignment, IoU at least ``iou_threshold``), and how many of those
+    carry the true label. Returns (same label, matched)."""
+    if not found or not truth:
+        return 0, 0
+    overlap = np.array([[iou(a, b) for b in truth] for a in found])
+    pairs = [(r, c) for r, c in assignment(1.0 - overlap) if overlap[r, c] >= iou_threshold]
+    same = sum(1 for r, c in pairs if _box_label(found[r]) == _box_label(truth[c]))
+    return same, len(pairs)
 
 
 def match_count(
