@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from loopin import Client
 from loopin.services import Services
 from tests import aws_support
 from tests.aws_support import client, error_code, signed
@@ -178,7 +179,7 @@ TEXTRACT_CONDITIONS = json.dumps(
 )
 
 
-def test_built_in_task_types_round_trip_as_given_and_bad_ones_name_the_field(sm) -> None:
+def test_built_in_task_types_round_trip_as_given_and_bad_ones_name_the_field(sm, url, access_key) -> None:
     team, ui, _ = review_setup(sm)
     config = {"WorkteamArn": team, "HumanTaskUiArn": ui, "TaskTitle": "t", "TaskDescription": "d", "TaskCount": 1}
 
@@ -197,6 +198,10 @@ def test_built_in_task_types_round_trip_as_given_and_bad_ones_name_the_field(sm)
     flow = sm.describe_flow_definition(FlowDefinitionName="textract")
     assert flow["HumanLoopRequestSource"] == source
     assert flow["HumanLoopActivationConfig"] == activation  # the JSON string exactly as given
+    with Client(url, access_key_id=access_key[0], secret_access_key=access_key[1]) as native_api:
+        native = native_api.get_flow("textract")
+    assert native.request_source == source["AwsManagedHumanLoopRequestSource"]
+    assert native.activation_conditions == json.loads(TEXTRACT_CONDITIONS)  # as an object
     v4 = {"AwsManagedHumanLoopRequestSource": "AWS/Rekognition/DetectModerationLabels/Image/V4"}
     create("rekognition", HumanLoopRequestSource=v4)
     flow = sm.describe_flow_definition(FlowDefinitionName="rekognition")

@@ -68,6 +68,8 @@ def test_operator_and_reviewer_round_trip(cli, tmp_path: Path) -> None:
     assert _json(env, "flows", "describe", "ask")["task_count"] == 1
     consolidating = _json(env, "flows", "update", "ask", "--task-count", "3", "--consolidation-quorum", "3")
     assert (consolidating["consolidation"], consolidating["consolidation_quorum"]) == (True, 3)
+    kept = _json(env, "flows", "update", "ask", "--title", "Answer")  # options not given stay (not null)
+    assert kept["consolidation_quorum"] == 3
     refused = run_cli(env, "flows", "update", "ask", "--consolidation-quorum", "4", check=False)
     assert refused.returncode == 1 and "Consolidation quorum" in refused.stderr
     off = _json(env, "flows", "update", "ask", "--task-count", "1", "--consolidation-quorum", "1", "--no-consolidation")

@@ -81,6 +81,21 @@ def test_explicit_null_resets_to_the_default(admin, app_client, admin_headers):
     assert (response.json()["consolidation"], response.json()["consolidation_quorum"]) == (True, 2)
 
 
+def test_the_client_sends_none_as_null_and_leaves_out_what_is_not_given(admin):
+    setup_flow(admin, task_count=3)
+    admin.update_flow("review", consolidation=False, consolidation_quorum=3, deadline_seconds=600)
+    admin.update_flow("review", adaptive=True, adaptive_model_agreement=0.9, adaptive_worker_agreement=0.8)
+    kept = admin.update_flow("review", title="Kept")
+    assert (kept.consolidation, kept.consolidation_quorum, kept.deadline_seconds) == (False, 3, 600)
+    assert (kept.adaptive_model_agreement, kept.adaptive_worker_agreement) == (0.9, 0.8)
+    reset = admin.update_flow("review", consolidation=None, consolidation_quorum=None, adaptive_model_agreement=None)
+    assert (reset.consolidation, reset.consolidation_quorum) == (True, 2)  # the defaults for three workers
+    assert (reset.adaptive_model_agreement, reset.adaptive_worker_agreement) == (0.6, 0.8)
+    # Null keeps the fields that have no default to go back to; the deadline goes with 0.
+    assert admin.update_flow("review", title=None, deadline_seconds=None).deadline_seconds == 600
+    assert admin.update_flow("review", deadline_seconds=0).deadline_seconds is None
+
+
 @pytest.mark.parametrize("quorum", [0, -1, 4])
 def test_a_bad_quorum_is_refused_and_nothing_is_written(admin, quorum):
     setup_flow(admin, task_count=1, flow="other")

@@ -247,3 +247,54 @@ def test_bad_request_sources_and_conditions_are_validation_exceptions(admin, app
     assert malformed.status_code == 400
     assert "HumanLoopActivationConditions is not valid JSON" in malformed.json()["message"]
     assert not any(f.name == "bad" for f in admin.list_flows())  # nothing half-written
+
+
+def test_the_native_api_and_the_admin_page_show_a_flows_request_source_and_conditions(
+    admin, app_client, access_key, clock, admin_headers, admin_console
+) -> None:
+    setup_flow(admin, workers=1)
+    # A label name is any string: the page must show it as text, not as markup.
+    conditions = {
+        "Conditions": [
+            {
+                "ConditionType": "ModerationLabelConfidenceCheck",
+                "ConditionParameters": {"ModerationLabelName": "<b>Suggestive</b>", "ConfidenceLessThan": 80},
+            },
+            {"ConditionType": "Sampling", "ConditionParameters": {"RandomSamplingPercentage": 5}},
+        ]
+    }
+    created = create_flow(
+        app_client,
+        access_key,
+        clock,
+        "moderate",
+        HumanLoopRequestSource={"AwsManagedHumanLoopRequestSource": REKOGNITION},
+        HumanLoopActivationConfig={
+            "HumanLoopActivationConditionsConfig": {"HumanLoopActivationConditions": json.dumps(conditions)}
+        },
+    )
+    assert created.status_code == 200, created.text
+    flow = admin.get_flow("moderate")
+    assert (flow.request_source, flow.activation_conditions) == (REKOGNITION, conditions)
+    listed = {f.name: f for f in admin.list_flows()}
+    assert listed["moderate"].activation_conditions == conditions
+    assert (listed["review"].request_source, listed["review"].activation_conditions) == (None, None)
+    raw = app_client.get("/api/v1/flows/review", headers=admin_headers).json()
+    assert raw["request_source"] is None and raw["activation_conditions"] is None
+    created = create_flow(
+        app_client,
+        access_key,
+        clock,
+        "unconditional",
+        HumanLoopRequestSource={"AwsManagedHumanLoopRequestSource": REKOGNITION},
+    )
+    assert created.status_code == 200, created.text
+    raw = app_client.get("/api/v1/flows/unconditional", headers=admin_headers).json()
+    assert (raw["request_source"], raw["activation_conditions"]) == (REKOGNITION, None)
+
+    page = admin_console.get("/admin/flows/moderate")
+    assert "Amazon Rekognition DetectModerationLabels V3" in page and f"<code>{REKOGNITION}</code>" in page
+    assert "<b>Suggestive</b>" not in page
+    assert "&#34;ModerationLabelName&#34;: &#34;&lt;b&gt;Suggestive&lt;/b&gt;&#34;" in page  # indented, escaped
+    assert "the endpoint's routing rule decides" in admin_console.get("/admin/flows/unconditional")
+    assert 'id="request-source"' not in admin_console.get("/admin/flows/review")  # a custom task type

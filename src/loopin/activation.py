@@ -34,6 +34,11 @@ TEXTRACT_SOURCE = "AWS/Textract/AnalyzeDocument/Forms/V1"
 REKOGNITION_V3 = "AWS/Rekognition/DetectModerationLabels/Image/V3"
 REKOGNITION_V4 = "AWS/Rekognition/DetectModerationLabels/Image/V4"
 REQUEST_SOURCES = (TEXTRACT_SOURCE, REKOGNITION_V3, REKOGNITION_V4)
+SOURCE_TITLES = {
+    TEXTRACT_SOURCE: "Amazon Textract AnalyzeDocument Forms V1",
+    REKOGNITION_V3: "Amazon Rekognition DetectModerationLabels V3",
+    REKOGNITION_V4: "Amazon Rekognition DetectModerationLabels V4",
+}
 MAX_CONDITIONS_CHARS = 10_240  # A2I's limit on the JSON string
 MAX_DEPTH = 10  # And/Or nesting
 

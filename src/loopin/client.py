@@ -10,6 +10,7 @@ Errors come back as the ``loopin.errors`` exceptions, with the server's stable `
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import time
@@ -24,6 +25,15 @@ from loopin import schemas
 from loopin.errors import LoopinError, ValidationError, error_from_code
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Unset(enum.Enum):
+    """The type of ``UNSET``: an argument left out, told apart from None (sent as null)."""
+
+    UNSET = "UNSET"
+
+
+UNSET = Unset.UNSET
 DEFAULT_URL = "http://127.0.0.1:8321"
 FINAL_STATUSES = ("Completed", "Failed", "Stopped")
 
@@ -307,50 +317,57 @@ class Client:
         self,
         name: str,
         *,
-        title: str | None = None,
-        description: str | None = None,
-        keywords: Sequence[str] | None = None,
-        task_count: int | None = None,
-        availability_lifetime_seconds: int | None = None,
-        time_limit_seconds: int | None = None,
-        consolidation: bool | None = None,
-        consolidation_quorum: int | None = None,
-        frame_origins: Sequence[str] | None = None,
-        default_priority: int | None = None,
-        deadline_seconds: int | None = None,
-        fallback: Literal["model", "fail"] | None = None,
-        escalation_team: str | None = None,
-        escalation_seconds: int | None = None,
-        adaptive: bool | None = None,
-        adaptive_model_agreement: float | None = None,
-        adaptive_worker_agreement: float | None = None,
+        title: str | None | Unset = UNSET,
+        description: str | None | Unset = UNSET,
+        keywords: Sequence[str] | None | Unset = UNSET,
+        task_count: int | None | Unset = UNSET,
+        availability_lifetime_seconds: int | None | Unset = UNSET,
+        time_limit_seconds: int | None | Unset = UNSET,
+        consolidation: bool | None | Unset = UNSET,
+        consolidation_quorum: int | None | Unset = UNSET,
+        frame_origins: Sequence[str] | None | Unset = UNSET,
+        default_priority: int | None | Unset = UNSET,
+        deadline_seconds: int | None | Unset = UNSET,
+        fallback: Literal["model", "fail"] | None | Unset = UNSET,
+        escalation_team: str | None | Unset = UNSET,
+        escalation_seconds: int | None | Unset = UNSET,
+        adaptive: bool | None | Unset = UNSET,
+        adaptive_model_agreement: float | None | Unset = UNSET,
+        adaptive_worker_agreement: float | None | Unset = UNSET,
     ) -> schemas.Flow:
         """Change a flow's title, description, keywords, task count, time limits,
         consolidation settings, frame origins, default priority, deadline (0 removes it),
         fallback, escalation team ("" removes the escalation) and time, or adaptive
-        reviewers and their limits (those given).
+        reviewers and their limits. Only the arguments given are sent; None is sent as null,
+        which puts ``consolidation``, ``consolidation_quorum`` and the adaptive limits back
+        to their defaults and keeps any other field as it is.
         Team, template and output path cannot change."""
-        body = schemas.FlowUpdate(
-            title=title,
-            description=description,
-            keywords=list(keywords) if keywords is not None else None,
-            task_count=task_count,
-            availability_lifetime_seconds=availability_lifetime_seconds,
-            time_limit_seconds=time_limit_seconds,
-            consolidation=consolidation,
-            consolidation_quorum=consolidation_quorum,
-            frame_origins=list(frame_origins) if frame_origins is not None else None,
-            default_priority=default_priority,
-            deadline_seconds=deadline_seconds,
-            fallback=fallback,
-            escalation_team=escalation_team,
-            escalation_seconds=escalation_seconds,
-            adaptive=adaptive,
-            adaptive_model_agreement=adaptive_model_agreement,
-            adaptive_worker_agreement=adaptive_worker_agreement,
-        )
+        given: dict[str, Any] = {
+            field: value
+            for field, value in {
+                "title": title,
+                "description": description,
+                "keywords": keywords,
+                "task_count": task_count,
+                "availability_lifetime_seconds": availability_lifetime_seconds,
+                "time_limit_seconds": time_limit_seconds,
+                "consolidation": consolidation,
+                "consolidation_quorum": consolidation_quorum,
+                "frame_origins": frame_origins,
+                "default_priority": default_priority,
+                "deadline_seconds": deadline_seconds,
+                "fallback": fallback,
+                "escalation_team": escalation_team,
+                "escalation_seconds": escalation_seconds,
+                "adaptive": adaptive,
+                "adaptive_model_agreement": adaptive_model_agreement,
+                "adaptive_worker_agreement": adaptive_worker_agreement,
+            }.items()
+            if value is not UNSET
+        }
+        body = schemas.FlowUpdate(**given)  # sequences become lists
         return self._http.model(
-            schemas.Flow, "PATCH", f"/flows/{_q(name)}", json_body=body.model_dump(exclude_none=True)
+            schemas.Flow, "PATCH", f"/flows/{_q(name)}", json_body=body.model_dump(exclude_unset=True)
         )
 
     def list_flows(self) -> list[schemas.Flow]:

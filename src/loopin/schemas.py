@@ -221,6 +221,17 @@ class Flow(Response):
     adaptive: bool = False
     adaptive_model_agreement: float | None = None
     adaptive_worker_agreement: float | None = None
+    request_source: str | None = Field(
+        default=None,
+        description="A2I's built-in task type (HumanLoopRequestSource.AwsManagedHumanLoopRequestSource, set "
+        "through CreateFlowDefinition), e.g. 'AWS/Rekognition/DetectModerationLabels/Image/V3'; null: a custom "
+        "task type.",
+    )
+    activation_conditions: dict[str, Any] | None = Field(
+        default=None,
+        description="With a built-in task type: its HumanLoopActivationConditions as an object "
+        '({"Conditions": [...]}); null: none.',
+    )
 
 
 # -- human loops ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
@@ -25,7 +25,10 @@ from loopin.cli.output import (
     read_arg,
     with_progress,
 )
+from loopin.client import UNSET, Unset
 from loopin.errors import ResourceInUseError, ValidationError
+
+T = TypeVar("T")
 
 teams_app = typer.Typer(help="Work teams.", no_args_is_help=True)
 workers_app = typer.Typer(help="Workers: invite, list, enable, disable, remove.", no_args_is_help=True)
@@ -342,8 +345,8 @@ def flows_update(
         task_count=task_count,
         availability_lifetime_seconds=availability,
         time_limit_seconds=time_limit,
-        consolidation=consolidation,
-        consolidation_quorum=consolidation_quorum,
+        consolidation=_kept(consolidation),
+        consolidation_quorum=_kept(consolidation_quorum),
         frame_origins=frame_origin,
         default_priority=priority,
         deadline_seconds=deadline,
@@ -351,10 +354,16 @@ def flows_update(
         escalation_team=escalation_team,
         escalation_seconds=escalation_time,
         adaptive=adaptive,
-        adaptive_model_agreement=model_agreement,
-        adaptive_worker_agreement=worker_agreement,
+        adaptive_model_agreement=_kept(model_agreement),
+        adaptive_worker_agreement=_kept(worker_agreement),
     )
     emit(flow, as_json)
+
+
+def _kept(value: T | None) -> T | Unset:
+    """An option not given stays as it is: left out of the update (null would put a
+    consolidation setting or an adaptive limit back to its default)."""
+    return UNSET if value is None else value
 
 
 @flows_app.command("list")

@@ -183,6 +183,10 @@ def _flow(session: Session, ctx: Services, flow: FlowDefinition) -> schemas.Flow
         adaptive=flow.adaptive,
         adaptive_model_agreement=adaptive.limits(flow)[0] if flow.adaptive else None,
         adaptive_worker_agreement=adaptive.limits(flow)[1] if flow.adaptive else None,
+        request_source=flow.request_source,
+        activation_conditions=(
+            loads_stored(flow.activation_conditions) if flow.activation_conditions is not None else None
+        ),
     )
 
 

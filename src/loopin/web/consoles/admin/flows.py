@@ -14,9 +14,10 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from loopin import deadlines, flows, task_templates, workforce
+from loopin import activation, deadlines, flows, task_templates, workforce
 from loopin.errors import LoopinError, NotFoundError, ResourceInUseError, ValidationError
 from loopin.models import FlowDefinition, TaskUi, Workteam
+from loopin.validation import loads_stored
 from loopin.web.consoles.admin.base import AdminPages, SignedInAdmin, to_sign_in
 from loopin.web.consoles.admin.loops import format_duration
 from loopin.web.consoles.admin.templates import when
@@ -194,6 +195,7 @@ def add_routes(pages: AdminPages) -> None:
             else None,
             created=when(flow.created_at),
             frame_origins=flows.frame_origins(flow),
+            request_source=_request_source(flow),
             global_origins=ctx.settings.task_frame_origins,
             v=values if values is not None else _current(flow, found["escalation_team"]),
             errors=errors or {},
@@ -309,6 +311,19 @@ def _current(flow: FlowDefinition, escalation_team: str | None) -> dict[str, str
         "adaptive": "on" if flow.adaptive else "off",
         "adaptive_model_agreement": _shown(flow.adaptive_model_agreement),
         "adaptive_worker_agreement": _shown(flow.adaptive_worker_agreement),
+    }
+
+
+def _request_source(flow: FlowDefinition) -> dict[str, str | None] | None:
+    """A2I's built-in task type of a flow made through CreateFlowDefinition: its name for
+    people, the source as AWS spells it and the activation conditions as indented JSON."""
+    if flow.request_source is None:
+        return None
+    conditions = flow.activation_conditions
+    return {
+        "title": activation.SOURCE_TITLES.get(flow.request_source, flow.request_source),
+        "source": flow.request_source,
+        "conditions": json.dumps(loads_stored(conditions), indent=2, ensure_ascii=False) if conditions else None,
     }
 
 
