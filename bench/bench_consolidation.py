@@ -39,6 +39,10 @@ Box methods, scored by F1 at IoU 0.5 (one-to-one, same label; summed over all im
   0.5), and their reliabilities are ``worker_quality.shrunk_accuracy`` of those scores (the
   server's ``worker_reliability``): they weight the label votes and the coordinates, while
   the presence model still decides which objects are kept.
+- ``ceiling`` (``--ceiling``, with gold): not a method but a bound. A presence rule only
+  sees *who drew* each object; grouping the objects by that pattern, measuring with the
+  truth which share of each pattern's objects is real and keeping the patterns above the
+  F1-best threshold is the best any such rule can do with these objects, boxes and labels.
 
 Classification. Each image also gets an image-level class (the label of its largest true
 box); honest workers answer it right with their ``accuracy``, the label confuser mixes two
@@ -90,12 +94,14 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from loopin.adaptive import DEFAULT_MODEL_AGREEMENT, DEFAULT_WORKER_AGREEMENT, decide  # noqa: E402
 from loopin.consolidation import (  # noqa: E402
+    cluster_boxes,
     consolidate,
     iou,
     label_agreement,
     match_count,
     presence_model,
     presence_votes,
+    weighted_vote,
 )
 from loopin.gold import score as gold_score  # noqa: E402
 from loopin.inference import Detector  # noqa: E402
@@ -298,11 +304,13 @@ def run_crew(
     adaptive: Adaptive | None = None,
     model_vote: bool = False,
     gold: Gold | None = None,
+    with_ceiling: bool = False,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     profiles = {p.name: p for p in WORKERS}
     per_worker = {name: Score() for name in crew}
     majority, weighted, with_gold = Score(), Score(), Score()
+    ceiling = PatternCeiling() if with_ceiling and gold is not None else None
     class_right = {"majority": 0, "dawid-skene": 0}
     methods: dict[str, int] = {}
     questions: list[list[list[tuple[str, str]]]] = []  # per image: its present/absent questions
@@ -341,6 +349,8 @@ def run_crew(
                 label_reliability={name: gold.labelling[name] for name in crew},
             )
             with_gold.add(graded.answer_content["annotatedResult"]["boundingBoxes"], truth)
+            if ceiling is not None:
+                ceiling.add_image(answers, truth, gold)
         if model_vote and adaptive is not None:
             with_model = [*answers, (MODEL_VOTER, wrap(adaptive.predictions[index]))]
             voted_questions.append(presence_votes(with_model))
@@ -390,6 +400,8 @@ def run_crew(
             "labelling": {name: gold.labelling[name] for name in crew},
             "gain_over_best_single_points": round(100 * (with_gold.f1() - per_worker[best].f1()), 2),
         }
+        if ceiling is not None:
+            extra["ceiling"] = ceiling.best(per_worker[best].f1())
     if model_vote:
         extra["with_model_vote"] = {
             **voted.as_dict(),
@@ -444,6 +456,9 @@ def main() -> None:
     parser.add_argument("--no-classes", action="store_true", help="skip image classification (Dawid-Skene)")
     parser.add_argument("--gold", type=int, default=20, help="gold images each worker answers first (0: no gold)")
     parser.add_argument("--jobs", type=int, default=1, help="processes to run the crews in")
+    parser.add_argument(
+        "--ceiling", action="store_true", help="with gold: also the best F1 a rule by who drew each box could reach"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     photos = photo_truth(args.truth_score)
@@ -468,7 +483,11 @@ def main() -> None:
     started = time.perf_counter()
     names = [p.name for p in WORKERS]
     runs = [
-        ([a, b, SPAMMER], args.seed + i, {"classes": not args.no_classes, "model_vote": args.model_vote, "gold": gold})
+        (
+            [a, b, SPAMMER],
+            args.seed + i,
+            {"classes": not args.no_classes, "model_vote": args.model_vote, "gold": gold, "with_ceiling": args.ceiling},
+        )
         for i, (a, b) in enumerate(itertools.combinations(names, 2))
     ]
     if adaptive is not None:
@@ -519,11 +538,52 @@ def main() -> None:
             "max": max(gold_gains),
             "crews_at_least_5": sum(g >= 5 for g in gold_gains),
         }  # fmt: skip
+        if args.ceiling:
+            report["ceiling_gain_mean_points"] = round(
+                statistics.fmean(c["ceiling"]["gain_over_best_single_points"] for c in crews), 2
+            )
     out = ROOT / "bench" / "results" / f"consolidation-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(markdown(report))
     print(f"\nresults: {out.relative_to(ROOT)}")
+
+
+class PatternCeiling:
+    """The best box F1 any rule could reach that keeps or drops an object by *who drew it*
+    (the votes are all a presence model sees), with the objects, fused boxes and labels as
+    consolidation with gold makes them: per pattern of drawers, the share of its objects
+    that are real is measured against the truth (which no real rule has), the patterns at
+    or above a threshold are kept, and the threshold giving the best F1 is taken."""
+
+    def __init__(self) -> None:
+        self.images: list[tuple[list[tuple[tuple[str, ...], dict[str, Any]]], list[dict[str, Any]]]] = []
+        self.real: Counter[tuple[str, ...]] = Counter()
+        self.seen: Counter[tuple[str, ...]] = Counter()
+
+    def add_image(self, answers: list[tuple[str, dict[str, Any]]], truth: list[dict[str, Any]], gold: Gold) -> None:
+        given = [(w, a["annotatedResult"]["boundingBoxes"]) for w, a in answers]
+        objects = []
+        for cluster in cluster_boxes(given, gold.reliability):
+            label, _ = weighted_vote([(w, b["label"]) for w, b in cluster.members], gold.labelling)
+            pattern = tuple(sorted(w for w, _ in cluster.members))
+            box = {**cluster.fused(gold.reliability), "label": label}
+            objects.append((pattern, box))
+            self.seen[pattern] += 1
+            self.real[pattern] += any(t["label"] == label and iou(box, t) >= 0.5 for t in truth)
+        self.images.append((objects, truth))
+
+    def best(self, best_single: float) -> dict[str, Any]:
+        results = []
+        for threshold in (x / 20 for x in range(1, 20)):
+            kept = {p for p in self.seen if self.real[p] / self.seen[p] >= threshold}
+            score = Score()
+            for objects, truth in self.images:
+                score.add([box for pattern, box in objects if pattern in kept], truth)
+            results.append((score.f1(), threshold, score))
+        f1, threshold, score = max(results, key=lambda r: r[0])
+        return {**score.as_dict(), "threshold": threshold,
+                "gain_over_best_single_points": round(100 * (f1 - best_single), 2)}  # fmt: skip
 
 
 def _run_crew(
@@ -589,6 +649,18 @@ def markdown(r: dict[str, Any]) -> str:
                 f"| {c['consolidated']['f1']:.3f} | **{v['f1']:.3f}** ({v['precision']:.3f} / {v['recall']:.3f}) "
                 f"| {v['gain_over_best_single_points']:+.1f} |"
             )
+        if "ceiling" in r["crews"][0]:
+            lines += ["", "| crew (+ spammer) | with gold: gain | ceiling of a rule by who drew each box: F1 (P / R) | "
+                      "gain | threshold |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+            for c in r["crews"]:
+                v = c["ceiling"]
+                lines.append(
+                    f"| {' + '.join(n for n in c['crew'] if n != SPAMMER)} "
+                    f"| {c['with_gold']['gain_over_best_single_points']:+.1f} "
+                    f"| {v['f1']:.3f} ({v['precision']:.3f} / {v['recall']:.3f}) "
+                    f"| {v['gain_over_best_single_points']:+.1f} | {v['threshold']:.2f} |"
+                )
+            lines.append(f"\nCeiling: mean {r['ceiling_gain_mean_points']:+.1f} points over the best single worker.")
         g = r["gain_with_gold_over_best_single_points"]
         lines.append(f"\nWith gold: mean {g['mean']:+.1f} points (min {g['min']:+.1f}, max {g['max']:+.1f}); "
                      f"{g['crews_at_least_5']} of {len(r['crews'])} crews at +5 or more.")  # fmt: skip
