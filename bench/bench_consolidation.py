@@ -43,6 +43,8 @@ Box methods, scored by F1 at IoU 0.5 (one-to-one, same label; summed over all im
   sees *who drew* each object; grouping the objects by that pattern, measuring with the
   truth which share of each pattern's objects is real and keeping the patterns above the
   F1-best threshold is the best any such rule can do with these objects, boxes and labels.
+  With ``--adaptive`` (which simulates the model), a second bound also puts in the pattern
+  whether the model's prediction has a box on the object.
 
 Classification. Each image also gets an image-level class (the label of its largest true
 box); honest workers answer it right with their ``accuracy``, the label confuser mixes two
@@ -311,6 +313,7 @@ def run_crew(
     per_worker = {name: Score() for name in crew}
     majority, weighted, with_gold = Score(), Score(), Score()
     ceiling = PatternCeiling() if with_ceiling and gold is not None else None
+    model_ceiling = PatternCeiling() if ceiling is not None and adaptive is not None else None
     class_right = {"majority": 0, "dawid-skene": 0}
     methods: dict[str, int] = {}
     questions: list[list[list[tuple[str, str]]]] = []  # per image: its present/absent questions
@@ -351,6 +354,8 @@ def run_crew(
             with_gold.add(graded.answer_content["annotatedResult"]["boundingBoxes"], truth)
             if ceiling is not None:
                 ceiling.add_image(answers, truth, gold)
+            if model_ceiling is not None and adaptive is not None:
+                model_ceiling.add_image(answers, truth, gold, adaptive.predictions[index])
         if model_vote and adaptive is not None:
             with_model = [*answers, (MODEL_VOTER, wrap(adaptive.predictions[index]))]
             voted_questions.append(presence_votes(with_model))
@@ -402,6 +407,8 @@ def run_crew(
         }
         if ceiling is not None:
             extra["ceiling"] = ceiling.best(per_worker[best].f1())
+        if model_ceiling is not None:
+            extra["ceiling_with_model"] = model_ceiling.best(per_worker[best].f1())
     if model_vote:
         extra["with_model_vote"] = {
             **voted.as_dict(),
@@ -539,9 +546,10 @@ def main() -> None:
             "crews_at_least_5": sum(g >= 5 for g in gold_gains),
         }  # fmt: skip
         if args.ceiling:
-            report["ceiling_gain_mean_points"] = round(
-                statistics.fmean(c["ceiling"]["gain_over_best_single_points"] for c in crews), 2
-            )
+            for key in ("ceiling", "ceiling_with_model"):
+                if key in crews[0]:
+                    gains = [c[key]["gain_over_best_single_points"] for c in crews]
+                    report[f"{key}_gain_mean_points"] = round(statistics.fmean(gains), 2)
     out = ROOT / "bench" / "results" / f"consolidation-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
@@ -554,20 +562,30 @@ class PatternCeiling:
     (the votes are all a presence model sees), with the objects, fused boxes and labels as
     consolidation with gold makes them: per pattern of drawers, the share of its objects
     that are real is measured against the truth (which no real rule has), the patterns at
-    or above a threshold are kept, and the threshold giving the best F1 is taken."""
+    or above a threshold are kept, and the threshold giving the best F1 is taken. With the
+    model's prediction given, whether it has a box on the object (IoU 0.5) is part of the
+    pattern: the bound for a rule that also sees the model."""
 
     def __init__(self) -> None:
         self.images: list[tuple[list[tuple[tuple[str, ...], dict[str, Any]]], list[dict[str, Any]]]] = []
         self.real: Counter[tuple[str, ...]] = Counter()
         self.seen: Counter[tuple[str, ...]] = Counter()
 
-    def add_image(self, answers: list[tuple[str, dict[str, Any]]], truth: list[dict[str, Any]], gold: Gold) -> None:
+    def add_image(
+        self,
+        answers: list[tuple[str, dict[str, Any]]],
+        truth: list[dict[str, Any]],
+        gold: Gold,
+        prediction: list[dict[str, Any]] | None = None,
+    ) -> None:
         given = [(w, a["annotatedResult"]["boundingBoxes"]) for w, a in answers]
         objects = []
         for cluster in cluster_boxes(given, gold.reliability):
             label, _ = weighted_vote([(w, b["label"]) for w, b in cluster.members], gold.labelling)
-            pattern = tuple(sorted(w for w, _ in cluster.members))
             box = {**cluster.fused(gold.reliability), "label": label}
+            pattern = tuple(sorted(w for w, _ in cluster.members))
+            if prediction is not None and any(iou(box, p) >= 0.5 for p in prediction):
+                pattern += (MODEL_VOTER,)
             objects.append((pattern, box))
             self.seen[pattern] += 1
             self.real[pattern] += any(t["label"] == label and iou(box, t) >= 0.5 for t in truth)
@@ -661,6 +679,13 @@ def markdown(r: dict[str, Any]) -> str:
                     f"| {v['gain_over_best_single_points']:+.1f} | {v['threshold']:.2f} |"
                 )
             lines.append(f"\nCeiling: mean {r['ceiling_gain_mean_points']:+.1f} points over the best single worker.")
+            if "ceiling_with_model_gain_mean_points" in r:
+                lines.append(
+                    "Ceiling of a rule that also sees whether the model has a box on the object: mean "
+                    f"{r['ceiling_with_model_gain_mean_points']:+.1f} points ("
+                    + ", ".join(f"{c['ceiling_with_model']['gain_over_best_single_points']:+.1f}" for c in r["crews"])
+                    + ")."
+                )
         g = r["gain_with_gold_over_best_single_points"]
         lines.append(f"\nWith gold: mean {g['mean']:+.1f} points (min {g['min']:+.1f}, max {g['max']:+.1f}); "
                      f"{g['crews_at_least_5']} of {len(r['crews'])} crews at +5 or more.")  # fmt: skip
