@@ -54,7 +54,7 @@ PG_ADMIN = os.environ.get("LOOPIN_BENCH_PG", "postgresql://postgres@127.0.0.1:54
 PASSWORD = "bench-password-123"
 
 
-def run(kind: str, n: int) -> None:
+def run(kind: str, n: int, *, show_sql: bool = False) -> None:
     tmp = tempfile.mkdtemp(prefix="loopin-ops-")
     pg_name = ""
     if kind == "pg":
@@ -78,6 +78,9 @@ def run(kind: str, n: int) -> None:
         return bump
 
     event.listen(ctx.db.engine, "before_cursor_execute", counter("statements"))
+    sql: list[str] = []  # the statements of the last call (--sql)
+    if show_sql:
+        event.listen(ctx.db.engine, "before_cursor_execute", lambda *a: sql.append(" ".join(a[2].split())))
     for name in ("checkout", "commit", "rollback"):
         event.listen(ctx.db.engine, name, counter(name + "s" if name != "checkout" else "checkouts"))
     try:
@@ -135,8 +138,12 @@ def run(kind: str, n: int) -> None:
             for i in range(n):
                 for label, fn in (("claim", claim), ("submit", submit)):
                     counts.clear()
+                    sql.clear()
                     t, p = time.perf_counter(), time.process_time()
                     fn(i)
+                    if show_sql and i == n - 1:
+                        print(f"\n-- the statements of one {label}:")
+                        print("\n".join(f"{k + 1:3}. {text[:220]}" for k, text in enumerate(sql)))
                     per[label].append((time.perf_counter() - t, time.process_time() - p, collections.Counter(counts)))
             for label, name in (("claim", "POST /worker/tasks/next"), ("submit", "POST .../submit (+output)")):
                 vals = per[label]
@@ -171,10 +178,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--only", choices=["sqlite", "pg"])
     ap.add_argument("--rev", help="benchmark this git revision (e.g. HEAD) instead of the working tree")
+    ap.add_argument("--sql", action="store_true", help="print the SQL statements of one claim and one submit")
     args = ap.parse_args()
     for kind in ("sqlite", "pg"):
         if args.only in (None, kind):
-            run(kind, args.n)
+            run(kind, args.n, show_sql=args.sql)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ _CHANGED = "loopin.flows_changed"  # key in Session.info: this transaction chang
 class _Cache:
     generation: int
     flows: dict[str, FlowDefinition] = field(default_factory=dict)
+    by_id: dict[int, FlowDefinition] = field(default_factory=dict)
     output_paths: list[str] | None = None
 
 
@@ -56,6 +57,20 @@ def get_flow(session: Session, name: str) -> FlowDefinition:
         flow = _copy(flows.get_flow(session, name))
         with _lock:
             cache.flows[name] = flow
+    return flow
+
+
+def get_flow_by_id(session: Session, flow_id: int) -> FlowDefinition:
+    """``Session.get_one(FlowDefinition, flow_id)``, from the cache when it is current; the
+    same rule as ``get_flow``: a copy to read, never to change."""
+    cache = _current(session)
+    if cache is None:
+        return session.get_one(FlowDefinition, flow_id)
+    flow = cache.by_id.get(flow_id)
+    if flow is None:
+        flow = _copy(session.get_one(FlowDefinition, flow_id))
+        with _lock:
+            cache.by_id[flow_id] = flow
     return flow
 
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 from sqlalchemy import exists, func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -28,10 +28,11 @@ from sqlalchemy.orm import Session
 
 from loopin import gold, tasks
 from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError
-from loopin.models import FlowDefinition, GoldItem, GoldTask, HumanLoop, TaskSlot, Worker, WorkerPause
+from loopin.models import FlowDefinition, GoldItem, GoldSettings, GoldTask, HumanLoop, TaskSlot, Worker, WorkerPause
 from loopin.validation import fits_db_int
 
 _random = random.SystemRandom()
+T = TypeVar("T")
 
 
 # -- claiming -------------------------------------------------------------------------
@@ -50,22 +51,25 @@ def claim_next(
     real task (``tasks.claim_next``)."""
     if worker.status != "active":
         raise AccessDeniedError("This worker account is not active.")
-    flow_ids = tasks.worker_flow_ids(session, worker)
+    scope = tasks.claim_scope(session, worker)
+    flow_ids = scope.flow_ids
     if flow_name is not None:
-        flow = session.scalar(select(FlowDefinition).where(FlowDefinition.name == flow_name))
-        if flow is None or flow.id not in flow_ids:
+        flow_id = tasks.flow_id_named(session, flow_name)
+        if flow_id is None or flow_id not in flow_ids:
             # Not one of their teams' flows: no gold there; ``tasks`` knows whether the
             # flow is theirs through an escalation, or not theirs at all.
-            return tasks.claim_next(session, worker, flow_name=flow_name, now_ms=now_ms)
-        flow_ids = [flow.id]
+            return tasks.claim_next(session, worker, flow_name=flow_name, now_ms=now_ms, scope=scope)
+        flow_ids = [flow_id]
     held = _held_gold(session, worker, flow_ids, now_ms=now_ms)
     if held is not None:
         return _view(session, held)
-    if not _holds_real_task(session, worker, flow_ids, now_ms=now_ms):
-        served = _serve_gold(session, worker, flow_ids, now_ms=now_ms, rng=rng or _random)
+    # Most flows draw no gold: one statement tells, and the checks below are skipped.
+    drawing = _flows_drawing_gold(session, flow_ids)
+    if drawing and not _holds_real_task(session, worker, flow_ids, now_ms=now_ms):
+        served = _serve_gold(session, worker, drawing, now_ms=now_ms, rng=rng or _random)
         if served is not None:
             return _view(session, served)
-    return tasks.claim_next(session, worker, flow_name=flow_name, now_ms=now_ms)
+    return tasks.claim_next(session, worker, flow_name=flow_name, now_ms=now_ms, scope=scope)
 
 
 def held_flow_ids(session: Session, worker: Worker, *, now_ms: int) -> set[int]:
@@ -109,18 +113,26 @@ def _holds_real_task(session: Session, worker: Worker, flow_ids: Collection[int]
     )
 
 
+def _flows_drawing_gold(session: Session, flow_ids: Collection[int]) -> dict[int, float]:
+    """The gold rate of each of these flows that draws gold (rate above 0)."""
+    query = select(GoldSettings.flow_id, GoldSettings.rate).where(
+        GoldSettings.flow_id.in_(flow_ids), GoldSettings.rate > 0
+    )
+    return {flow_id: rate for flow_id, rate in session.execute(query)}
+
+
 def _serve_gold(
-    session: Session, worker: Worker, flow_ids: Collection[int], *, now_ms: int, rng: random.Random
+    session: Session, worker: Worker, rates: dict[int, float], *, now_ms: int, rng: random.Random
 ) -> GoldTask | None:
-    """A new gold task in the first of the flows (by name) that draws gold at its rate, has
-    a real task waiting for the worker (a gold task never comes from an empty queue) and an
-    item the worker was never served."""
+    """A new gold task in the first of the flows (by name) that draws gold at its rate
+    (``rates``), has a real task waiting for the worker (a gold task never comes from an
+    empty queue) and an item the worker was never served."""
     waiting: dict[int, int] | None = None
     for flow in session.scalars(
-        select(FlowDefinition).where(FlowDefinition.id.in_(flow_ids)).order_by(FlowDefinition.name)
+        select(FlowDefinition).where(FlowDefinition.id.in_(rates)).order_by(FlowDefinition.name)
     ):
-        rate = gold.get_settings(session, flow).rate
-        if rate <= 0 or rng.random() >= rate:
+        rate = rates[flow.id]
+        if rng.random() >= rate:
             continue
         if waiting is None:
             waiting = {job.flow.id: job.tasks_waiting for job in tasks.list_jobs(session, worker)}
@@ -205,35 +217,49 @@ def gold_task_of(session: Session, worker: Worker, task_id: int) -> GoldTask | N
     return task
 
 
+def _real_or_gold(session: Session, worker: Worker, task_id: int, real: Callable[[], T]) -> T | GoldTask:
+    """``real()`` (the action on the worker's real task with this id), or, when the worker
+    holds no real task with this id, their gold task with it. The real task is tried first:
+    most tasks are real, and the real slot wins when the two share an id."""
+    try:
+        return real()
+    except NotFoundError:
+        task = gold_task_of(session, worker, task_id)
+        if task is None:
+            raise
+        return task
+
+
 def get_held_task(session: Session, worker: Worker, task_id: int, *, now_ms: int) -> tasks.HeldTask:
-    task = gold_task_of(session, worker, task_id)
-    if task is None:
-        return tasks.get_held_task(session, worker, task_id, now_ms=now_ms)
-    _check_usable(session, worker, task, now_ms=now_ms)
-    return _view(session, task)
+    found = _real_or_gold(
+        session, worker, task_id, lambda: tasks.get_held_task(session, worker, task_id, now_ms=now_ms)
+    )
+    if not isinstance(found, GoldTask):
+        return found
+    _check_usable(session, worker, found, now_ms=now_ms)
+    return _view(session, found)
 
 
 def release(session: Session, worker: Worker, task_id: int, *, now_ms: int) -> HumanLoop:
-    task = gold_task_of(session, worker, task_id)
-    if task is None:
-        return tasks.release(session, worker, task_id, now_ms=now_ms)
-    return _give_back(session, worker, task, "released", now_ms=now_ms)
+    found = _real_or_gold(session, worker, task_id, lambda: tasks.release(session, worker, task_id, now_ms=now_ms))
+    return _give_back(session, worker, found, "released", now_ms=now_ms) if isinstance(found, GoldTask) else found
 
 
 def decline(session: Session, worker: Worker, task_id: int, *, now_ms: int) -> HumanLoop:
-    task = gold_task_of(session, worker, task_id)
-    if task is None:
-        return tasks.decline(session, worker, task_id, now_ms=now_ms)
-    return _give_back(session, worker, task, "declined", now_ms=now_ms)
+    found = _real_or_gold(session, worker, task_id, lambda: tasks.decline(session, worker, task_id, now_ms=now_ms))
+    return _give_back(session, worker, found, "declined", now_ms=now_ms) if isinstance(found, GoldTask) else found
 
 
 def submit(session: Session, worker: Worker, task_id: int, answer: dict[str, Any], *, now_ms: int) -> HumanLoop:
     """Submit an answer: a gold task's is scored (and may pause the worker), a real one
     goes to ``tasks.submit``. Returns the loop (for a gold task a transient one naming the
     flow)."""
-    task = gold_task_of(session, worker, task_id)
-    if task is None:
-        return tasks.submit(session, worker, task_id, answer, now_ms=now_ms)
+    found = _real_or_gold(
+        session, worker, task_id, lambda: tasks.submit(session, worker, task_id, answer, now_ms=now_ms)
+    )
+    if not isinstance(found, GoldTask):
+        return found
+    task = found
     encoded = tasks.checked_answer(answer)
     session.refresh(task, with_for_update=True)
     if task.status == "submitted":

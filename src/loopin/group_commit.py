@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 
 from loopin.db import Database
 from loopin.errors import LoopinError
-from loopin.loops import take_outputs_due
 
 T = TypeVar("T")
 log = logging.getLogger("loopin.group_commit")
@@ -41,7 +40,7 @@ class RunAlone(Exception):
 @dataclass(frozen=True)
 class Committed(Generic[T]):
     result: T
-    outputs_due: set[int]  # loops this request made pending (their output.json to write)
+    after: Any  # what ``before_commit`` returned for this request
 
 
 @dataclass
@@ -51,8 +50,11 @@ class _Request:
 
 
 class GroupWriter:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, before_commit: Callable[[Session], Any]) -> None:
+        """``before_commit`` runs in the transaction after each request (the outputs it made
+        due are claimed there); what it returns is handed back with the request's result."""
         self._db = db
+        self._before_commit = before_commit
         self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -89,7 +91,7 @@ class GroupWriter:
                 for request in group:
                     result = request.fn(session)
                     session.flush()  # the next request sees this one's rows, as if run after it
-                    outcomes.append(Committed(result, take_outputs_due(session)))
+                    outcomes.append(Committed(result, self._before_commit(session)))
         except LoopinError as exc:
             if len(group) == 1:  # a domain error of a request that was alone: its answer
                 group[0].done.set_exception(exc)

@@ -367,7 +367,7 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
     if loop.adaptive_info:  # loopin's extension: how many workers adaptive reviewers asked, and why
         document["loopinAdaptive"] = json.loads(loop.adaptive_info)
     event_data = None
-    flow = session.get_one(FlowDefinition, loop.flow_id)
+    flow = flow_cache.get_flow_by_id(session, loop.flow_id)
     enabled, quorum = consolidation_settings(flow, answers=answers_wanted(session, loop))
     if enabled and answers:
         last_submitted = max(slot.submitted_at or 0 for slot, _ in rows)
@@ -444,9 +444,7 @@ def _flow_history(session: Session, loop: HumanLoop, *, before_ms: int) -> list[
     return [items[k] for k in sorted(items)]
 
 
-def claim_pending_outputs(
-    session: Session, *, now_ms: int, retry_after_ms: int, limit: int, loop_ids: Sequence[int] = ()
-) -> list[HumanLoop]:
+def claim_pending_outputs(session: Session, *, now_ms: int, retry_after_ms: int, limit: int) -> list[HumanLoop]:
     """Take loops whose output is due, pushing their next attempt out so that another
     process does not take them at the same time (a crashed attempt is retried later)."""
     query = (
@@ -456,8 +454,6 @@ def claim_pending_outputs(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    if loop_ids:
-        query = query.where(HumanLoop.id.in_(loop_ids))
     loops = list(session.scalars(query))
     for loop in loops:
         loop.output_attempts += 1
@@ -477,7 +473,8 @@ def complete_output(
     loop.output_uri = uri
     loop.output_last_error = None
     loop.ended_at = now_ms
-    record_status(session, loop, now_ms=now_ms, data=event_data)
+    flow_name = flow_cache.get_flow_by_id(session, loop.flow_id).name
+    record_status(session, loop, now_ms=now_ms, data=event_data, flow_name=flow_name)
 
 
 def note_output_due(session: Session, loop_id: int) -> None:

@@ -18,9 +18,8 @@ from loopin.config import Settings
 from loopin.db import Database
 from loopin.errors import ConflictError
 from loopin.group_commit import GroupWriter, RunAlone
-from loopin.loops import take_outputs_due
 from loopin.model_host import ModelHost
-from loopin.outputs import write_outputs_now
+from loopin.outputs import claim_due, write_claimed
 from loopin.store import LocalStore, ObjectStore, open_store
 
 T = TypeVar("T")
@@ -51,15 +50,15 @@ class Services:
     def write(self, fn: Callable[[Session], T], *, attempts: int = 3) -> T:
         """Run ``fn`` in a write transaction, retrying races the database detected
         (a unique key taken meanwhile, a deadlock victim). The domain re-checks on retry
-        and then answers with a proper error. Outputs the change made due are written
-        after the commit, before this returns."""
+        and then answers with a proper error. Outputs the change made due are claimed in
+        its transaction and written after the commit, before this returns."""
         for attempt in range(attempts):
             try:
                 with self.db.write() as session:
                     result = fn(session)
-                due = take_outputs_due(session)
-                if due:
-                    write_outputs_now(self, due)
+                    claimed = claim_due(session, self.settings, now_ms=self.clock.now_ms())
+                if claimed:
+                    write_claimed(self, claimed)
                 return result
             except IntegrityError as exc:
                 if attempt == attempts - 1:
@@ -79,8 +78,8 @@ class Services:
             committed = self.group.run(fn)
         except RunAlone:
             return self.write(fn)
-        if committed.outputs_due:
-            write_outputs_now(self, committed.outputs_due, grouped=True)
+        if committed.after:
+            write_claimed(self, committed.after, grouped=True)
         return committed.result
 
 
@@ -106,7 +105,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             concurrent_decodes=settings.image_decode_concurrency,
         ),
         secrets=SecretCache(db, settings.secret_key, clock),
-        group=GroupWriter(db),
+        group=GroupWriter(db, before_commit=lambda session: claim_due(session, settings, now_ms=clock.now_ms())),
     )
 
 

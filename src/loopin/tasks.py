@@ -15,8 +15,9 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from loopin import adaptive, workforce
+from loopin import adaptive, flow_cache, workforce
 from loopin.deadlines import fall_back_if_all_declined, model_prediction
 from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError, ValidationError
 from loopin.loops import fail_loop, settle_loop
@@ -119,16 +120,24 @@ def list_jobs(session: Session, worker: Worker) -> list[Job]:
     return jobs
 
 
-def claim_next(session: Session, worker: Worker, *, flow_name: str | None = None, now_ms: int) -> HeldTask | None:
+def claim_next(
+    session: Session,
+    worker: Worker,
+    *,
+    flow_name: str | None = None,
+    now_ms: int,
+    scope: ClaimScope | None = None,
+) -> HeldTask | None:
     """The worker's current task in the job if they hold one, else the next available
     slot (the most urgent first: smallest ``queue_rank``, see ``loops.queue_rank``; then
-    the oldest loop; never a loop they hold, answered or declined). None if none."""
+    the oldest loop; never a loop they hold, answered or declined). None if none.
+    ``scope``: the worker's ``claim_scope`` when the caller has read it in this transaction."""
     _require_active(worker)
     _seen(session, worker, now_ms=now_ms)
-    scope = claim_scope(session, worker)
+    scope = scope or claim_scope(session, worker)
     flow_id = None
     if flow_name is not None:
-        flow_id = session.scalar(select(FlowDefinition.id).where(FlowDefinition.name == flow_name))
+        flow_id = flow_id_named(session, flow_name)
         if flow_id is None or not (flow_id in scope.flow_ids or _escalated_to(session, scope, flow_id, worker)):
             raise NotFoundError(f"You have no job named '{flow_name}'.")
     conditions = scope.conditions(flow_id)
@@ -169,22 +178,31 @@ def claim_next(session: Session, worker: Worker, *, flow_name: str | None = None
         # The candidate not taken stays locked until this transaction ends: other claimers
         # skip it for that moment, never wait on it.
         slot = min(candidates, key=lambda c: (c.queue_rank, c.loop_id, c.slot_index))
-        flow = session.get_one(FlowDefinition, slot.flow_id)
+        flow = flow_cache.get_flow_by_id(session, slot.flow_id)
+        held = {
+            "status": "held",
+            "worker_id": worker.id,
+            "accepted_at": now_ms,
+            "lease_expires_at": now_ms + flow.time_limit_s * 1000,
+        }
         taken = session.execute(  # type: ignore[attr-defined]
             update(TaskSlot)
             .where(TaskSlot.id == slot.id, TaskSlot.status == "available")
-            .values(
-                status="held",
-                worker_id=worker.id,
-                accepted_at=now_ms,
-                lease_expires_at=now_ms + flow.time_limit_s * 1000,
-            )
+            .values(**held)
             .execution_options(synchronize_session=False)
         ).rowcount
         if taken == 1:
-            session.refresh(slot)
+            for key, value in held.items():  # what the row now holds: no read back
+                set_committed_value(slot, key, value)
             return _held(session, slot)
     return None
+
+
+def flow_id_named(session: Session, name: str) -> int | None:
+    try:
+        return flow_cache.get_flow(session, name).id
+    except NotFoundError:
+        return None
 
 
 def get_held_task(session: Session, worker: Worker, slot_id: int, *, now_ms: int) -> HeldTask:
@@ -400,8 +418,7 @@ def _worker_touched(loop_id_col: Any, worker_id: int) -> Any:
 
 def _held(session: Session, slot: TaskSlot) -> HeldTask:
     loop = session.get_one(HumanLoop, slot.loop_id)
-    flow = session.get_one(FlowDefinition, slot.flow_id)
-    return HeldTask(slot, loop, flow)
+    return HeldTask(slot, loop, flow_cache.get_flow_by_id(session, slot.flow_id))
 
 
 def _own_slot(session: Session, worker: Worker, slot_id: int) -> TaskSlot:
@@ -420,7 +437,7 @@ def _member_for(session: Session, worker: Worker, slot: TaskSlot) -> bool:
     """Whether the worker is (still) on the team of the slot's flow, or on the team its
     loop escalated to: checked on every task action, so a worker taken off a team can no
     longer read or answer its tasks."""
-    flow = session.get_one(FlowDefinition, slot.flow_id)
+    flow = flow_cache.get_flow_by_id(session, slot.flow_id)
     teams = [flow.team_id] if slot.escalation_team_id is None else [flow.team_id, slot.escalation_team_id]
     return any(session.get(TeamMember, (team_id, worker.id)) is not None for team_id in teams)
 
@@ -452,10 +469,14 @@ def _lock_own_slot(session: Session, worker: Worker, slot_id: int) -> tuple[Task
 
 
 def _lock_loop(session: Session, loop_id: int) -> HumanLoop:
-    loop = session.scalar(select(HumanLoop).where(HumanLoop.id == loop_id).with_for_update())
+    loop = session.scalar(
+        select(HumanLoop)
+        .where(HumanLoop.id == loop_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # the row as locked, not an older copy
+    )
     if loop is None:
         raise NotFoundError("The human loop of this task was deleted.")
-    session.refresh(loop)
     return loop
 
 
@@ -469,6 +490,8 @@ def _free_slot(slot: TaskSlot, loop: HumanLoop) -> None:
 def _seen(session: Session, worker: Worker, *, now_ms: int) -> None:
     """Move the worker's last_seen_at on (for the overview's active workers), at most once
     every ``SEEN_EVERY_MS`` so that a busy worker does not write their row on every task."""
+    if worker.last_seen_at is not None and worker.last_seen_at >= now_ms - SEEN_EVERY_MS:
+        return  # as read with this request's sign-in check: recent enough, no statement
     session.execute(
         update(Worker)
         .where(
