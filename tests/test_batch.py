@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 from sqlalchemy import func, select
 
-from loopin import batch
+from loopin import batch, invocations
 from loopin.access_keys import create_key
 from loopin.background import run_once
 from loopin.clock import ManualClock
@@ -179,6 +179,28 @@ def test_resume_after_a_runner_dies_midway_redoes_nothing_and_starts_no_second_l
     assert len(lines) == 24 and loop_count(services) == sum(1 for x in lines if x["human_loop"]) == job.routed
     assert loop_count(services) >= loops_then
     assert len({x["human_loop"]["name"] for x in lines if x["human_loop"]}) == job.routed
+
+
+def test_a_loop_that_cannot_start_fails_its_image_alone(admin, services: Services, image_set) -> None:
+    """The images whose model ran are recorded several in one transaction; one that fails
+    there (a loop of the name the batch derives exists with another input) is listed as
+    failed and the others of its transaction are kept."""
+    deploy(admin, services, threshold=0.9)
+    folder = write_folder(services.settings.data_dir / "taken", image_set[:8])
+    taken = {invocations.derived_loop_name("detector", f"batch:taken:{seq}") for seq in (1, 3, 5, 7)}
+    for name in taken:
+        admin.start_loop(name, flow="review", input={"taskObject": "s3://elsewhere/other.jpg"})
+    admin.create_batch_job(endpoint="detector", source=str(folder), output="s3://results/taken", name="taken")
+    assert batch.run_next(services, owner="runner-a", workers=2) == "taken"
+
+    job = admin.describe_batch_job("taken")
+    failures = admin.batch_job_failures("taken")
+    assert job.status == "Completed" and job.done + job.failed == 8
+    assert 1 <= job.failed <= 4 and all(f.reason.startswith("ConflictException") for f in failures)
+    assert prediction_count(services) == job.done  # a failed image leaves no prediction behind
+    lines = jsonl(services, job.predictions_uri)
+    assert {line["human_loop"]["name"] for line in lines if line["human_loop"]}.isdisjoint(taken)
+    assert loop_count(services) == len(taken) + job.routed
 
 
 def test_cancel_keeps_what_was_done(admin, services: Services, image_set) -> None:

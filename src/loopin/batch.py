@@ -24,16 +24,16 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from loopin import batch_ray
 from loopin.endpoints import detect, get_endpoint
 from loopin.errors import ConflictError, LoopinError, NotFoundError, StoreUnavailableError, ValidationError
-from loopin.invocations import MAX_BODY_BYTES, ModelRunner, invoke
+from loopin.invocations import MAX_BODY_BYTES, Invocation, ModelRunner, Record, prepare
 from loopin.models import BatchItem, BatchJob
 from loopin.services import Services
 from loopin.store import join_uri, normalize_output_location, parse_object_uri
@@ -50,6 +50,7 @@ PREDICTIONS = "predictions.jsonl"
 FAILURES = "failures.jsonl"
 PAGE_SIZE = 64
 EXECUTORS = ("local", "ray")
+CHECKPOINT_COLUMNS = ("status", "reason", "prediction_id", "loop_name", "result", "finished_at")
 
 
 @dataclass(frozen=True)
@@ -383,10 +384,22 @@ def claim_job(ctx: Services, owner: str, *, name: str | None = None) -> str | No
     return None
 
 
-def _renew(ctx: Services, job_id: int, owner: str) -> str | None:
-    """Extend the lease; the job's status, or None when the lease is no longer ours."""
+def _checkpoint_and_renew(ctx: Services, job_id: int, owner: str, rows: list[Checkpoint]) -> str | None:
+    """Write finished images' checkpoints and extend the lease, in one transaction; the
+    job's status, or None when the lease is no longer ours."""
     now = ctx.clock.now_ms()
+    items = cast(Table, BatchItem.__table__)
     with ctx.db.write() as session:
+        if rows:  # one statement for all: only an image still pending takes its checkpoint
+            session.connection().execute(
+                update(items)
+                .where(items.c.id == bindparam("item_id"), items.c.status == "pending")
+                .values({column: bindparam(f"new_{column}") for column in CHECKPOINT_COLUMNS}),
+                [
+                    {"item_id": item_id, **{f"new_{column}": values.get(column) for column in CHECKPOINT_COLUMNS}}
+                    for item_id, values in rows
+                ],
+            )
         renewed = session.execute(
             update(BatchJob)
             .where(BatchJob.id == job_id, BatchJob.lease_owner == owner, BatchJob.status == "Running")
@@ -418,9 +431,11 @@ def run_job(
     is lost, ``stop`` is set (the server shuts down: the lease is released) or ``max_images``
     were done (tests: a runner killed midway, its lease left to run out). The job's status.
 
-    Images flow through a window of threads (twice the workers, so one image's database
-    and store writes overlap the next one's inference; the endpoint's instance count bounds
-    the inferences); checkpoints are written a few at a time, with the lease renewed."""
+    Images flow through a window of threads (twice the workers, so one image's store
+    writes overlap the next one's inference; the endpoint's instance count bounds the
+    inferences). The predictions and loops of the images whose model ran are written a
+    few at a time, in one transaction; then each image's ``.out``; the checkpoints are
+    written a few at a time with the lease renewed."""
     with ctx.db.read() as session:
         job = get_job(session, name)
         job_id, endpoint_name, output_uri = job.id, job.endpoint_name, job.output_uri
@@ -435,23 +450,33 @@ def run_job(
             return _finish(ctx, job_id, owner, output_uri, "Failed", reason=f"{exc} The finished images are kept.")
     threads = 2 * max(1, workers or worker_count(ctx))
     queue: deque[tuple[int, int, str, str]] = deque()
-    in_flight: set[Future[tuple[int, dict[str, Any]] | None]] = set()
-    done_rows: list[tuple[int, dict[str, Any]]] = []
+    in_flight: set[Future[Checkpoint | _Unrecorded | None]] = set()
+    unrecorded: list[_Unrecorded] = []
+    done_rows: list[Checkpoint] = []
     after_seq, submitted, exhausted = -1, 0, False
     verdict: tuple[str, str | None] | None = None  # why the job stops: (status, reason)
     last_flush = time.monotonic()
 
     def flush() -> None:
         nonlocal verdict, last_flush
-        if done_rows:
-            _checkpoints(ctx, done_rows)
-            done_rows.clear()
         last_flush = time.monotonic()
-        status = _renew(ctx, job_id, owner)
+        status = _checkpoint_and_renew(ctx, job_id, owner, done_rows)
+        done_rows.clear()
         if status is None:
             verdict = verdict or ("Lost", None)
         elif status != "Running":
             verdict = verdict or (status, None)
+
+    def record() -> None:
+        """The waiting images' predictions and loops in one transaction, then their ``.out``."""
+        outcomes = ctx.write_grouped_each([image.record for image in unrecorded])
+        for image, outcome in zip(unrecorded, outcomes, strict=True):
+            if isinstance(outcome, LoopinError):
+                if (row := _failed(ctx, image.item_id, outcome)) is not None:
+                    done_rows.append(row)
+            else:
+                in_flight.add(pool.submit(_answered, ctx, output_uri, image.item_id, image.uri, image.key, outcome))
+        unrecorded.clear()
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="loopin-batch") as pool:
         try:
@@ -459,7 +484,7 @@ def run_job(
             while True:
                 if stop is not None and stop.is_set():
                     verdict = verdict or ("Stopped", None)
-                while verdict is None and len(in_flight) < 2 * threads:
+                while verdict is None and len(in_flight) + len(unrecorded) < 2 * threads:
                     if max_images is not None and submitted >= max_images:
                         break
                     if not queue and not exhausted:
@@ -475,8 +500,10 @@ def run_job(
                     after_seq = seq
                     submitted += 1
                     in_flight.add(
-                        pool.submit(_one, ctx, name, endpoint_name, output_uri, item_id, seq, uri, key, run_model)
+                        pool.submit(_infer, ctx, name, endpoint_name, output_uri, item_id, seq, uri, key, run_model)
                     )
+                if unrecorded and (len(unrecorded) >= threads or len(in_flight) < threads):
+                    record()
                 if not in_flight:
                     break
                 finished, in_flight = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -486,16 +513,18 @@ def run_job(
                     except batch_ray.ClusterUnavailable as exc:
                         verdict = verdict or ("Failed", f"{exc} The finished images are kept.")
                         continue
-                    if row is not None:
+                    if isinstance(row, _Unrecorded):
+                        unrecorded.append(row)
+                    elif row is not None:
                         done_rows.append(row)
                 if len(done_rows) >= 2 * threads or time.monotonic() - last_flush >= 1.0:
                     flush()
         finally:
             for future in in_flight:  # an image's error (the store down) ends the run: keep what finished
-                if not future.cancel() and future.exception() is None and (row := future.result()) is not None:
+                if not future.cancel() and future.exception() is None and isinstance(row := future.result(), tuple):
                     done_rows.append(row)
-            if done_rows:
-                _checkpoints(ctx, done_rows)
+            if done_rows:  # images whose model ran but were not recorded stay pending
+                _checkpoint_and_renew(ctx, job_id, owner, done_rows)
                 done_rows.clear()
     if verdict is None:
         if max_images is not None and submitted >= max_images:
@@ -540,7 +569,20 @@ def _next_page(
     return [(r[0], r[1], r[2], r[3]) for r in rows], None
 
 
-def _one(
+@dataclass(frozen=True)
+class _Unrecorded:
+    """An image whose model ran, its prediction and loop still to write."""
+
+    item_id: int
+    uri: str
+    key: str
+    record: Record
+
+
+Checkpoint = tuple[int, dict[str, Any]]  # (item id, the values of its row)
+
+
+def _infer(
     ctx: Services,
     job_name: str,
     endpoint_name: str,
@@ -550,43 +592,41 @@ def _one(
     uri: str,
     key: str,
     run_model: ModelRunner,
-) -> tuple[int, dict[str, Any]] | None:
-    """Run one image; its checkpoint (item id, values), or None when it stays pending."""
-    now = ctx.clock.now_ms
+) -> Checkpoint | _Unrecorded | None:
+    """Run one image's model: the write still to make, the checkpoint of a bad image or of
+    one answered before (a run resumed after its answer was written), or None when it stays
+    pending."""
     try:
         image = read_image(ctx, uri)
+        prepared = prepare(ctx, endpoint_name, image, idempotency_key=f"batch:{job_name}:{seq}", run_model=run_model)
     except StoreUnavailableError:
         raise  # the store is down, not the image: the job is retried, the image stays pending
     except LoopinError as exc:
-        return item_id, {"status": "failed", "reason": f"{exc.code}: {exc.message}", "finished_at": now()}
-    try:
-        answer = invoke(ctx, endpoint_name, image, idempotency_key=f"batch:{job_name}:{seq}", run_model=run_model).body
-    except StoreUnavailableError:
-        raise
-    except NotFoundError:
-        return None  # the endpoint was deleted: the image stays pending, the job stops
-    except LoopinError as exc:
-        if exc.details.get("reason") == "EndpointNotInService":
-            return None  # the endpoint is being replaced or failed: likewise
-        return item_id, {"status": "failed", "reason": f"{exc.code}: {exc.message}", "finished_at": now()}
-    line = {"source": uri, "key": key, **answer}
-    ctx.store.put(join_uri(output_uri, f"{key}.out"), json.dumps(answer).encode(), content_type="application/json")
-    loop = answer.get("human_loop") or {}
+        return _failed(ctx, item_id, exc)
+    if isinstance(prepared, Invocation):
+        return _answered(ctx, output_uri, item_id, uri, key, prepared)
+    return _Unrecorded(item_id, uri, key, prepared)
+
+
+def _failed(ctx: Services, item_id: int, exc: LoopinError) -> Checkpoint | None:
+    if isinstance(exc, NotFoundError) or exc.details.get("reason") == "EndpointNotInService":
+        return None  # the endpoint was deleted or is being replaced: the image stays pending, the job stops
+    return item_id, {"status": "failed", "reason": f"{exc.code}: {exc.message}", "finished_at": ctx.clock.now_ms()}
+
+
+def _answered(ctx: Services, output_uri: str, item_id: int, uri: str, key: str, answer: Invocation) -> Checkpoint:
+    """Write the image's ``.out``; its checkpoint (written after, so a crash in between
+    runs the image again, which replays the logged answer)."""
+    body = answer.body
+    ctx.store.put(join_uri(output_uri, f"{key}.out"), json.dumps(body).encode(), content_type="application/json")
+    loop = body.get("human_loop") or {}
     return item_id, {
         "status": "done",
-        "prediction_id": answer.get("prediction_id"),
+        "prediction_id": body.get("prediction_id"),
         "loop_name": loop.get("name"),
-        "result": json.dumps(line, sort_keys=True),
-        "finished_at": now(),
+        "result": json.dumps({"source": uri, "key": key, **body}, sort_keys=True),
+        "finished_at": ctx.clock.now_ms(),
     }
-
-
-def _checkpoints(ctx: Services, rows: list[tuple[int, dict[str, Any]]]) -> None:
-    with ctx.db.write() as session:
-        for item_id, values in rows:
-            session.execute(
-                update(BatchItem).where(BatchItem.id == item_id, BatchItem.status == "pending").values(**values)
-            )
 
 
 def _finish(ctx: Services, job_id: int, owner: str, output_uri: str, status: str, *, reason: str | None = None) -> str:

@@ -62,10 +62,14 @@ class GroupWriter:
     def run(self, fn: Callable[[Session], T]) -> Committed[T]:
         """Run ``fn`` in the next group's transaction; returns once it committed. Raises
         ``RunAlone`` when the group failed (nothing of ``fn`` was kept)."""
+        return self.submit(fn).result()
+
+    def submit(self, fn: Callable[[Session], T]) -> Future[Committed[T]]:
+        """``run`` without waiting: writes submitted together share a transaction."""
         self._ensure_thread()
         request = _Request(fn)
         self._queue.put(request)
-        return request.done.result()
+        return request.done
 
     def _ensure_thread(self) -> None:
         if self._thread is None:

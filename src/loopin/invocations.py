@@ -74,6 +74,39 @@ def invoke(
     """Detect objects on ``image``; ``routing`` changes the endpoint's rule for this call
     (keys of ``RoutingRule``). ``run_model`` runs the model (``endpoints.detect`` in this
     process; a batch job's executor may run it elsewhere): everything else is the same."""
+    prepared = prepare(
+        ctx,
+        endpoint_name,
+        image,
+        routing=routing,
+        idempotency_key=idempotency_key,
+        variant=variant,
+        run_model=run_model,
+    )
+    if isinstance(prepared, Invocation):
+        return prepared
+    # Grouped with the other hot-path writes of this process (concurrent invocations,
+    # claims and submits): one commit for many.
+    return ctx.write_grouped(prepared)
+
+
+Record = Callable[[Session], Invocation]
+
+
+def prepare(
+    ctx: Services,
+    endpoint_name: str,
+    image: bytes,
+    *,
+    routing: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    variant: str | None = None,
+    run_model: ModelRunner = detect,
+) -> Invocation | Record:
+    """``invoke`` up to its database write: the model run, the rule applied, a routed image
+    stored. Returns the write still to make (the prediction row and the loop, in the
+    caller's transaction: a batch job records several images in one), or the first call's
+    answer when the idempotency key was seen before."""
     if not image:
         raise ValidationError("The request body is empty: send the image bytes.")
     if len(image) > MAX_BODY_BYTES:
@@ -100,7 +133,7 @@ def invoke(
             return _replay(done)
         loop = None
         if rule is not None and reason is not None and image_uri is not None:
-            loop_name = _loop_name(endpoint_name, idempotency_key)
+            loop_name = derived_loop_name(endpoint_name, idempotency_key)
             started, _ = start_loop(
                 session,
                 name=loop_name,
@@ -139,9 +172,7 @@ def invoke(
         body["prediction_id"] = prediction.id
         return Invocation(body, replayed=False)
 
-    # Grouped with the other hot-path writes of this process (a batch job's threads,
-    # concurrent invocations): one commit for many predictions.
-    return ctx.write_grouped(record)
+    return record
 
 
 @dataclass(frozen=True)
@@ -213,7 +244,7 @@ def _logged(session: Session, endpoint_name: str, key: str) -> Prediction | None
     )
 
 
-def _loop_name(endpoint_name: str, idempotency_key: str | None) -> str:
+def derived_loop_name(endpoint_name: str, idempotency_key: str | None) -> str:
     if idempotency_key is None:
         return str(uuid.uuid4())
     # Derived from the key, so two racing retries name the same loop and start it once.

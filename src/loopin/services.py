@@ -5,7 +5,8 @@ change and then finishes what the commit made due (loop outputs)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -16,8 +17,8 @@ from loopin.access_keys import SecretCache
 from loopin.clock import Clock, SystemClock
 from loopin.config import Settings
 from loopin.db import Database
-from loopin.errors import ConflictError
-from loopin.group_commit import GroupWriter, RunAlone
+from loopin.errors import ConflictError, LoopinError
+from loopin.group_commit import Committed, GroupWriter, RunAlone
 from loopin.model_host import ModelHost
 from loopin.outputs import claim_due, write_claimed
 from loopin.store import LocalStore, ObjectStore, open_store
@@ -74,8 +75,24 @@ class Services:
         in one transaction together with whatever else this process is writing this way at
         the moment, and returns once that transaction committed (``loopin.group_commit``).
         ``fn`` must not call ``write`` or ``write_grouped`` itself."""
+        return self._grouped(self.group.submit(fn), fn)
+
+    def write_grouped_each(self, fns: Sequence[Callable[[Session], T]]) -> list[T | LoopinError]:
+        """``write_grouped`` for several writes handed over at once, so they share a
+        transaction (a batch job's images): each one's result, or the domain error it
+        failed with on its own (the others are kept)."""
+        futures = [self.group.submit(fn) for fn in fns]
+        outcomes: list[T | LoopinError] = []
+        for future, fn in zip(futures, fns, strict=True):
+            try:
+                outcomes.append(self._grouped(future, fn))
+            except LoopinError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _grouped(self, future: Future[Committed[T]], fn: Callable[[Session], T]) -> T:
         try:
-            committed = self.group.run(fn)
+            committed = future.result()
         except RunAlone:
             return self.write(fn)
         if committed.after:
