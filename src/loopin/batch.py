@@ -450,7 +450,7 @@ def run_job(
             return _finish(ctx, job_id, owner, output_uri, "Failed", reason=f"{exc} The finished images are kept.")
     threads = 2 * max(1, workers or worker_count(ctx))
     queue: deque[tuple[int, int, str, str]] = deque()
-    in_flight: set[Future[Checkpoint | _Unrecorded | None]] = set()
+    in_flight: set[Future[Checkpoint | _Unrecorded | list[Checkpoint] | None]] = set()
     unrecorded: list[_Unrecorded] = []
     done_rows: list[Checkpoint] = []
     after_seq, submitted, exhausted = -1, 0, False
@@ -468,14 +468,8 @@ def run_job(
             verdict = verdict or (status, None)
 
     def record() -> None:
-        """The waiting images' predictions and loops in one transaction, then their ``.out``."""
-        outcomes = ctx.write_grouped_each([image.record for image in unrecorded])
-        for image, outcome in zip(unrecorded, outcomes, strict=True):
-            if isinstance(outcome, LoopinError):
-                if (row := _failed(ctx, image.item_id, outcome)) is not None:
-                    done_rows.append(row)
-            else:
-                in_flight.add(pool.submit(_answered, ctx, output_uri, image.item_id, image.uri, image.key, outcome))
+        """Hand the waiting images to a thread that records them in one transaction."""
+        in_flight.add(pool.submit(_record, ctx, output_uri, list(unrecorded)))
         unrecorded.clear()
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="loopin-batch") as pool:
@@ -515,14 +509,17 @@ def run_job(
                         continue
                     if isinstance(row, _Unrecorded):
                         unrecorded.append(row)
+                    elif isinstance(row, list):
+                        done_rows.extend(row)
                     elif row is not None:
                         done_rows.append(row)
                 if len(done_rows) >= 2 * threads or time.monotonic() - last_flush >= 1.0:
                     flush()
         finally:
             for future in in_flight:  # an image's error (the store down) ends the run: keep what finished
-                if not future.cancel() and future.exception() is None and isinstance(row := future.result(), tuple):
-                    done_rows.append(row)
+                if not future.cancel() and future.exception() is None:
+                    row = future.result()
+                    done_rows.extend(row if isinstance(row, list) else [row] if isinstance(row, tuple) else [])
             if done_rows:  # images whose model ran but were not recorded stay pending
                 _checkpoint_and_renew(ctx, job_id, owner, done_rows)
                 done_rows.clear()
@@ -606,6 +603,20 @@ def _infer(
     if isinstance(prepared, Invocation):
         return _answered(ctx, output_uri, item_id, uri, key, prepared)
     return _Unrecorded(item_id, uri, key, prepared)
+
+
+def _record(ctx: Services, output_uri: str, images: list[_Unrecorded]) -> list[Checkpoint]:
+    """The images' predictions and loops in one transaction, then their ``.out``; their
+    checkpoints (an image whose write failed on its own is failed, the others are kept)."""
+    rows = []
+    for image, outcome in zip(images, ctx.write_grouped_each([image.record for image in images]), strict=True):
+        if isinstance(outcome, LoopinError):
+            row = _failed(ctx, image.item_id, outcome)
+        else:
+            row = _answered(ctx, output_uri, image.item_id, image.uri, image.key, outcome)
+        if row is not None:
+            rows.append(row)
+    return rows
 
 
 def _failed(ctx: Services, item_id: int, exc: LoopinError) -> Checkpoint | None:

@@ -4,6 +4,7 @@ change and then finishes what the commit made due (loop outputs)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -76,6 +77,19 @@ class Services:
         the moment, and returns once that transaction committed (``loopin.group_commit``).
         ``fn`` must not call ``write`` or ``write_grouped`` itself."""
         return self._grouped(self.group.submit(fn), fn)
+
+    async def write_grouped_async(self, fn: Callable[[Session], T]) -> T:
+        """``write_grouped`` for a request handler on the event loop: it waits for the
+        commit without holding a thread of the pool (the rare run alone, after a group
+        failed, and the outputs the change made due are written in a thread)."""
+        future = self.group.submit(fn)
+        try:
+            committed = await asyncio.wrap_future(future)
+        except RunAlone:
+            return await asyncio.to_thread(self.write, fn)
+        if committed.after:
+            await asyncio.to_thread(write_claimed, self, committed.after, grouped=True)
+        return committed.result
 
     def write_grouped_each(self, fns: Sequence[Callable[[Session], T]]) -> list[T | LoopinError]:
         """``write_grouped`` for several writes handed over at once, so they share a

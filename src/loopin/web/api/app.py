@@ -441,7 +441,9 @@ def _template_and_flow_routes(api: FastAPI) -> None:
 
 def _loop_routes(api: FastAPI) -> None:
     @api.post("/loops", response_model=schemas.LoopStarted, tags=["human loops"])
-    def start_loop(body: schemas.LoopStart, ctx: Ctx, _: Admin) -> schemas.LoopStarted:
+    async def start_loop(body: schemas.LoopStart, ctx: Ctx, _: Admin) -> schemas.LoopStarted:
+        # On the event loop: the start itself runs in the group writer's thread, so a
+        # thread of the pool would only wait for it.
         # The object form is serialised canonically, so a retry with the keys in another
         # order is still the same input.
         content = (
@@ -467,7 +469,7 @@ def _loop_routes(api: FastAPI) -> None:
                 created=created,
             )
 
-        return ctx.write_grouped(run)
+        return await ctx.write_grouped_async(run)
 
     @api.get("/loops", response_model=schemas.LoopPage, tags=["human loops"])
     def list_loops(
