@@ -56,3 +56,17 @@ def test_a_server_dies_with_a_test_run_killed_by_sigkill(tmp_path: Path) -> None
             run.wait()
         if run.stdout is not None:
             run.stdout.close()
+
+
+def test_a_served_process_keeps_what_it_made_at_start_out_of_the_collectors_sight(tmp_path: Path) -> None:
+    """``loopin serve``'s app factory freezes the objects of start-up and collects less
+    often (the collector's pauses were a loaded server's latency tail)."""
+    from tests.servers import loopin_env
+
+    probe = (
+        "import gc; from loopin.web.server import GC_THRESHOLDS, app_factory; app_factory(); "
+        "print(gc.get_threshold() == GC_THRESHOLDS, gc.get_freeze_count() > 10_000)"
+    )
+    env = loopin_env(tmp_path / "data", f"sqlite:///{tmp_path / 'loopin.db'}")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == ["True", "True"], run.stderr
