@@ -1,7 +1,8 @@
 """Batch jobs: an endpoint's model over every image of a source (an S3 prefix listed through
 the store, a local folder inside an allowed root, or a manifest), each image through
-``invocations.invoke`` (so the routing rule applies and doubtful images start human loops),
-its answer written as ``<output>/<key>.out`` (SageMaker Batch Transform's layout) and, when
+``invocations.prepare`` and the write it returns, several images' writes in one
+transaction (so the routing rule applies and doubtful images start human loops), its
+answer written as ``<output>/<key>.out`` (SageMaker Batch Transform's layout) and, when
 the job ends, every answer in ``<output>/predictions.jsonl``.
 
 Every image has a checkpoint row. An image is invoked with an idempotency key derived from
