@@ -59,13 +59,10 @@ class GroupWriter:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def run(self, fn: Callable[[Session], T]) -> Committed[T]:
-        """Run ``fn`` in the next group's transaction; returns once it committed. Raises
-        ``RunAlone`` when the group failed (nothing of ``fn`` was kept)."""
-        return self.submit(fn).result()
-
     def submit(self, fn: Callable[[Session], T]) -> Future[Committed[T]]:
-        """``run`` without waiting: writes submitted together share a transaction."""
+        """Run ``fn`` in the next group's transaction (writes submitted together share
+        one); the future is done once it committed, or raises ``RunAlone`` when the group
+        failed (nothing of ``fn`` was kept)."""
         self._ensure_thread()
         request = _Request(fn)
         self._queue.put(request)
