@@ -34,8 +34,8 @@ from sqlalchemy.orm import Session
 from loopin import batch_ray
 from loopin.endpoints import detect, get_endpoint
 from loopin.errors import ConflictError, LoopinError, NotFoundError, StoreUnavailableError, ValidationError
-from loopin.invocations import MAX_BODY_BYTES, Invocation, ModelRunner, Record, prepare
-from loopin.models import BatchItem, BatchJob
+from loopin.invocations import MAX_BODY_BYTES, Invocation, ModelRunner, Record, prepare, prepare_unlogged
+from loopin.models import BatchItem, BatchJob, Endpoint, Prediction
 from loopin.services import Services
 from loopin.store import join_uri, normalize_output_location, parse_object_uri
 from loopin.validation import check_name
@@ -450,8 +450,8 @@ def run_job(
         except batch_ray.ClusterUnavailable as exc:
             return _finish(ctx, job_id, owner, output_uri, "Failed", reason=f"{exc} The finished images are kept.")
     threads = 2 * max(1, workers or worker_count(ctx))
-    queue: deque[tuple[int, int, str, str]] = deque()
-    in_flight: set[Future[Checkpoint | _Unrecorded | list[Checkpoint] | None]] = set()
+    queue: deque[_Pending] = deque()
+    in_flight: set[Future[Step | list[Checkpoint]]] = set()
     unrecorded: list[_Unrecorded] = []
     done_rows: list[Checkpoint] = []
     after_seq, submitted, exhausted = -1, 0, False
@@ -483,7 +483,7 @@ def run_job(
                     if max_images is not None and submitted >= max_images:
                         break
                     if not queue and not exhausted:
-                        rows, why = _next_page(ctx, job_id, endpoint_name, after_seq)
+                        rows, why = _next_page(ctx, job_id, name, endpoint_name, after_seq)
                         if why is not None:
                             verdict = ("Failed", why + " The finished images are kept.")
                             break
@@ -491,12 +491,10 @@ def run_job(
                         exhausted = not rows
                     if not queue:
                         break
-                    item_id, seq, uri, key = queue.popleft()
-                    after_seq = seq
+                    image = queue.popleft()
+                    after_seq = image.seq
                     submitted += 1
-                    in_flight.add(
-                        pool.submit(_infer, ctx, name, endpoint_name, output_uri, item_id, seq, uri, key, run_model)
-                    )
+                    in_flight.add(pool.submit(_infer, ctx, name, output_uri, image, run_model))
                 if unrecorded and (len(unrecorded) >= threads or len(in_flight) < threads):
                     record()
                 if not in_flight:
@@ -527,7 +525,7 @@ def run_job(
     if verdict is None:
         if max_images is not None and submitted >= max_images:
             return "Running"  # left as a killed runner leaves it: the lease runs out
-        left, why = _next_page(ctx, job_id, endpoint_name, -1)
+        left, why = _next_page(ctx, job_id, name, endpoint_name, -1)
         if why is not None:  # the endpoint went away while the last images ran
             return _finish(ctx, job_id, owner, output_uri, "Failed", reason=why + " The finished images are kept.")
         if left:  # images skipped while the endpoint was being replaced: the next round runs them
@@ -547,9 +545,26 @@ def run_job(
     return status
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """An image to run, with the endpoint row read for its page and whether its answer was
+    logged before (a run resumed after the answer's write, before its checkpoint)."""
+
+    item_id: int
+    seq: int
+    uri: str
+    key: str
+    endpoint: Endpoint
+    logged: bool
+
+
+def idempotency_key(job_name: str, seq: int) -> str:
+    return f"batch:{job_name}:{seq}"
+
+
 def _next_page(
-    ctx: Services, job_id: int, endpoint_name: str, after_seq: int
-) -> tuple[list[tuple[int, int, str, str]], str | None]:
+    ctx: Services, job_id: int, job_name: str, endpoint_name: str, after_seq: int
+) -> tuple[list[_Pending], str | None]:
     """The next pending images, or why the endpoint cannot run them."""
     with ctx.db.read() as session:
         try:
@@ -564,7 +579,15 @@ def _next_page(
             .order_by(BatchItem.seq)
             .limit(PAGE_SIZE)
         ).all()
-    return [(r[0], r[1], r[2], r[3]) for r in rows], None
+        keys = [idempotency_key(job_name, row.seq) for row in rows]
+        logged = set(
+            session.scalars(
+                select(Prediction.idempotency_key).where(
+                    Prediction.endpoint_name == endpoint_name, Prediction.idempotency_key.in_(keys)
+                )
+            )
+        )
+    return [_Pending(r[0], r[1], r[2], r[3], endpoint, key in logged) for r, key in zip(rows, keys, strict=True)], None
 
 
 @dataclass(frozen=True)
@@ -578,32 +601,28 @@ class _Unrecorded:
 
 
 Checkpoint = tuple[int, dict[str, Any]]  # (item id, the values of its row)
+Step = Checkpoint | _Unrecorded | None  # what ``_infer`` gives: see there
 
 
-def _infer(
-    ctx: Services,
-    job_name: str,
-    endpoint_name: str,
-    output_uri: str,
-    item_id: int,
-    seq: int,
-    uri: str,
-    key: str,
-    run_model: ModelRunner,
-) -> Checkpoint | _Unrecorded | None:
+def _infer(ctx: Services, job_name: str, output_uri: str, image: _Pending, run_model: ModelRunner) -> Step:
     """Run one image's model: the write still to make, the checkpoint of a bad image or of
     one answered before (a run resumed after its answer was written), or None when it stays
     pending."""
+    key = idempotency_key(job_name, image.seq)
     try:
-        image = read_image(ctx, uri)
-        prepared = prepare(ctx, endpoint_name, image, idempotency_key=f"batch:{job_name}:{seq}", run_model=run_model)
+        data = read_image(ctx, image.uri)
+        prepared: Invocation | Record
+        if image.logged:
+            prepared = prepare(ctx, image.endpoint.name, data, idempotency_key=key, run_model=run_model)
+        else:
+            prepared = prepare_unlogged(ctx, image.endpoint, data, idempotency_key=key, run_model=run_model)
     except StoreUnavailableError:
         raise  # the store is down, not the image: the job is retried, the image stays pending
     except LoopinError as exc:
-        return _failed(ctx, item_id, exc)
+        return _failed(ctx, image.item_id, exc)
     if isinstance(prepared, Invocation):
-        return _answered(ctx, output_uri, item_id, uri, key, prepared)
-    return _Unrecorded(item_id, uri, key, prepared)
+        return _answered(ctx, output_uri, image.item_id, image.uri, image.key, prepared)
+    return _Unrecorded(image.item_id, image.uri, image.key, prepared)
 
 
 def _record(ctx: Services, output_uri: str, images: list[_Unrecorded]) -> list[Checkpoint]:

@@ -9,9 +9,9 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from loopin import document_review, flows, moderation_review
@@ -20,7 +20,7 @@ from loopin.endpoints import detect, get_endpoint, routing_rule
 from loopin.errors import ValidationError
 from loopin.inference import DetectionResult
 from loopin.loops import start_loop
-from loopin.models import Prediction
+from loopin.models import Endpoint, Prediction
 from loopin.routing import decide, loop_input, with_overrides
 from loopin.schemas import RoutingRule
 from loopin.services import Services
@@ -30,6 +30,8 @@ MAX_BODY_BYTES = 6_291_456  # SageMaker's InvokeEndpoint limit
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/x-image")
 # ``endpoints.detect``'s signature: (ctx, endpoint, image, *, variant) -> (variant, result).
 ModelRunner = Callable[..., tuple[str, DetectionResult]]
+_PREDICTIONS = cast(Table, Prediction.__table__)
+_INSERT_PREDICTION = insert(_PREDICTIONS).returning(_PREDICTIONS.c.id)
 _IMAGE_SUFFIX = {b"\xff\xd8\xff": ("jpg", "image/jpeg"), b"\x89PNG": ("png", "image/png")}
 
 
@@ -107,16 +109,31 @@ def prepare(
     stored. Returns the write still to make (the prediction row and the loop, in the
     caller's transaction: a batch job records several images in one), or the first call's
     answer when the idempotency key was seen before."""
-    if not image:
-        raise ValidationError("The request body is empty: send the image bytes.")
-    if len(image) > MAX_BODY_BYTES:
-        raise ValidationError(f"The body is larger than {MAX_BODY_BYTES:,} bytes.")
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 256:
-        raise ValidationError("The idempotency key must be 1 to 256 characters.")
+    _check_request(image, idempotency_key)
     with ctx.db.read() as session:
         endpoint = get_endpoint(session, endpoint_name)
         if idempotency_key is not None and (done := _logged(session, endpoint_name, idempotency_key)):
             return _replay(done)
+    return prepare_unlogged(
+        ctx, endpoint, image, routing=routing, idempotency_key=idempotency_key, variant=variant, run_model=run_model
+    )
+
+
+def prepare_unlogged(
+    ctx: Services,
+    endpoint: Endpoint,
+    image: bytes,
+    *,
+    routing: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    variant: str | None = None,
+    run_model: ModelRunner = detect,
+) -> Record:
+    """``prepare`` on an endpoint row the caller has read, for an idempotency key it knows
+    was not logged then (a batch job reads both for a page of images at once). A key logged
+    meanwhile is still caught: the write replays the first answer."""
+    _check_request(image, idempotency_key)
+    endpoint_name = endpoint.name
     variant_name, result = run_model(ctx, endpoint, image, variant=variant)
     rule = with_overrides(routing_rule(endpoint), routing or {})
     digest = hashlib.sha256(image).hexdigest()
@@ -148,31 +165,45 @@ def prepare(
                 "status": started.status,
             }
         body = _native(result, variant_name, loop, reason, rule)
-        # One INSERT: the answer is kept without its detections (they have their column)
-        # and without its own id; a replay puts both back.
+        # The answer is kept without its detections (they have their column) and without
+        # its own id; a replay puts both back.
         rest = {k: v for k, v in body.items() if k != "detections"}
-        prediction = Prediction(
-            endpoint_name=endpoint_name,
-            model_name=result.model_name,
-            image_sha256=digest,
-            image_width=result.image_width,
-            image_height=result.image_height,
-            detections=json.dumps(body["detections"]),
-            flow_name=rule.flow if rule else None,
-            threshold=rule.threshold if rule else None,
-            routed_reason=reason,
-            loop_name=loop["name"] if loop else None,
-            image_uri=image_uri,
-            idempotency_key=idempotency_key,
-            response=json.dumps(rest),
-            created_at=ctx.clock.now_ms(),
+        # One INSERT ... RETURNING, without the ORM's unit of work: nothing reads the row back.
+        body["prediction_id"] = (
+            session.connection()
+            .execute(
+                _INSERT_PREDICTION,
+                dict(
+                    endpoint_name=endpoint_name,
+                    model_name=result.model_name,
+                    image_sha256=digest,
+                    image_width=result.image_width,
+                    image_height=result.image_height,
+                    detections=json.dumps(body["detections"]),
+                    flow_name=rule.flow if rule else None,
+                    threshold=rule.threshold if rule else None,
+                    routed_reason=reason,
+                    loop_name=loop["name"] if loop else None,
+                    image_uri=image_uri,
+                    idempotency_key=idempotency_key,
+                    response=json.dumps(rest),
+                    created_at=ctx.clock.now_ms(),
+                ),
+            )
+            .scalar_one()
         )
-        session.add(prediction)
-        session.flush()
-        body["prediction_id"] = prediction.id
         return Invocation(body, replayed=False)
 
     return record
+
+
+def _check_request(image: bytes, idempotency_key: str | None) -> None:
+    if not image:
+        raise ValidationError("The request body is empty: send the image bytes.")
+    if len(image) > MAX_BODY_BYTES:
+        raise ValidationError(f"The body is larger than {MAX_BODY_BYTES:,} bytes.")
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 256:
+        raise ValidationError("The idempotency key must be 1 to 256 characters.")
 
 
 @dataclass(frozen=True)
