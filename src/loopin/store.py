@@ -35,6 +35,7 @@ import json
 import mimetypes
 import os
 import re
+import stat
 import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ MAX_KEY_BYTES = 1024
 MAX_SIGNED_URL_TTL = 7 * 24 * 3600
 
 _META_DIR = ".loopin-meta"
+_FOLDERS_KEPT = 10_000  # resolved folders a LocalStore keeps (see ``LocalStore._inside``)
 _META_SUFFIX = ".loopin-meta"  # on each sidecar's name, so it never has its object's name
 _TMP_PREFIX = ".loopin-tmp-"
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -225,11 +227,26 @@ class LocalStore(ObjectStore):
         self.root = root.resolve()
         self.public_url = public_url.rstrip("/")
         self._url_key = hmac.new(secret_key.encode(), b"loopin-store-url", "sha256").digest()
+        self._folders: dict[Path, Path] = {}  # a folder's path -> the same with symlinks followed
 
     # paths
 
     def _inside(self, path: Path, what: str) -> Path:
-        resolved = path.resolve()
+        """``path`` with its symlinks followed; refused when that leads outside the root.
+        Keys have no '.' or '..' segments (``validate_key``), so only symlinks can. A
+        folder's resolution is kept (``realpath`` costs a system call per level, and a put
+        checks three paths): a symlink put in place of a folder the store already used
+        would need write access to the store root, which is the server's own. The last
+        level is checked on every call."""
+        folder = self._folders.get(path.parent)
+        if folder is None:
+            if len(self._folders) >= _FOLDERS_KEPT:
+                self._folders.clear()
+            folder = self._folders[path.parent] = path.parent.resolve()
+        resolved = folder / path.name
+        with contextlib.suppress(OSError):  # missing, or a name too long: as ``resolve`` takes it
+            if stat.S_ISLNK(os.lstat(resolved).st_mode):
+                resolved = resolved.resolve()
         if not resolved.is_relative_to(self.root):
             raise ValidationError(f"{what} resolves outside the store root")
         return resolved
