@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from loopin import threshold
+from loopin import loop_stats, threshold
 from loopin.background import run_once
 from loopin.errors import NotFoundError, ResourceInUseError, ValidationError
 from loopin.inference import Detector
@@ -239,6 +239,17 @@ def test_routing_starts_one_loop_with_the_walkthrough_input(admin, services) -> 
     assert len(admin.list_loops().loops) == 1
     # Without a key, another call is another review.
     assert admin.invoke_endpoint("detector", ASTRONAUT).human_loop.name != first.human_loop.name
+
+
+def test_invocations_are_counted_for_the_overview(admin, services) -> None:
+    """The prediction row is written without the ORM: the invocation counters the admin
+    overview reads are still kept, routed or not."""
+    setup_flow(admin, workers=1)
+    deploy(admin, services, routing=RoutingRule(flow="review", threshold=0.5))
+    assert admin.invoke_endpoint("detector", ASTRONAUT).human_loop is not None
+    assert admin.invoke_endpoint("detector", ASTRONAUT, threshold=0.0).human_loop is None
+    with services.db.read() as s:
+        assert loop_stats.invocations_since(s, 0) == loop_stats.Invocations(total=2, routed=1)
 
 
 def test_confident_images_are_not_routed_and_class_filter(admin, services) -> None:

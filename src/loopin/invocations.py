@@ -14,7 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from loopin import document_review, flows, moderation_review
+from loopin import document_review, flows, loop_stats, moderation_review
 from loopin.activation import REKOGNITION_V3, TEXTRACT_SOURCE, Evaluation, is_rekognition
 from loopin.endpoints import detect, get_endpoint, routing_rule
 from loopin.errors import ValidationError
@@ -168,30 +168,28 @@ def prepare_unlogged(
         # The answer is kept without its detections (they have their column) and without
         # its own id; a replay puts both back.
         rest = {k: v for k, v in body.items() if k != "detections"}
-        # One INSERT ... RETURNING, without the ORM's unit of work: nothing reads the row back.
-        body["prediction_id"] = (
-            session.connection()
-            .execute(
-                _INSERT_PREDICTION,
-                dict(
-                    endpoint_name=endpoint_name,
-                    model_name=result.model_name,
-                    image_sha256=digest,
-                    image_width=result.image_width,
-                    image_height=result.image_height,
-                    detections=json.dumps(body["detections"]),
-                    flow_name=rule.flow if rule else None,
-                    threshold=rule.threshold if rule else None,
-                    routed_reason=reason,
-                    loop_name=loop["name"] if loop else None,
-                    image_uri=image_uri,
-                    idempotency_key=idempotency_key,
-                    response=json.dumps(rest),
-                    created_at=ctx.clock.now_ms(),
-                ),
-            )
-            .scalar_one()
-        )
+        # One INSERT ... RETURNING, without the ORM's unit of work (nothing reads the row
+        # back); so the invocation counters are told by hand.
+        created_at = ctx.clock.now_ms()
+        row = {
+            "endpoint_name": endpoint_name,
+            "model_name": result.model_name,
+            "image_sha256": digest,
+            "image_width": result.image_width,
+            "image_height": result.image_height,
+            "detections": json.dumps(body["detections"]),
+            "flow_name": rule.flow if rule else None,
+            "threshold": rule.threshold if rule else None,
+            "routed_reason": reason,
+            "loop_name": loop["name"] if loop else None,
+            "image_uri": image_uri,
+            "idempotency_key": idempotency_key,
+            "response": json.dumps(rest),
+            "created_at": created_at,
+        }
+        body["prediction_id"] = session.connection().execute(_INSERT_PREDICTION, row).scalar_one()
+        routed = reason is not None
+        loop_stats.count_invocation(session, endpoint_name=endpoint_name, created_at=created_at, routed=routed)
         return Invocation(body, replayed=False)
 
     return record

@@ -65,18 +65,27 @@ class Invocations:
 # -- keeping the counts ------------------------------------------------------------------
 
 
+def count_invocation(session: Session, *, endpoint_name: str, created_at: int, routed: bool) -> None:
+    """Count a prediction row written without the ORM (an ORM-added one is counted by
+    ``_collect``); the counters are written when the transaction commits."""
+    invocations = _deltas(session).invocations
+    hour = created_at // HOUR_MS
+    invocations[(hour, endpoint_name, "total")] += 1
+    if routed:
+        invocations[(hour, endpoint_name, "routed")] += 1
+
+
+def _deltas(session: Session) -> _Deltas:
+    deltas: _Deltas | None = session.info.get(_DELTAS)
+    if deltas is None:
+        deltas = session.info[_DELTAS] = _Deltas(Counter(), Counter(), Counter())
+    return deltas
+
+
 @event.listens_for(Session, "before_flush")
 def _collect(session: Session, _context: Any, _instances: Any) -> None:
-    deltas: _Deltas | None = session.info.get(_DELTAS)
-
-    def get() -> _Deltas:
-        nonlocal deltas
-        if deltas is None:
-            deltas = session.info[_DELTAS] = _Deltas(Counter(), Counter(), Counter())
-        return deltas
-
     def count(loop: HumanLoop, status: str, n: int) -> None:
-        d = get()
+        d = _deltas(session)
         d.status[(loop.flow_id, status)] += n
         d.day[(loop.created_at // DAY_MS, loop.flow_id, status)] += n
 
@@ -84,10 +93,8 @@ def _collect(session: Session, _context: Any, _instances: Any) -> None:
         if isinstance(obj, HumanLoop):
             count(obj, obj.status, 1)
         elif isinstance(obj, Prediction):
-            hour = obj.created_at // HOUR_MS
-            get().invocations[(hour, obj.endpoint_name, "total")] += 1
-            if obj.routed_reason is not None:
-                get().invocations[(hour, obj.endpoint_name, "routed")] += 1
+            routed = obj.routed_reason is not None
+            count_invocation(session, endpoint_name=obj.endpoint_name, created_at=obj.created_at, routed=routed)
     for obj in session.dirty:
         if isinstance(obj, HumanLoop):
             history = inspect(obj).attrs.status.history
