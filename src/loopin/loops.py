@@ -41,9 +41,9 @@ from loopin.worker_quality import worker_label_reliability, worker_reliability
 OUTPUTS_DUE = "loopin.outputs_due"  # key in Session.info: ids of the loops made pending in it
 
 MAX_INPUT_CHARS = 3_145_728
-_TASK_SLOTS = cast(Table, TaskSlot.__table__)
 MAX_PAGE_SIZE = 100
 HISTORY_ANSWERS = 600  # the flow's latest answers consolidation may learn from (~200 loops of 3)
+_TASK_SLOTS = cast(Table, TaskSlot.__table__)  # inserted through Core (see ``start_loop``)
 log = logging.getLogger("loopin.loops")
 CONTENT_CLASSIFIERS = {"FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"}
 ACTIVE = ("InProgress", "Stopping")

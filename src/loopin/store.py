@@ -63,9 +63,9 @@ MAX_KEY_BYTES = 1024
 MAX_SIGNED_URL_TTL = 7 * 24 * 3600
 
 _META_DIR = ".loopin-meta"
-_FOLDERS_KEPT = 10_000  # resolved folders a LocalStore keeps (see ``LocalStore._inside``)
 _META_SUFFIX = ".loopin-meta"  # on each sidecar's name, so it never has its object's name
 _TMP_PREFIX = ".loopin-tmp-"
+_FOLDERS_KEPT = 10_000  # resolved folders a LocalStore keeps (see ``LocalStore._inside``)
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _AWS_HOST_RE = re.compile(r"(?:(?P<bucket>.+)\.)?s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com")
