@@ -27,6 +27,9 @@ from loopin.validation import fits_db_int, refuse_lone_surrogates
 MAX_ANSWER_CHARS = 3_145_728
 SEEN_EVERY_MS = 60_000  # how often a working worker's last_seen_at is moved on
 
+# Built once: an alias builds its column collection, which cost a fifth of a claim per call.
+_OTHER_SLOTS = TaskSlot.__table__.alias("other")
+
 
 @dataclass(frozen=True)
 class HeldTask:
@@ -410,10 +413,9 @@ def expire_loops(session: Session, *, now_ms: int, limit: int = 500) -> int:
 
 
 def _worker_touched(loop_id_col: Any, worker_id: int) -> Any:
-    other = TaskSlot.__table__.alias("other")
-    return exists().where(other.c.loop_id == loop_id_col, other.c.worker_id == worker_id) | exists().where(
-        Decline.loop_id == loop_id_col, Decline.worker_id == worker_id
-    )
+    return exists().where(
+        _OTHER_SLOTS.c.loop_id == loop_id_col, _OTHER_SLOTS.c.worker_id == worker_id
+    ) | exists().where(Decline.loop_id == loop_id_col, Decline.worker_id == worker_id)
 
 
 def _held(session: Session, slot: TaskSlot) -> HeldTask:
