@@ -67,8 +67,14 @@ class ClaimScope:
 
 
 def claim_scope(session: Session, worker: Worker) -> ClaimScope:
-    team_ids = list(session.scalars(select(TeamMember.team_id).where(TeamMember.worker_id == worker.id)))
-    return ClaimScope(worker_flow_ids(session, worker), team_ids)
+    # One statement: each of the worker's teams with each of its flows they were not paused from.
+    rows = session.execute(
+        select(TeamMember.team_id, FlowDefinition.id)
+        .outerjoin(FlowDefinition, and_(FlowDefinition.team_id == TeamMember.team_id, _not_paused(worker.id)))
+        .where(TeamMember.worker_id == worker.id)
+    ).all()
+    team_ids = sorted({team_id for team_id, _ in rows})
+    return ClaimScope([flow_id for _, flow_id in rows if flow_id is not None], team_ids)
 
 
 def worker_flow_ids(session: Session, worker: Worker) -> list[int]:
