@@ -1,6 +1,6 @@
-"""The per-process flow cache of loop starts (``flow_cache``): every change to a flow draws
-a new generation in its own transaction, so a start never uses a stale copy; a change
-rolled back never reaches the cache."""
+"""The per-process flow cache of loop starts and claims (``flow_cache``): every change to a
+flow or its gold settings draws a new generation in its own transaction, so a start or a
+claim never uses a stale copy; a change rolled back never reaches the cache."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from loopin.client import Client
 from loopin.errors import NotFoundError, ValidationError
 from loopin.models import Generation
 from loopin.services import Services
-from tests.helpers import admin_client, setup_flow
+from tests.helpers import admin_client, setup_flow, worker_client
 
 
 @pytest.fixture
@@ -62,3 +62,26 @@ def test_a_change_rolled_back_never_reaches_the_cache(admin: Client, services: S
         raise RuntimeError("roll back")
     admin.start_loop("after", flow="review", input={"a": 2})
     assert admin.describe_loop("after").task_count == 1
+
+
+def test_claims_see_a_gold_rate_change_at_once(admin: Client, app_client: TestClient, services: Services) -> None:
+    emails = setup_flow(admin, workers=1)
+    answer = {"annotatedResult": {"boundingBoxes": [], "inputImageProperties": {"height": 4, "width": 6}}}
+    admin.add_gold_item("review", input={"taskObject": "s3://review-bucket/gold.jpg"}, answer=answer)
+    for i in range(3):
+        admin.start_loop(f"loop-{i}", flow="review", input={"taskObject": f"s3://review-bucket/{i}.jpg"})
+    worker = worker_client(app_client, emails[0])
+    first = worker.next_task("review")  # the cache now holds "no flow draws gold"
+    assert first is not None and "gold" not in first.input["taskObject"]
+    worker.submit(first.task_id, answer)
+
+    before = _generation(services)
+    admin.set_gold_settings("review", rate=1.0)
+    assert _generation(services) != before
+    served = worker.next_task("review")
+    assert served is not None and served.input["taskObject"] == "s3://review-bucket/gold.jpg"
+    worker.submit(served.task_id, answer)
+
+    admin.set_gold_settings("review", rate=0.0)  # no item left to serve anyway; rate 0 must hold too
+    after = worker.next_task("review")
+    assert after is not None and "gold" not in after.input["taskObject"]

@@ -1,7 +1,7 @@
 """The flows a loop start reads, kept per process and checked against a generation number.
 
-Every transaction that adds, changes or deletes a flow definition through the ORM also
-draws a new number for the ``generations`` row "flows" (a session hook, below), in the
+Every transaction that adds, changes or deletes a flow definition or a flow's gold settings
+through the ORM also draws a new number for the ``generations`` row "flows" (a session hook, below), in the
 same transaction.
 A start reads that one row (once per transaction) instead of the flow row and the list of
 every flow's output location, and uses the copies this process made at that generation;
@@ -27,7 +27,7 @@ from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session
 
 from loopin import flows
-from loopin.models import FlowDefinition, Generation
+from loopin.models import FlowDefinition, Generation, GoldSettings
 
 NAME = "flows"  # the generations row
 _GENERATION = "loopin.flow_generation"  # key in Session.info: the generation this transaction read
@@ -40,6 +40,7 @@ class _Cache:
     flows: dict[str, FlowDefinition] = field(default_factory=dict)
     by_id: dict[int, FlowDefinition] = field(default_factory=dict)
     output_paths: list[str] | None = None
+    gold_rates: dict[int, float] | None = None
 
 
 _lock = threading.Lock()
@@ -85,6 +86,23 @@ def output_paths(session: Session) -> Sequence[str]:
     return paths
 
 
+def gold_rates(session: Session) -> dict[int, float]:
+    """The gold rate of every flow that draws gold (rate above 0), by flow id; from the
+    cache when current (a claim asks on every call)."""
+    cache = _current(session)
+    if cache is None:
+        return _read_gold_rates(session)
+    rates = cache.gold_rates
+    if rates is None:
+        rates = cache.gold_rates = _read_gold_rates(session)
+    return rates
+
+
+def _read_gold_rates(session: Session) -> dict[int, float]:
+    query = select(GoldSettings.flow_id, GoldSettings.rate).where(GoldSettings.rate > 0)
+    return {flow_id: rate for flow_id, rate in session.execute(query)}
+
+
 def _current(session: Session) -> _Cache | None:
     global _cache
     if session.info.get(_CHANGED) or _changes_flows(session):
@@ -118,9 +136,10 @@ def _note_flow_changes(session: Session, _context: Any, _instances: Any) -> None
 
 
 def _changes_flows(session: Session) -> bool:
-    """Whether the session holds changes to flows not flushed yet."""
-    return any(isinstance(o, FlowDefinition) for o in chain(session.new, session.deleted)) or any(
-        isinstance(o, FlowDefinition) and session.is_modified(o) for o in session.dirty
+    """Whether the session holds changes to flows (or their gold settings) not flushed yet."""
+    kept = (FlowDefinition, GoldSettings)
+    return any(isinstance(o, kept) for o in chain(session.new, session.deleted)) or any(
+        isinstance(o, kept) and session.is_modified(o) for o in session.dirty
     )
 
 

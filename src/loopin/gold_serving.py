@@ -26,9 +26,9 @@ from sqlalchemy import exists, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from loopin import gold, tasks
+from loopin import flow_cache, gold, tasks
 from loopin.errors import AccessDeniedError, NotFoundError, TaskStateError
-from loopin.models import FlowDefinition, GoldItem, GoldSettings, GoldTask, HumanLoop, TaskSlot, Worker, WorkerPause
+from loopin.models import FlowDefinition, GoldItem, GoldTask, HumanLoop, TaskSlot, Worker, WorkerPause
 from loopin.validation import fits_db_int
 
 _random = random.SystemRandom()
@@ -63,7 +63,7 @@ def claim_next(
     held = _held_gold(session, worker, flow_ids, now_ms=now_ms)
     if held is not None:
         return _view(session, held)
-    # Most flows draw no gold: one statement tells, and the checks below are skipped.
+    # Most flows draw no gold: the flow cache tells, and the checks below are skipped.
     drawing = _flows_drawing_gold(session, flow_ids)
     if drawing and not _holds_real_task(session, worker, flow_ids, now_ms=now_ms):
         served = _serve_gold(session, worker, drawing, now_ms=now_ms, rng=rng or _random)
@@ -115,10 +115,8 @@ def _holds_real_task(session: Session, worker: Worker, flow_ids: Collection[int]
 
 def _flows_drawing_gold(session: Session, flow_ids: Collection[int]) -> dict[int, float]:
     """The gold rate of each of these flows that draws gold (rate above 0)."""
-    query = select(GoldSettings.flow_id, GoldSettings.rate).where(
-        GoldSettings.flow_id.in_(flow_ids), GoldSettings.rate > 0
-    )
-    return {flow_id: rate for flow_id, rate in session.execute(query)}
+    rates = flow_cache.gold_rates(session)
+    return {flow_id: rates[flow_id] for flow_id in flow_ids if flow_id in rates}
 
 
 def _serve_gold(
