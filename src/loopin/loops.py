@@ -332,12 +332,14 @@ def output_uri_for(flow: FlowDefinition, loop: HumanLoop) -> str:
 def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: str) -> OutputDocument:
     """The output.json document, deterministic so that a retried write is identical; with
     ``consolidatedAnswer`` beside ``humanAnswers`` when the flow consolidates."""
-    rows = session.execute(
-        select(TaskSlot, Worker)
-        .join(Worker, Worker.id == TaskSlot.worker_id)
-        .where(TaskSlot.loop_id == loop.id, TaskSlot.status == "submitted")
-        .order_by(TaskSlot.submitted_at, TaskSlot.slot_index)
+    # Every slot of the loop in one statement: its answers, and how many it wants.
+    slots = session.execute(
+        select(TaskSlot, Worker).outerjoin(Worker, Worker.id == TaskSlot.worker_id).where(TaskSlot.loop_id == loop.id)
     ).all()
+    rows = sorted(
+        ((slot, worker) for slot, worker in slots if slot.status == "submitted" and worker is not None),
+        key=lambda row: (row[0].submitted_at or 0, row[0].slot_index),
+    )
     answers = [
         {
             "acceptanceTime": iso_ms(slot.accepted_at or slot.submitted_at or 0),
@@ -369,7 +371,7 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
         document["loopinAdaptive"] = json.loads(loop.adaptive_info)
     event_data = None
     flow = flow_cache.get_flow_by_id(session, loop.flow_id)
-    enabled, quorum = consolidation_settings(flow, answers=answers_wanted(session, loop))
+    enabled, quorum = consolidation_settings(flow, answers=len(slots))  # as ``answers_wanted``
     if enabled and answers:
         last_submitted = max(slot.submitted_at or 0 for slot, _ in rows)
         consolidated = _consolidate(
