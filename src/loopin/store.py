@@ -238,18 +238,28 @@ class LocalStore(ObjectStore):
         checks three paths): a symlink put in place of a folder the store already used
         would need write access to the store root, which is the server's own. The last
         level is checked on every call."""
-        folder = self._folders.get(path.parent)
-        if folder is None:
-            if len(self._folders) >= _FOLDERS_KEPT:
-                self._folders.clear()
-            folder = self._folders[path.parent] = path.parent.resolve()
-        resolved = folder / path.name
-        with contextlib.suppress(OSError):  # missing, or a name too long: as ``resolve`` takes it
-            if stat.S_ISLNK(os.lstat(resolved).st_mode):
-                resolved = resolved.resolve()
+        resolved = _followed(self._folder(path.parent) / path.name)
         if not resolved.is_relative_to(self.root):
             raise ValidationError(f"{what} resolves outside the store root")
         return resolved
+
+    def _folder(self, folder: Path) -> Path:
+        """``folder`` resolved, from the levels kept: each level not seen before costs one
+        ``lstat`` (an output's folder is new for every loop; ``resolve`` would follow
+        every level from the filesystem's root again)."""
+        new = []
+        known = self._folders.get(folder)
+        while known is None and folder != self.root and folder.parent != folder:
+            new.append(folder)
+            folder = folder.parent
+            known = self._folders.get(folder)
+        if known is None:
+            known = self.root if folder == self.root else folder.resolve()
+        if len(self._folders) + len(new) > _FOLDERS_KEPT:
+            self._folders.clear()
+        for level in reversed(new):
+            known = self._folders[level] = _followed(known / level.name)
+        return known
 
     def _data_path(self, bucket: str, key: str) -> Path:
         return self._inside(self.root / bucket / key, f"s3://{bucket}/{key}")
@@ -439,6 +449,15 @@ class LocalStore(ObjectStore):
             raise AccessDeniedError("the signature of the URL does not match")
         if now_ms >= int(expires) * 1000:
             raise AccessDeniedError("the signed URL has expired")
+
+
+def _followed(path: Path) -> Path:
+    """``path`` (whose folder is resolved already) with its last level followed if it is a
+    symlink."""
+    with contextlib.suppress(OSError):  # missing, or a name too long: as ``resolve`` takes it
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return path.resolve()
+    return path
 
 
 def _md5_file(fh: BinaryIO) -> str:
