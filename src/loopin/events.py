@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from loopin.arns import arn
@@ -18,6 +18,7 @@ from loopin.models import Event, FlowDefinition, HumanLoop
 DETAIL_TYPE = "SageMaker A2I HumanLoop Status Change"
 STREAMED_STATUSES = ("InProgress", "Completed", "Failed", "Stopped")
 NEW_EVENTS = "loopin.new_events"  # key in Session.info
+_INSERT_EVENT = insert(cast(Table, Event.__table__))
 
 
 def record_status(
@@ -39,21 +40,23 @@ def record_status(
         data = {**(data or {}), "loopinEscalation": json.loads(loop.escalation_info)}
     if flow_name is None:
         flow_name = session.get_one(FlowDefinition, loop.flow_id).name
-    session.add(
-        Event(
-            event_id=str(uuid.uuid4()),
-            loop_name=loop.name,
-            flow_name=flow_name,
-            status=loop.status,
-            loop_created_at=loop.created_at,
-            failure_code=loop.failure_code,
-            failure_reason=loop.failure_reason,
-            output_uri=loop.output_uri if loop.output_state == "written" else None,
-            data=json.dumps(data, sort_keys=True) if data else None,
-            fallback_info=loop.fallback_info if loop.status in ("Completed", "Failed") else None,
-            fanned_out=False,
-            created_at=now_ms,
-        )
+    # Core, not the ORM's unit of work: nothing reads the row back in this transaction.
+    session.connection().execute(
+        _INSERT_EVENT,
+        {
+            "event_id": str(uuid.uuid4()),
+            "loop_name": loop.name,
+            "flow_name": flow_name,
+            "status": loop.status,
+            "loop_created_at": loop.created_at,
+            "failure_code": loop.failure_code,
+            "failure_reason": loop.failure_reason,
+            "output_uri": loop.output_uri if loop.output_state == "written" else None,
+            "data": json.dumps(data, sort_keys=True) if data else None,
+            "fallback_info": loop.fallback_info if loop.status in ("Completed", "Failed") else None,
+            "fanned_out": False,
+            "created_at": now_ms,
+        },
     )
 
 

@@ -82,16 +82,22 @@ def _deltas(session: Session) -> _Deltas:
     return deltas
 
 
+def count_new_loop(session: Session, loop: HumanLoop) -> None:
+    """Count a loop row inserted without the ORM (an ORM-added one is counted by ``_collect``)."""
+    _count(session, loop, loop.status, 1)
+
+
+def _count(session: Session, loop: HumanLoop, status: str, n: int) -> None:
+    deltas = _deltas(session)
+    deltas.status[(loop.flow_id, status)] += n
+    deltas.day[(loop.created_at // DAY_MS, loop.flow_id, status)] += n
+
+
 @event.listens_for(Session, "before_flush")
 def _collect(session: Session, _context: Any, _instances: Any) -> None:
-    def count(loop: HumanLoop, status: str, n: int) -> None:
-        d = _deltas(session)
-        d.status[(loop.flow_id, status)] += n
-        d.day[(loop.created_at // DAY_MS, loop.flow_id, status)] += n
-
     for obj in session.new:
         if isinstance(obj, HumanLoop):
-            count(obj, obj.status, 1)
+            _count(session, obj, obj.status, 1)
         elif isinstance(obj, Prediction):
             routed = obj.routed_reason is not None
             count_invocation(session, endpoint_name=obj.endpoint_name, created_at=obj.created_at, routed=routed)
@@ -99,12 +105,12 @@ def _collect(session: Session, _context: Any, _instances: Any) -> None:
         if isinstance(obj, HumanLoop):
             history = inspect(obj).attrs.status.history
             if history.deleted and history.added and history.deleted[0] != history.added[0]:
-                count(obj, history.deleted[0], -1)
-                count(obj, history.added[0], 1)
+                _count(session, obj, history.deleted[0], -1)
+                _count(session, obj, history.added[0], 1)
     for obj in session.deleted:
         if isinstance(obj, HumanLoop):
             history = inspect(obj).attrs.status.history
-            count(obj, history.deleted[0] if history.deleted else obj.status, -1)
+            _count(session, obj, history.deleted[0] if history.deleted else obj.status, -1)
 
 
 @event.listens_for(Session, "before_commit")

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, func, insert, or_, select, update
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session, make_transient_to_detached, object_session
 
-import loopin.loop_stats  # noqa: F401  (its session hooks keep the loop counters)
-from loopin import adaptive, consolidation, flow_cache
+from loopin import adaptive, consolidation, flow_cache, loop_stats
 from loopin.clock import iso_ms, utc_path
 from loopin.errors import ConflictError, NotFoundError, ValidationError
 from loopin.events import record_status
@@ -44,6 +43,9 @@ MAX_INPUT_CHARS = 3_145_728
 MAX_PAGE_SIZE = 100
 HISTORY_ANSWERS = 600  # the flow's latest answers consolidation may learn from (~200 loops of 3)
 _TASK_SLOTS = cast(Table, TaskSlot.__table__)  # inserted through Core (see ``start_loop``)
+_LOOPS = cast(Table, HumanLoop.__table__)
+_INSERT_LOOP = insert(_LOOPS).returning(_LOOPS.c.id)
+_LOOP_COLUMNS = [c.key for c in _LOOPS.columns if c.key != "id"]
 log = logging.getLogger("loopin.loops")
 CONTENT_CLASSIFIERS = {"FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"}
 ACTIVE = ("InProgress", "Stopping")
@@ -152,23 +154,28 @@ def start_loop(
         raise ConflictError(
             f"A human loop named '{name}' exists already with a different input or flow definition. Use a new name."
         )
-    loop = HumanLoop(
-        name=name,
-        flow_id=flow.id,
-        status="InProgress",
-        input_content=input_content,
-        input_sha256=digest,
-        content_classifiers=json.dumps(list(content_classifiers)) if content_classifiers is not None else None,
-        created_at=now_ms,
-        expires_at=now_ms + flow.availability_lifetime_s * 1000,
-        output_state="none",
-        output_attempts=0,
-        priority=flow.default_priority if priority is None else priority,
-        deadline_at=now_ms + flow.deadline_s * 1000 if flow.deadline_s else None,
-        adaptive_info=adaptive.start_record(flow),
-    )
+    values: dict[str, Any] = dict.fromkeys(_LOOP_COLUMNS) | {
+        "name": name,
+        "flow_id": flow.id,
+        "status": "InProgress",
+        "input_content": input_content,
+        "input_sha256": digest,
+        "content_classifiers": json.dumps(list(content_classifiers)) if content_classifiers is not None else None,
+        "created_at": now_ms,
+        "expires_at": now_ms + flow.availability_lifetime_s * 1000,
+        "output_state": "none",
+        "output_attempts": 0,
+        "priority": flow.default_priority if priority is None else priority,
+        "deadline_at": now_ms + flow.deadline_s * 1000 if flow.deadline_s else None,
+        "adaptive_info": adaptive.start_record(flow),
+    }
+    # Core, not the ORM's unit of work (a start's largest cost there): the row is inserted,
+    # then its object joins the session as if loaded, every column set (nothing to reload);
+    # the loop counters are told by hand, as ``loop_stats`` does for ORM inserts.
+    loop = HumanLoop(id=session.connection().execute(_INSERT_LOOP, values).scalar_one(), **values)
+    make_transient_to_detached(loop)
     session.add(loop)
-    session.flush()
+    loop_stats.count_new_loop(session, loop)
     record_status(session, loop, now_ms=now_ms, flow_name=flow.name)
     rank = queue_rank(
         created_at=now_ms, priority=loop.priority, deadline_at=loop.deadline_at, time_limit_ms=flow.time_limit_s * 1000
