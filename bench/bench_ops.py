@@ -2,27 +2,37 @@
 """What one request costs, in-process and single-threaded: SQL statements, pool checkouts,
 commits/rollbacks and CPU time per API call, on SQLite and PostgreSQL.
 
-    .venv/bin/python bench/bench_ops.py [--n 200] [--only sqlite|pg]
+    .venv/bin/python bench/bench_ops.py [--n 200] [--only sqlite|pg] [--rev REV] [--instructions]
 
 It drives the real ASGI app through FastAPI's TestClient (so the figures include the
 test client's own cost: compare with the GET /healthz line) and counts what SQLAlchemy
 sends. On PostgreSQL every pool checkout also costs a ``pool_pre_ping`` round trip and a
 BEGIN, so round trips are about statements + 2 x checkouts + commits + rollbacks.
+
+``--instructions`` runs it under valgrind's callgrind and reports the machine instructions
+of the whole process per call instead of times (use ``--n 20``: about 50 times slower).
+The CPU time of a call drifts by up to a third within minutes on a shared virtual
+machine; an instruction count repeats to within about 1 %, so an A/B of a change of a few
+per cent reads off it.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -43,6 +53,15 @@ if "--rev" in sys.argv and not os.environ.get("LOOPIN_BENCH_SNAPSHOT"):
     shutil.rmtree(dest, ignore_errors=True)
     sys.exit(code)
 
+CALLGRIND_DIR = os.environ.get("LOOPIN_BENCH_CALLGRIND")  # set: this process runs under callgrind
+if "--instructions" in sys.argv and not CALLGRIND_DIR:
+    out = tempfile.mkdtemp(prefix="loopin-ops-callgrind-")
+    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/cg.out"]
+    env = dict(os.environ, LOOPIN_BENCH_CALLGRIND=out, PYTHONHASHSEED="0")
+    code = subprocess.run([*command, sys.executable, *sys.argv], env=env, stderr=subprocess.DEVNULL).returncode
+    shutil.rmtree(out, ignore_errors=True)
+    sys.exit(code)
+
 from fastapi.testclient import TestClient  # noqa: E402
 
 from loopin.access_keys import create_key  # noqa: E402
@@ -50,8 +69,45 @@ from loopin.client import Client, WorkerClient  # noqa: E402
 from loopin.config import Settings  # noqa: E402
 from loopin.web.server import create_app  # noqa: E402
 
+KEYS = {  # each measured call's key in the callgrind dumps
+    "GET /healthz": "healthz",
+    "POST /loops (start)": "start",
+    "GET /loops/{name}": "describe",
+    "GET /loops?flow (100)": "list",
+}
 PG_ADMIN = os.environ.get("LOOPIN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "bench-password-123"
+
+
+def callgrind(*args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(os.getpid())], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def counted(key: str) -> Iterator[None]:
+    """Under callgrind: the instructions of the block, dumped under ``key``."""
+    if not CALLGRIND_DIR:
+        yield
+        return
+    callgrind("-z")
+    try:
+        yield
+    finally:
+        callgrind("-d", key)
+
+
+def instructions_per_call() -> dict[str, float]:
+    """The dumps of ``counted`` read back: mean instructions per key, less the cost of
+    counting itself (the ``empty`` key)."""
+    totals: dict[str, list[int]] = collections.defaultdict(list)
+    for dump in Path(CALLGRIND_DIR or ".").glob("cg.out.*"):
+        text = dump.read_text(errors="replace")
+        key = re.search(r"^desc: Trigger: dump (\S+)", text, re.M)
+        total = re.search(r"^totals: (\d+)", text, re.M)
+        if key and total:
+            totals[key.group(1)].append(int(total.group(1)))
+    empty = statistics.mean(totals.pop("empty", [0]))
+    return {key: statistics.mean(values) - empty for key, values in totals.items()}
 
 
 def run(kind: str, n: int, *, show_sql: bool = False) -> None:
@@ -104,13 +160,19 @@ def run(kind: str, n: int, *, show_sql: bool = False) -> None:
                 counts.clear()
                 t, p = time.perf_counter(), time.process_time()
                 for i in range(count):
-                    fn(offset + i)
+                    with counted(KEYS[label]):
+                        fn(offset + i)
                 wall = (time.perf_counter() - t) / count * 1000
                 cpu = (time.process_time() - p) / count * 1000
                 rows.append((label, wall, cpu, {k: v / count for k, v in counts.items()}))
 
             for i in range(20):
                 tc.get("/healthz")
+            if CALLGRIND_DIR:
+                callgrind("-i", "on")
+                for _ in range(n):
+                    with counted("empty"):
+                        pass
             measure("GET /healthz", lambda i: tc.get("/healthz"), n)
             for i in range(20):
                 c.start_loop(f"warm{i}", flow="f", input={"i": i})
@@ -140,7 +202,8 @@ def run(kind: str, n: int, *, show_sql: bool = False) -> None:
                     counts.clear()
                     sql.clear()
                     t, p = time.perf_counter(), time.process_time()
-                    fn(i)
+                    with counted(label):
+                        fn(i)
                     if show_sql and i == n - 1:
                         print(f"\n-- the statements of one {label}:")
                         print("\n".join(f"{k + 1:3}. {text[:220]}" for k, text in enumerate(sql)))
@@ -158,6 +221,15 @@ def run(kind: str, n: int, *, show_sql: bool = False) -> None:
                         {k: v / len(vals) for k, v in total.items()},
                     )
                 )
+        if CALLGRIND_DIR:
+            callgrind("-i", "off")
+            per_call = instructions_per_call()
+            print(f"\n{kind}: {n} calls each, in-process (TestClient), instructions of the whole process")
+            print(f"{'call':28} {'M instr':>8} {'stmts':>6}")
+            for label, _, _, c_ in rows:
+                key = KEYS.get(label) or ("claim" if "next" in label else "submit")
+                print(f"{label:28} {per_call.get(key, 0) / 1e6:8.2f} {c_.get('statements', 0):6.1f}")
+            return
         print(f"\n{kind}: {n} calls each, one thread, in-process (TestClient)")
         print(f"{'call':28} {'wall ms':>8} {'cpu ms':>7} {'stmts':>6} {'checkouts':>9} {'commits':>8} {'rollbacks':>9}")
         for label, wall, cpu, c_ in rows:
@@ -179,6 +251,7 @@ def main() -> None:
     ap.add_argument("--only", choices=["sqlite", "pg"])
     ap.add_argument("--rev", help="benchmark this git revision (e.g. HEAD) instead of the working tree")
     ap.add_argument("--sql", action="store_true", help="print the SQL statements of one claim and one submit")
+    ap.add_argument("--instructions", action="store_true", help="count instructions per call under callgrind")
     args = ap.parse_args()
     for kind in ("sqlite", "pg"):
         if args.only in (None, kind):
