@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -27,8 +27,9 @@ from loopin.validation import fits_db_int, refuse_lone_surrogates
 MAX_ANSWER_CHARS = 3_145_728
 SEEN_EVERY_MS = 60_000  # how often a working worker's last_seen_at is moved on
 
+_TASK_SLOTS = cast(Table, TaskSlot.__table__)
 # Built once: an alias builds its column collection, which cost a fifth of a claim per call.
-_OTHER_SLOTS = TaskSlot.__table__.alias("other")
+_OTHER_SLOTS = _TASK_SLOTS.alias("other")
 
 
 @dataclass(frozen=True)
@@ -149,39 +150,20 @@ def claim_next(
         flow_id = flow_id_named(session, flow_name)
         if flow_id is None or not (flow_id in scope.flow_ids or _escalated_to(session, scope, flow_id, worker)):
             raise NotFoundError(f"You have no job named '{flow_name}'.")
-    conditions = scope.conditions(flow_id)
-    if not conditions:
-        return None
-    current = session.scalar(
-        select(TaskSlot)
-        .where(
-            TaskSlot.worker_id == worker.id,
-            TaskSlot.status == "held",
-            or_(*conditions),
-            TaskSlot.lease_expires_at > now_ms,
-        )
-        .order_by(TaskSlot.accepted_at)
-        .limit(1)
+    own = scope.flow_ids if flow_id is None else [f for f in scope.flow_ids if f == flow_id]
+    queues = ([_CANDIDATE_OWN] if own else []) + (
+        [_CANDIDATE_ESCALATED if flow_id is None else _CANDIDATE_ESCALATED_IN_FLOW] if scope.team_ids else []
     )
+    if not queues:
+        return None
+    params = {"worker": worker.id, "now": now_ms, "flows": own, "teams": scope.team_ids, "flow": flow_id}
+    current = session.scalar(_HELD_NOW if flow_id is None else _HELD_NOW_IN_FLOW, params)
     if current is not None:
         return _held(session, current)
     for _ in range(8):  # a lost race on the conditional update: try the next candidate
         # The most urgent candidate of each queue in scope (each locked, others' locks
         # skipped), then the most urgent of those.
-        candidates = [
-            candidate
-            for condition in conditions
-            if (
-                candidate := session.scalar(
-                    select(TaskSlot)
-                    .where(TaskSlot.status == "available", condition, ~_worker_touched(TaskSlot.loop_id, worker.id))
-                    .order_by(TaskSlot.queue_rank, TaskSlot.loop_id, TaskSlot.slot_index)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            is not None
-        ]
+        candidates = [candidate for queue in queues if (candidate := session.scalar(queue, params)) is not None]
         if not candidates:
             return None
         # The candidate not taken stays locked until this transaction ends: other claimers
@@ -194,12 +176,8 @@ def claim_next(
             "accepted_at": now_ms,
             "lease_expires_at": now_ms + flow.time_limit_s * 1000,
         }
-        taken = session.execute(  # type: ignore[attr-defined]
-            update(TaskSlot)
-            .where(TaskSlot.id == slot.id, TaskSlot.status == "available")
-            .values(**held)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        values = {"slot": slot.id} | {f"new_{key}": value for key, value in held.items()}
+        taken = session.connection().execute(_TAKE, values).rowcount
         if taken == 1:
             for key, value in held.items():  # what the row now holds: no read back
                 set_committed_value(slot, key, value)
@@ -418,10 +396,55 @@ def expire_loops(session: Session, *, now_ms: int, limit: int = 500) -> int:
     return done
 
 
-def _worker_touched(loop_id_col: Any, worker_id: int) -> Any:
+def _worker_touched(loop_id_col: Any, worker_id: Any) -> Any:
     return exists().where(
         _OTHER_SLOTS.c.loop_id == loop_id_col, _OTHER_SLOTS.c.worker_id == worker_id
     ) | exists().where(Decline.loop_id == loop_id_col, Decline.worker_id == worker_id)
+
+
+# The claim's statements, built once with parameters (``claim_next``'s ``params``): building
+# one per call, and its cache key, cost as much as running it.
+_IN_FLOWS = TaskSlot.flow_id.in_(bindparam("flows", expanding=True))
+_IN_TEAMS = TaskSlot.escalation_team_id.in_(bindparam("teams", expanding=True))
+_OF_FLOW = TaskSlot.flow_id == bindparam("flow")
+
+
+def _held_now(escalated: Any) -> Any:
+    """The slot the worker holds, of their teams' flows or of a loop ``escalated`` to them."""
+    return (
+        select(TaskSlot)
+        .where(
+            TaskSlot.worker_id == bindparam("worker"),
+            TaskSlot.status == "held",
+            or_(_IN_FLOWS, escalated),
+            TaskSlot.lease_expires_at > bindparam("now"),
+        )
+        .order_by(TaskSlot.accepted_at)
+        .limit(1)
+    )
+
+
+def _candidate(queue: Any) -> Any:
+    """The most urgent slot of one queue (one index) the worker may take, locked."""
+    return (
+        select(TaskSlot)
+        .where(TaskSlot.status == "available", queue, ~_worker_touched(TaskSlot.loop_id, bindparam("worker")))
+        .order_by(TaskSlot.queue_rank, TaskSlot.loop_id, TaskSlot.slot_index)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+_HELD_NOW = _held_now(_IN_TEAMS)
+_HELD_NOW_IN_FLOW = _held_now(and_(_IN_TEAMS, _OF_FLOW))
+_CANDIDATE_OWN = _candidate(_IN_FLOWS)
+_CANDIDATE_ESCALATED = _candidate(_IN_TEAMS)
+_CANDIDATE_ESCALATED_IN_FLOW = _candidate(and_(_IN_TEAMS, _OF_FLOW))
+_TAKE = (
+    update(_TASK_SLOTS)
+    .where(_TASK_SLOTS.c.id == bindparam("slot"), _TASK_SLOTS.c.status == "available")
+    .values({name: bindparam(f"new_{name}") for name in ("status", "worker_id", "accepted_at", "lease_expires_at")})
+)
 
 
 def _held(session: Session, slot: TaskSlot) -> HeldTask:
