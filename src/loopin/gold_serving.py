@@ -22,7 +22,7 @@ import random
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
-from sqlalchemy import exists, func, select, text
+from sqlalchemy import bindparam, exists, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -83,18 +83,21 @@ def held_flow_ids(session: Session, worker: Worker, *, now_ms: int) -> set[int]:
     )
 
 
-def _held_gold(session: Session, worker: Worker, flow_ids: Collection[int], *, now_ms: int) -> GoldTask | None:
-    return session.scalar(
-        select(GoldTask)
-        .where(
-            GoldTask.worker_id == worker.id,
-            GoldTask.status == "held",
-            GoldTask.flow_id.in_(flow_ids),
-            GoldTask.lease_expires_at > now_ms,
-        )
-        .order_by(GoldTask.accepted_at)
-        .limit(1)
+_HELD_GOLD = (  # built once: every claim asks it
+    select(GoldTask)
+    .where(
+        GoldTask.worker_id == bindparam("worker"),
+        GoldTask.status == "held",
+        GoldTask.flow_id.in_(bindparam("flows", expanding=True)),
+        GoldTask.lease_expires_at > bindparam("now"),
     )
+    .order_by(GoldTask.accepted_at)
+    .limit(1)
+)
+
+
+def _held_gold(session: Session, worker: Worker, flow_ids: Collection[int], *, now_ms: int) -> GoldTask | None:
+    return session.scalar(_HELD_GOLD, {"worker": worker.id, "flows": list(flow_ids), "now": now_ms})
 
 
 def _holds_real_task(session: Session, worker: Worker, flow_ids: Collection[int], *, now_ms: int) -> bool:

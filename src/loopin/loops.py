@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached, object_session
 
 from loopin import adaptive, consolidation, flow_cache, loop_stats
@@ -46,6 +46,16 @@ _TASK_SLOTS = cast(Table, TaskSlot.__table__)  # inserted through Core (see ``st
 _LOOPS = cast(Table, HumanLoop.__table__)
 _INSERT_LOOP = insert(_LOOPS).returning(_LOOPS.c.id)
 _LOOP_COLUMNS = [c.key for c in _LOOPS.columns if c.key != "id"]
+# Statements of every submit, built once (building one and its cache key costs about as
+# much as running it).
+_SLOT_COUNTS = (
+    select(TaskSlot.status, func.count()).where(TaskSlot.loop_id == bindparam("loop")).group_by(TaskSlot.status)
+)
+_SLOTS_WITH_WORKERS = (
+    select(TaskSlot, Worker)
+    .outerjoin(Worker, Worker.id == TaskSlot.worker_id)
+    .where(TaskSlot.loop_id == bindparam("loop"))
+)
 log = logging.getLogger("loopin.loops")
 CONTENT_CLASSIFIERS = {"FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"}
 ACTIVE = ("InProgress", "Stopping")
@@ -302,11 +312,7 @@ def settle_loop(session: Session, loop: HumanLoop, *, now_ms: int) -> None:
     """Move a loop on after one of its slots changed. The caller holds the loop's row lock."""
     if loop.output_state != "none" or loop.status not in ACTIVE:
         return
-    counts = dict(
-        session.execute(
-            select(TaskSlot.status, func.count()).where(TaskSlot.loop_id == loop.id).group_by(TaskSlot.status)
-        ).all()
-    )
+    counts = dict(session.execute(_SLOT_COUNTS, {"loop": loop.id}).all())
     submitted, held = counts.get("submitted", 0), counts.get("held", 0)
     if loop.status == "InProgress":
         flow_task_count = sum(counts.values()) - counts.get("cancelled", 0)
@@ -340,9 +346,7 @@ def build_output(session: Session, loop: HumanLoop, *, flow_arn: str, issuer: st
     """The output.json document, deterministic so that a retried write is identical; with
     ``consolidatedAnswer`` beside ``humanAnswers`` when the flow consolidates."""
     # Every slot of the loop in one statement: its answers, and how many it wants.
-    slots = session.execute(
-        select(TaskSlot, Worker).outerjoin(Worker, Worker.id == TaskSlot.worker_id).where(TaskSlot.loop_id == loop.id)
-    ).all()
+    slots = session.execute(_SLOTS_WITH_WORKERS, {"loop": loop.id}).all()
     rows = sorted(
         ((slot, worker) for slot, worker in slots if slot.status == "submitted" and worker is not None),
         key=lambda row: (row[0].submitted_at or 0, row[0].slot_index),

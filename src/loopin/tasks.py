@@ -68,12 +68,7 @@ class ClaimScope:
 
 
 def claim_scope(session: Session, worker: Worker) -> ClaimScope:
-    # One statement: each of the worker's teams with each of its flows they were not paused from.
-    rows = session.execute(
-        select(TeamMember.team_id, FlowDefinition.id)
-        .outerjoin(FlowDefinition, and_(FlowDefinition.team_id == TeamMember.team_id, _not_paused(worker.id)))
-        .where(TeamMember.worker_id == worker.id)
-    ).all()
+    rows = session.execute(_SCOPE, {"worker": worker.id}).all()
     team_ids = sorted({team_id for team_id, _ in rows})
     return ClaimScope([flow_id for _, flow_id in rows if flow_id is not None], team_ids)
 
@@ -89,11 +84,19 @@ def worker_flow_ids(session: Session, worker: Worker) -> list[int]:
     )
 
 
-def _not_paused(worker_id: int) -> Any:
+def _not_paused(worker_id: Any) -> Any:
     """The flow is not one the worker was paused from for low gold accuracy (see gold_serving)."""
     return ~exists().where(
         WorkerPause.flow_id == FlowDefinition.id, WorkerPause.worker_id == worker_id, WorkerPause.cleared_at.is_(None)
     )
+
+
+# Each of the worker's teams with each of its flows they were not paused from (built once).
+_SCOPE = (
+    select(TeamMember.team_id, FlowDefinition.id)
+    .outerjoin(FlowDefinition, and_(FlowDefinition.team_id == TeamMember.team_id, _not_paused(bindparam("worker"))))
+    .where(TeamMember.worker_id == bindparam("worker"))
+)
 
 
 def list_jobs(session: Session, worker: Worker) -> list[Job]:
@@ -499,13 +502,16 @@ def _lock_own_slot(session: Session, worker: Worker, slot_id: int) -> tuple[Task
     return slot, loop
 
 
+_LOCK_LOOP = (
+    select(HumanLoop)
+    .where(HumanLoop.id == bindparam("loop"))
+    .with_for_update()
+    .execution_options(populate_existing=True)  # the row as locked, not an older copy
+)
+
+
 def _lock_loop(session: Session, loop_id: int) -> HumanLoop:
-    loop = session.scalar(
-        select(HumanLoop)
-        .where(HumanLoop.id == loop_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)  # the row as locked, not an older copy
-    )
+    loop = session.scalar(_LOCK_LOOP, {"loop": loop_id})
     if loop is None:
         raise NotFoundError("The human loop of this task was deleted.")
     return loop
