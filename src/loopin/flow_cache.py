@@ -43,6 +43,7 @@ class _Cache:
     gold_rates: dict[int, float] | None = None
 
 
+_READ_GENERATION = select(Generation.value).where(Generation.name == NAME)  # built once: every start reads it
 _lock = threading.Lock()
 _cache = _Cache(-1)  # no generation is negative
 
@@ -109,7 +110,7 @@ def _current(session: Session) -> _Cache | None:
         return None
     generation = session.info.get(_GENERATION)
     if generation is None:
-        generation = session.info[_GENERATION] = session.scalar(select(Generation.value).where(Generation.name == NAME))
+        generation = session.info[_GENERATION] = session.scalar(_READ_GENERATION)
         if generation is None:  # not migrated this far: no cache
             return None
     with _lock:

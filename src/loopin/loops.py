@@ -46,8 +46,10 @@ _TASK_SLOTS = cast(Table, TaskSlot.__table__)  # inserted through Core (see ``st
 _LOOPS = cast(Table, HumanLoop.__table__)
 _INSERT_LOOP = insert(_LOOPS).returning(_LOOPS.c.id)
 _LOOP_COLUMNS = [c.key for c in _LOOPS.columns if c.key != "id"]
-# Statements of every submit, built once (building one and its cache key costs about as
-# much as running it).
+# Statements of every start, describe and submit, built once (building one and its cache
+# key costs about as much as running it).
+_LOOP_NAMED = select(HumanLoop).where(HumanLoop.name == bindparam("name"))
+_LOOP_NAMED_LOCKED = _LOOP_NAMED.with_for_update()
 _SLOT_COUNTS = (
     select(TaskSlot.status, func.count()).where(TaskSlot.loop_id == bindparam("loop")).group_by(TaskSlot.status)
 )
@@ -56,6 +58,7 @@ _SLOTS_WITH_WORKERS = (
     .outerjoin(Worker, Worker.id == TaskSlot.worker_id)
     .where(TaskSlot.loop_id == bindparam("loop"))
 )
+
 log = logging.getLogger("loopin.loops")
 CONTENT_CLASSIFIERS = {"FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"}
 ACTIVE = ("InProgress", "Stopping")
@@ -157,7 +160,7 @@ def start_loop(
         session, flow, task_input, default_locations=default_input_locations, outputs=flow_cache.output_paths(session)
     )
     digest = hashlib.sha256(input_content.encode()).hexdigest()
-    existing = session.scalar(select(HumanLoop).where(HumanLoop.name == name))
+    existing = session.scalar(_LOOP_NAMED, {"name": name})
     if existing is not None:
         if existing.flow_id == flow.id and existing.input_sha256 == digest:
             return existing, False
@@ -201,10 +204,7 @@ def start_loop(
 
 
 def get_loop(session: Session, name: str, *, for_update: bool = False) -> HumanLoop:
-    query = select(HumanLoop).where(HumanLoop.name == name)
-    if for_update:
-        query = query.with_for_update()
-    loop = session.scalar(query)
+    loop = session.scalar(_LOOP_NAMED_LOCKED if for_update else _LOOP_NAMED, {"name": name})
     if loop is None:
         raise NotFoundError(f"No human loop named '{name}'.")
     return loop
