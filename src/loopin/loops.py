@@ -50,6 +50,7 @@ _LOOP_COLUMNS = [c.key for c in _LOOPS.columns if c.key != "id"]
 # key costs about as much as running it).
 _LOOP_NAMED = select(HumanLoop).where(HumanLoop.name == bindparam("name"))
 _LOOP_NAMED_LOCKED = _LOOP_NAMED.with_for_update()
+_LOOP_LOCKED = select(HumanLoop).where(HumanLoop.id == bindparam("loop")).with_for_update()
 _SLOT_COUNTS = (
     select(TaskSlot.status, func.count()).where(TaskSlot.loop_id == bindparam("loop")).group_by(TaskSlot.status)
 )
@@ -479,7 +480,7 @@ def complete_output(
     session: Session, loop_id: int, *, uri: str, now_ms: int, event_data: dict[str, Any] | None = None
 ) -> None:
     """The file is written: the loop takes its final status (and its event is recorded)."""
-    loop = session.scalar(select(HumanLoop).where(HumanLoop.id == loop_id).with_for_update())
+    loop = session.scalar(_LOOP_LOCKED, {"loop": loop_id})
     if loop is None or loop.output_state != "pending":
         return  # another process finished it, or it was deleted meanwhile
     loop.status = loop.output_final_status or "Completed"
