@@ -4,6 +4,7 @@ failed on the behaviour before its fix."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -778,6 +779,44 @@ def test_a_disabled_workers_old_token_stays_dead_after_re_enabling(
     assert app_client.get("/api/v1/worker/jobs", headers=bearer).status_code == 401
     fresh = app_client.post("/api/v1/worker/sign-in", json={"email": emails[0], "password": PASSWORD}).json()["token"]
     assert app_client.get("/api/v1/worker/jobs", headers={"Authorization": "Bearer " + fresh}).status_code == 200
+
+
+def test_a_stale_token_can_neither_claim_nor_submit_and_changes_nothing(
+    app_client: TestClient, access_key: tuple[str, str]
+) -> None:
+    """Claims and submits check the worker inside their (grouped) write transaction, not in
+    a read of their own before it: a token that ended meanwhile is refused there, with 401,
+    and a claim of another worker in flight at the same time still gets its task."""
+    admin = admin_client(app_client, access_key)
+    emails = setup_flow(admin, workers=2)
+    for i in range(3):
+        admin.start_loop(f"stale-{i}", flow="review", input={"i": i})
+    sign_in = [{"email": e, "password": PASSWORD} for e in emails]
+    stale, other = (app_client.post("/api/v1/worker/sign-in", json=body).json()["token"] for body in sign_in)
+    bearer, other_bearer = ({"Authorization": "Bearer " + t} for t in (stale, other))
+    held = app_client.post("/api/v1/worker/tasks/next", json={}, headers=bearer).json()
+    app_client.post("/api/v1/worker/sign-out", headers=bearer)
+
+    answers: dict[str, Any] = {}
+
+    def claim(who: str, headers: dict[str, str]) -> None:
+        answers[who] = app_client.post("/api/v1/worker/tasks/next", json={}, headers=headers)
+
+    for _ in range(3):  # the two claims race, often into one group transaction
+        racers = [threading.Thread(target=claim, args=args) for args in (("stale", bearer), ("other", other_bearer))]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join()
+        assert answers["stale"].status_code == 401
+        assert answers["stale"].json()["error"]["code"] == "UnauthorizedException"
+        assert answers["other"].status_code in (200, 204)
+    submitted = app_client.post(
+        f"/api/v1/worker/tasks/{held['task_id']}/submit", json={"answer": {"late": True}}, headers=bearer
+    )
+    assert submitted.status_code == 401 and "not active" in submitted.json()["error"]["message"]
+    # Had it been kept, its loop (one answer wanted) would be Completed.
+    assert {loop.status for loop in admin.list_loops(flow="review").loops} == {"InProgress"}
 
 
 def test_api_sign_out_ends_every_token_of_the_worker_on_every_server(

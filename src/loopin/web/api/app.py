@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,12 +19,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from loopin import adaptive, deadlines, flows, gold_serving, loops, schemas, task_templates, tasks, workforce
 from loopin.arns import arn
 from loopin.clock import iso_ms, parse_iso
-from loopin.errors import LoopinError, ThrottlingError, ValidationError
+from loopin.errors import AuthenticationError, LoopinError, ThrottlingError, ValidationError
 from loopin.models import FlowDefinition, HumanLoop, TaskUi, Worker, Workteam
 from loopin.services import Services
 from loopin.signing import sign_token
 from loopin.validation import loads_stored
-from loopin.web.api.auth import Admin, Ctx, SignedInWorker, precheck, worker_token_key
+from loopin.web.api.auth import (
+    NOT_ACTIVE,
+    Admin,
+    Ctx,
+    SignedInToken,
+    SignedInWorker,
+    WorkerToken,
+    precheck,
+    worker_of,
+    worker_token_key,
+)
 from loopin.web.api.batch import batch_routes
 from loopin.web.api.docs import docs_routes
 from loopin.web.api.events import events_routes
@@ -579,9 +590,9 @@ def _worker_routes(api: FastAPI) -> None:
         responses={204: {"description": "No task is waiting."}},
         tags=["worker"],
     )
-    def next_task(ctx: Ctx, worker: SignedInWorker, body: schemas.NextTask | None = None) -> Any:
+    async def next_task(ctx: Ctx, token: SignedInToken, body: schemas.NextTask | None = None) -> Any:
         flow = body.flow if body is not None else None
-        held = ctx.write_grouped(lambda s: _claimed(s, ctx, worker, flow))
+        held = await _as_worker(ctx, token, lambda s, worker: _claimed(s, ctx, worker, flow))
         if held is None:
             return Response(status_code=204)
         return held
@@ -600,8 +611,31 @@ def _worker_routes(api: FastAPI) -> None:
         ctx.write(lambda s: gold_serving.decline(s, worker, task_id, now_ms=ctx.clock.now_ms()))
 
     @api.post("/worker/tasks/{task_id}/submit", status_code=204, tags=["worker"])
-    def submit(task_id: int, body: schemas.TaskSubmit, ctx: Ctx, worker: SignedInWorker) -> None:
-        ctx.write_grouped(lambda s: gold_serving.submit(s, worker, task_id, body.answer, now_ms=ctx.clock.now_ms()))
+    async def submit(task_id: int, body: schemas.TaskSubmit, ctx: Ctx, token: SignedInToken) -> None:
+        def run(s: Session, worker: Worker) -> None:
+            gold_serving.submit(s, worker, task_id, body.answer, now_ms=ctx.clock.now_ms())
+
+        await _as_worker(ctx, token, run)
+
+
+_NOT_ACTIVE = object()  # what ``_as_worker``'s write returns for a worker who may not act
+
+
+async def _as_worker(ctx: Services, token: WorkerToken, fn: Callable[[Session, Worker], T]) -> T:
+    """``fn`` as the token's worker, on the event loop, in the hot paths' group transaction
+    (``Services.write_grouped_async``); the worker row is read and checked in that same
+    transaction, so a claim or submit costs no read transaction of its own. A worker who
+    may not act changes nothing and is answered after the commit, so a stale token does not
+    fail the others' group."""
+
+    def run(s: Session) -> T | object:
+        worker = worker_of(s, token)
+        return _NOT_ACTIVE if worker is None else fn(s, worker)
+
+    result = await ctx.write_grouped_async(run)
+    if result is _NOT_ACTIVE:
+        raise AuthenticationError(NOT_ACTIVE)
+    return cast(T, result)
 
 
 def _claimed(s: Session, ctx: Services, worker: Worker, flow: str | None) -> schemas.Task | None:

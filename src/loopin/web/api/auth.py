@@ -4,10 +4,12 @@ access key, or a signed-in worker)."""
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from loopin.errors import AuthenticationError
@@ -44,19 +46,48 @@ async def admin(ctx: Ctx, credentials: Annotated[HTTPBasicCredentials | None, De
     return ctx.secrets.authenticate(credentials.username, credentials.password)
 
 
-def signed_in_worker(ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Worker:
+@dataclass(frozen=True)
+class WorkerToken:
+    """A worker token whose signature and expiry were checked. Whether its worker may still
+    act is a read of the worker row: ``worker_of`` does it in the transaction that acts."""
+
+    worker_id: int
+    sub: str
+    generation: int
+
+
+NOT_ACTIVE = "This worker account is not active any more."
+
+
+async def worker_token(
+    ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> WorkerToken:
+    """The caller's worker token, checked without the database (on the event loop)."""
     if credentials is None:
         raise AuthenticationError("Sign in first: this call needs a worker token (Bearer).")
     payload = verify_token(worker_token_key(ctx), credentials.credentials, now_ms=ctx.clock.now_ms())
-    with ctx.db.read() as session:
-        worker = session.get(Worker, payload.get("wid"))
+    return WorkerToken(payload["wid"], payload["sub"], payload.get("gen", 0))  # every token of ours has both
+
+
+def worker_of(session: Session, token: WorkerToken) -> Worker | None:
+    """The token's worker, read in ``session``, if the account is active and the token was
+    not ended since (signed out everywhere, password changed); else None."""
+    worker = session.get(Worker, token.worker_id)
     if (
         worker is None
         or worker.status != "active"
-        or worker.sub != payload.get("sub")
-        or worker.token_generation != payload.get("gen", 0)
+        or worker.sub != token.sub
+        or worker.token_generation != token.generation
     ):
-        raise AuthenticationError("This worker account is not active any more.")
+        return None
+    return worker
+
+
+def signed_in_worker(ctx: Ctx, token: Annotated[WorkerToken, Depends(worker_token)]) -> Worker:
+    with ctx.db.read() as session:
+        worker = worker_of(session, token)
+    if worker is None:
+        raise AuthenticationError(NOT_ACTIVE)
     return worker
 
 
@@ -84,6 +115,8 @@ async def precheck(ctx: Services, authorization: str) -> None:
 
 Admin = Annotated[str, Depends(admin)]
 SignedInWorker = Annotated[Worker, Depends(signed_in_worker)]
+# For the hot paths (claim, submit): the token only; the worker is read in their transaction.
+SignedInToken = Annotated[WorkerToken, Depends(worker_token)]
 
 
 def worker_token_key(ctx: Services) -> bytes:
