@@ -496,7 +496,10 @@ def _escalated_to(session: Session, scope: ClaimScope, flow_id: int, worker: Wor
 def _lock_own_slot(session: Session, worker: Worker, slot_id: int) -> tuple[TaskSlot, HumanLoop]:
     slot = _own_slot(session, worker, slot_id)
     loop = _lock_loop(session, slot.loop_id)
-    session.refresh(slot, with_for_update=True)
+    if session.get_bind().dialect.name != "sqlite":
+        # Read again under the loop's lock. On SQLite the write transaction (BEGIN
+        # IMMEDIATE) held the database's lock when the slot was read: it is current.
+        session.refresh(slot, with_for_update=True)
     if slot.worker_id != worker.id:
         raise NotFoundError(f"You hold no task {slot_id}.")
     return slot, loop
