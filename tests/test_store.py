@@ -605,6 +605,52 @@ def test_sidecars_written_by_earlier_versions_are_still_read(local_store: LocalS
     assert _files(root) == []
 
 
+def test_metadata_rides_on_the_file_as_an_extended_attribute(local_store: LocalStore, root: Path) -> None:
+    uri = "s3://out/flow/loop/output.json"
+    local_store.put(uri, b'{"a": 1}', content_type="application/x-kept")
+    assert _files(root) == [root / "out/flow/loop/output.json"]  # no metadata tree, no second file
+    info = local_store.head(uri)
+    assert (info.content_type, info.etag) == ("application/x-kept", hashlib.md5(b'{"a": 1}').hexdigest())
+    source = root.parent / "upload.bin"
+    source.write_bytes(b"\x00" * 10)
+    local_store.put_file("s3://out/blob", source, content_type="application/x-blob")
+    assert local_store.head("s3://out/blob").content_type == "application/x-blob"
+    assert not (root / ".loopin-meta").exists()
+
+
+def test_a_file_changed_in_place_is_not_described_by_its_old_metadata(local_store: LocalStore, root: Path) -> None:
+    uri = "s3://out/loop/output.json"
+    local_store.put(uri, b"{}", content_type="application/x-kept")
+    with open(root / "out/loop/output.json", "r+b") as fh:  # same inode, so the attribute stays
+        fh.write(b'{"edited": true}')
+    info = local_store.head(uri)
+    assert info.etag == hashlib.md5(b'{"edited": true}').hexdigest()
+    assert info.content_type == "application/json"  # guessed from the name again
+
+
+def test_without_extended_attributes_the_metadata_goes_to_a_sidecar(
+    local_store: LocalStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*_: Any) -> None:
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(store_module.os, "setxattr", unsupported)
+    local_store.put("s3://out/a.json", b"{}", content_type="application/x-kept")
+    assert (root / ".loopin-meta/out/a.json.loopin-meta").is_file()
+    monkeypatch.undo()
+    assert local_store.head("s3://out/a.json").content_type == "application/x-kept"
+    # Written again where attributes work: the sidecar goes, the attribute tells.
+    local_store.put("s3://out/a.json", b"[]", content_type="application/x-new")
+    assert not (root / ".loopin-meta/out/a.json.loopin-meta").exists()
+    assert local_store.head("s3://out/a.json").content_type == "application/x-new"
+
+
+def test_a_content_type_too_long_for_an_attribute_is_kept_in_a_sidecar(local_store: LocalStore) -> None:
+    content_type = "application/x-" + "long" * 2000  # beyond ext4's room for attributes
+    local_store.put("s3://out/long", b"x", content_type=content_type)
+    assert local_store.head("s3://out/long").content_type == content_type
+
+
 def test_a_name_too_long_for_a_sidecar_is_still_stored(local_store: LocalStore) -> None:
     uri = "s3://bkt/" + "n" * 250 + ".json"  # fits the filesystem (255), its sidecar's name would not
     local_store.put(uri, b"{}", content_type="application/json")

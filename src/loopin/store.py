@@ -3,13 +3,16 @@
 Two stores share one interface (``ObjectStore``):
 
 * ``LocalStore`` keeps ``s3://bucket/key`` at ``<root>/<bucket>/<key>``; buckets are
-  folders, created on first write. Content type and ETag live in a mirror tree
-  ``<root>/.loopin-meta/<bucket>/<key>.loopin-meta`` (JSON), which no bucket name can reach
-  because bucket names start with a letter or digit; the suffix keeps a sidecar from
-  carrying its object's name (``find -name output.json`` finds outputs only). Sidecars of
-  earlier versions (``<root>/.loopin-meta/<bucket>/<key>``) are still read, and replaced
-  when the object is written again. Files dropped into a bucket folder by hand
-  are served too, with a content type guessed from the name.
+  folders, created on first write. Content type and ETag live in the file's extended
+  attribute ``user.loopin.meta`` (JSON), written before the file's ``fsync`` and renamed
+  with it: no second file to write and sync. Where the filesystem has no user extended
+  attributes they live in a mirror tree ``<root>/.loopin-meta/<bucket>/<key>.loopin-meta``
+  (JSON), which no bucket name can reach because bucket names start with a letter or
+  digit; the suffix keeps a sidecar from carrying its object's name (``find -name
+  output.json`` finds outputs only). Sidecars of earlier versions (``<root>/.loopin-meta/
+  <bucket>/<key>``) are still read, and removed when the object is written again. Files
+  dropped into a bucket folder by hand are served too, with a content type guessed from
+  the name.
 * ``S3Store`` talks to AWS S3 or an S3-compatible server through boto3.
 
 Both stores apply the same key rules (``validate_key``), so a key that works locally
@@ -64,6 +67,7 @@ MAX_SIGNED_URL_TTL = 7 * 24 * 3600
 
 _META_DIR = ".loopin-meta"
 _META_SUFFIX = ".loopin-meta"  # on each sidecar's name, so it never has its object's name
+_META_XATTR = "user.loopin.meta"
 _TMP_PREFIX = ".loopin-tmp-"
 _FOLDERS_KEPT = 10_000  # resolved folders a LocalStore keeps (see ``LocalStore._inside``)
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -297,7 +301,9 @@ class LocalStore(ObjectStore):
             raise NotFoundError(f"{uri} does not exist") from None
         if not path.is_file():
             raise NotFoundError(f"{uri} does not exist")
-        meta = self._read_meta(self._meta_path(bucket, key), st)
+        meta = _read_tag(fh.fileno() if fh is not None else path, st)
+        if meta is None:
+            meta = self._read_meta(self._meta_path(bucket, key), st)
         if meta is None:
             meta = self._read_meta(self._legacy_meta_path(bucket, key), st)
         if meta is not None:
@@ -347,25 +353,13 @@ class LocalStore(ObjectStore):
     def put(self, uri: str, data: bytes, *, content_type: str = DEFAULT_CONTENT_TYPE) -> None:
         bucket, key = parse_object_uri(uri)
         path = self._data_path(bucket, key)
-        meta_path = self._meta_path(bucket, key)
         try:
-            st = _atomic_write(path, data)
-            meta = {
-                "content_type": content_type,
-                "etag": hashlib.md5(data).hexdigest(),
-                "size": st.st_size,
-                "ino": st.st_ino,
-                "mtime_ns": st.st_mtime_ns,
-            }
-            try:
-                _atomic_write(meta_path, json.dumps(meta).encode())
-            except OSError as exc:
-                # A name that fits the filesystem only without the suffix: no sidecar, the
-                # content type is then guessed from the name and the ETag computed on read.
-                if exc.errno != errno.ENAMETOOLONG:
-                    raise
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                self._legacy_meta_path(bucket, key).unlink()
+            etag = hashlib.md5(data).hexdigest()
+            st, tagged = _atomic_write(path, data, tag=(content_type, etag))
+            if tagged:
+                self._drop_sidecars(bucket, key)
+            else:
+                self._write_sidecar(bucket, key, st, content_type, etag)
         except (FileExistsError, NotADirectoryError, IsADirectoryError):
             raise ConflictError(
                 f"{uri} conflicts with an existing object: the local store cannot hold both 'a' and 'a/b'"
@@ -388,6 +382,7 @@ class LocalStore(ObjectStore):
                         out.write(chunk)
                         digest.update(chunk)
                     out.flush()
+                    tagged = _tag(out.fileno(), content_type, digest.hexdigest())
                     os.fsync(out.fileno())
                     st = os.fstat(out.fileno())
                 os.replace(tmp, target)
@@ -395,20 +390,41 @@ class LocalStore(ObjectStore):
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
-            meta = {
-                "content_type": content_type,
-                "etag": digest.hexdigest(),
-                "size": st.st_size,
-                "ino": st.st_ino,
-                "mtime_ns": st.st_mtime_ns,
-            }
-            _atomic_write(self._meta_path(bucket, key), json.dumps(meta).encode())
+            if tagged:
+                self._drop_sidecars(bucket, key)
+            else:
+                self._write_sidecar(bucket, key, st, content_type, digest.hexdigest())
         except (FileExistsError, NotADirectoryError, IsADirectoryError):
             raise ConflictError(
                 f"{uri} conflicts with an existing object: the local store cannot hold both 'a' and 'a/b'"
             ) from None
         except OSError as exc:
             raise StoreUnavailableError(f"cannot write {uri}: {exc.strerror}") from exc
+
+    def _write_sidecar(self, bucket: str, key: str, st: os.stat_result, content_type: str, etag: str) -> None:
+        meta = {
+            "content_type": content_type,
+            "etag": etag,
+            "size": st.st_size,
+            "ino": st.st_ino,
+            "mtime_ns": st.st_mtime_ns,
+        }
+        try:
+            _atomic_write(self._meta_path(bucket, key), json.dumps(meta).encode())
+        except OSError as exc:
+            # A name that fits the filesystem only without the suffix: no sidecar, the
+            # content type is then guessed from the name and the ETag computed on read.
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+
+    def _drop_sidecars(self, bucket: str, key: str) -> None:
+        """Remove the sidecars an earlier write of this object may have left (a store
+        that never wrote one has no metadata tree: one ``stat``)."""
+        if not (self.root / _META_DIR).is_dir():
+            return
+        for meta_path in (self._meta_path(bucket, key), self._legacy_meta_path(bucket, key)):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                meta_path.unlink()
 
     def delete(self, uri: str) -> None:
         bucket, key = parse_object_uri(uri)
@@ -484,8 +500,35 @@ def _make_dirs(path: Path) -> None:
             folder.mkdir(mode=0o700)
 
 
-def _atomic_write(path: Path, data: bytes) -> os.stat_result:
-    """Write via a temp file in the same folder, so readers see the old or the new file."""
+def _tag(fd: int, content_type: str, etag: str) -> bool:
+    """Put the object's metadata on the open file (before its ``fsync``, so it is as durable
+    as the data); False when the file cannot take it (a filesystem without user extended
+    attributes, or a content type too long for one): the caller writes a sidecar."""
+    st = os.fstat(fd)
+    meta = {"content_type": content_type, "etag": etag, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    try:
+        os.setxattr(fd, _META_XATTR, json.dumps(meta).encode())
+    except OSError:
+        return False
+    return True
+
+
+def _read_tag(file: int | Path, st: os.stat_result) -> dict[str, Any] | None:
+    """The metadata ``_tag`` put on the file, if it is still the file's: a file changed in
+    place (same inode, other size or time) keeps its attributes, so they are checked."""
+    try:
+        meta: dict[str, Any] = json.loads(os.getxattr(file, _META_XATTR))
+    except (OSError, ValueError):
+        return None
+    if (meta.get("size"), meta.get("mtime_ns")) != (st.st_size, st.st_mtime_ns):
+        return None
+    return meta
+
+
+def _atomic_write(path: Path, data: bytes, *, tag: tuple[str, str] | None = None) -> tuple[os.stat_result, bool]:
+    """Write via a temp file in the same folder, so readers see the old or the new file;
+    with ``tag`` (content type, ETag), ``_tag`` the file. Returns its status and whether it
+    was tagged."""
     for attempt in range(3):
         _make_dirs(path.parent)
         try:
@@ -498,6 +541,7 @@ def _atomic_write(path: Path, data: bytes) -> os.stat_result:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            tagged = tag is not None and _tag(fh.fileno(), *tag)
             os.fsync(fh.fileno())
             st = os.fstat(fh.fileno())
         os.replace(tmp, path)
@@ -510,7 +554,7 @@ def _atomic_write(path: Path, data: bytes) -> os.stat_result:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return st
+    return st, tagged
 
 
 # --- S3 ------------------------------------------------------------------------------
